@@ -1,0 +1,133 @@
+"""The ingest driver: plan, skip what is committed, fan chunks out to actors, commit shards."""
+
+from __future__ import annotations
+
+import math
+import time
+import uuid
+from collections import deque
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import ray
+from tqdm import tqdm
+
+from zcpipe.pipeline.actors import remote_actor_class
+from zcpipe.pipeline.config import IngestConfig, config_hash
+from zcpipe.pipeline.plan import plan_archs
+from zcpipe.pipeline.ray_runtime import actor_plan, ensure_ray
+from zcpipe.store import Catalog
+from zcpipe.workers.data import DataSpec, batch_sha256, load_batch
+from zcpipe.workers.spaces import get_space
+from zcpipe.workers.worker import WorkerConfig
+
+
+@dataclass
+class IngestSummary:
+    run_id: str
+    config_hash: str
+    planned: int
+    done: int
+    skipped: int
+    failed: int
+    seconds: float
+    worker_seconds: float
+
+    @property
+    def seconds_per_arch(self) -> float:
+        return self.worker_seconds / self.done if self.done else float("nan")
+
+    def line(self) -> str:
+        return (
+            f"run {self.run_id}: {self.done} done, {self.skipped} skipped (already committed), "
+            f"{self.failed} failed, of {self.planned} planned; {self.seconds:.1f}s wall, "
+            f"{self.seconds_per_arch:.2f}s per arch in workers; config_hash {self.config_hash}"
+        )
+
+
+def new_run_id() -> str:
+    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
+
+
+def ingest(cfg: IngestConfig, progress: bool = True) -> IngestSummary:
+    t0 = time.perf_counter()
+    space = get_space(cfg.space, **cfg.space_params)
+    archs = plan_archs(space, cfg)
+    data = DataSpec(cfg.data, cfg.data_root, cfg.batch_size, cfg.seed)
+    batch_sha = batch_sha256(*load_batch(data)[:2])
+    values = cfg.value_config(batch_sha)
+    chash = config_hash(values)
+    store = str(Path(cfg.store).expanduser().resolve())
+    catalog = Catalog(store)
+    run_id = new_run_id()
+    with catalog.writer() as w:
+        w.reconcile()
+        committed = w.committed_archs(space.name, chash)
+        w.start_run(run_id, space.name, chash, {"options": cfg.to_dict(), "values": values}, len(archs))
+    todo = [a for a in archs if a not in committed]
+    summary = IngestSummary(run_id, chash, len(archs), 0, len(archs) - len(todo), 0, 0.0, 0.0)
+    state = "interrupted"
+    started_ray = False
+    try:
+        if todo:
+            started_ray = ensure_ray(cfg)
+            _run(cfg, todo, data, batch_sha, store, run_id, chash, catalog, summary, progress)
+        state = "finished"
+    finally:
+        summary.seconds = time.perf_counter() - t0
+        with catalog.writer() as w:
+            w.finish_run(run_id, state, summary.done, summary.skipped, summary.failed)
+        if started_ray:
+            ray.shutdown()
+    return summary
+
+
+def _run(cfg, todo, data, batch_sha, store, run_id, chash, catalog, summary, progress) -> None:
+    n_actors, resources, device, threads = actor_plan(cfg)
+    wcfg = WorkerConfig(
+        space=cfg.space,
+        proxies=cfg.all_proxies,
+        seed=cfg.seed,
+        device=device,
+        threads=threads,
+        space_params=dict(cfg.space_params),
+        micro_batch=cfg.micro_batch,
+        memory_budget_mb=cfg.memory_budget_mb,
+    )
+    actor_cls = remote_actor_class()
+    actors = [
+        actor_cls.options(**resources).remote(wcfg, data, batch_sha, store, cfg.all_proxies)
+        for _ in range(min(n_actors, len(todo)))
+    ]
+    # At most --chunk-size per shard, but small enough that every actor gets a few chunks.
+    size = max(1, min(cfg.chunk_size, math.ceil(len(todo) / (3 * len(actors)))))
+    chunks = deque((f"{run_id}-{i:05d}", todo[s : s + size]) for i, s in enumerate(range(0, len(todo), size)))
+    pending: dict[ray.ObjectRef, object] = {}
+
+    def submit(actor) -> None:
+        if chunks:
+            shard_id, archs = chunks.popleft()
+            pending[actor.run_chunk.remote(run_id, shard_id, chash, archs)] = actor
+
+    for actor in actors:  # two chunks per actor, so one is queued while the driver commits
+        submit(actor)
+        submit(actor)
+    bar = tqdm(total=len(todo), unit="arch", desc=f"ingest {cfg.space}", disable=not progress, dynamic_ncols=True)
+    try:
+        while pending:
+            ready, _ = ray.wait(list(pending), num_returns=1)
+            actor = pending.pop(ready[0])
+            manifest, failed, worker_seconds = ray.get(ready[0])
+            with catalog.writer() as w:
+                w.commit(manifest)
+            summary.done += len(manifest.archs)
+            summary.failed += failed
+            summary.worker_seconds += worker_seconds
+            bar.update(len(manifest.archs))
+            bar.set_postfix(failed=summary.failed)
+            submit(actor)
+    finally:
+        bar.close()
+        for actor in actors:
+            ray.kill(actor)

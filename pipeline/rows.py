@@ -1,0 +1,84 @@
+"""Turns the workers' records into the store's rows and dense tensor block."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+import zcpipe
+from zcpipe.store import TensorBlock
+from zcpipe.workers.proxies import all_proxies
+from zcpipe.workers.worker import ArchRecord
+
+
+def layer_proxy_names(proxies: tuple[str, ...]) -> list[str]:
+    reg = all_proxies()
+    return [p for p in proxies if reg[p].scope == "layer" and p not in ("params", "flops")]
+
+
+def to_shard(
+    records: list[ArchRecord],
+    *,
+    space: str,
+    config_hash: str,
+    run_id: str,
+    shard_id: str,
+    proxies: tuple[str, ...],
+    slots: list[str],
+) -> tuple[list[dict], list[dict], TensorBlock]:
+    layer_proxies = layer_proxy_names(proxies)
+    tensor_proxies = [*layer_proxies, "params", "flops"]
+    slot_index = {s: i for i, s in enumerate(slots)}
+    values = np.full((len(records), len(tensor_proxies), len(slots)), np.nan)
+    mask = np.zeros((len(records), len(slots)), dtype=bool)
+    arch_rows, layer_rows = [], []
+    for a, rec in enumerate(records):
+        st = rec.stats
+        row = {
+            "space": space,
+            "arch": rec.arch,
+            "config_hash": config_hash,
+            "run_id": run_id,
+            "shard_id": shard_id,
+            "status": rec.status,
+            "reason": rec.reason,
+            "null_reasons": dict(st.reasons) if st else {},
+            "proxy_seconds": dict(st.seconds) if st else {},
+            "seconds": rec.seconds,
+            "micro_batches": st.micro_batches if st else None,
+            "device": rec.device,
+            "zcpipe_version": zcpipe.__version__,
+            "torch_version": torch.__version__,
+        }
+        for p in proxies:
+            row[p] = st.values.get(p) if st else None
+        arch_rows.append(row)
+        if st is None:
+            continue
+        for i, layer in enumerate(st.layers):
+            layer_rows.append(
+                {
+                    "space": space,
+                    "arch": rec.arch,
+                    "config_hash": config_hash,
+                    "shard_id": shard_id,
+                    "slot": layer.slot,
+                    "layer_index": i,
+                    "op_type": layer.op_type,
+                    "op": layer.op,
+                    "shape": layer.shape,
+                    "numel": layer.numel,
+                    "params": layer.params,
+                    "flops": layer.flops,
+                    **{p: layer.values.get(p) for p in layer_proxies},
+                }
+            )
+            s = slot_index[layer.slot]
+            mask[a, s] = True
+            for k, p in enumerate(layer_proxies):
+                v = layer.values.get(p)
+                values[a, k, s] = np.nan if v is None else v
+            values[a, len(layer_proxies), s] = layer.params
+            values[a, len(layer_proxies) + 1, s] = np.nan if layer.flops is None else layer.flops
+    block = TensorBlock(archs=[r.arch for r in records], proxies=tensor_proxies, slots=slots, values=values, mask=mask)
+    return arch_rows, layer_rows, block

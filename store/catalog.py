@@ -1,0 +1,234 @@
+"""The DuckDB catalog: which shards are committed, the runs, and SQL views over the shard files.
+
+One writer (the ingest driver) holds the file only for the length of a commit, so
+readers (`zcpipe sql`, training) can open it read-only while an ingest runs; both
+sides retry briefly when the other holds the lock.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+from tenacity import retry, retry_if_exception, stop_after_delay, wait_exponential
+
+from zcpipe.store.layout import StoreLayout
+from zcpipe.store.schema import ARCH_COLUMNS, LAYER_COLUMNS
+from zcpipe.store.shards import CorruptShardError, ShardManifest, verify
+
+log = logging.getLogger(__name__)
+
+_DDL = """
+CREATE TABLE IF NOT EXISTS shards_t (
+    shard_id VARCHAR PRIMARY KEY, space VARCHAR, run_id VARCHAR, config_hash VARCHAR,
+    path VARCHAR, n_archs INTEGER, committed_at TIMESTAMPTZ);
+CREATE TABLE IF NOT EXISTS arch_index (
+    space VARCHAR, arch VARCHAR, config_hash VARCHAR, shard_id VARCHAR,
+    PRIMARY KEY (space, arch, config_hash));
+CREATE TABLE IF NOT EXISTS runs_t (
+    run_id VARCHAR PRIMARY KEY, space VARCHAR, config_hash VARCHAR, config JSON,
+    started_at TIMESTAMPTZ, finished_at TIMESTAMPTZ, state VARCHAR,
+    planned INTEGER, done INTEGER, skipped INTEGER, failed INTEGER);
+"""
+_DUCK_TYPES = {
+    "string": "VARCHAR",
+    "double": "DOUBLE",
+    "int32": "INTEGER",
+    "int64": "BIGINT",
+    "list<item: int32>": "INTEGER[]",
+    "map<string, string>": "MAP(VARCHAR, VARCHAR)",
+}
+
+
+class CatalogBusyError(RuntimeError):
+    pass
+
+
+def _is_lock_error(e: BaseException) -> bool:
+    return isinstance(e, duckdb.IOException) and "lock" in str(e).lower()
+
+
+_retry_lock = retry(
+    retry=retry_if_exception(_is_lock_error),
+    stop=stop_after_delay(60),
+    wait=wait_exponential(multiplier=0.05, max=1.0),
+    reraise=True,
+)
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Catalog:
+    def __init__(self, root: str | Path):
+        self.layout = StoreLayout(root)
+
+    # ------------------------------------------------------------------ connections
+
+    @_retry_lock
+    def _connect(self, read_only: bool) -> duckdb.DuckDBPyConnection:
+        return duckdb.connect(str(self.layout.catalog), read_only=read_only)
+
+    @contextmanager
+    def writer(self) -> Iterator[CatalogWriter]:
+        self.layout.root.mkdir(parents=True, exist_ok=True)
+        try:
+            con = self._connect(read_only=False)
+        except duckdb.IOException as e:
+            raise CatalogBusyError(f"catalog {self.layout.catalog} is locked by another process: {e}") from None
+        try:
+            con.execute(_DDL)
+            yield CatalogWriter(con, self.layout)
+        finally:
+            con.close()
+
+    @contextmanager
+    def reader(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        if not self.layout.catalog.exists():
+            raise FileNotFoundError(
+                f"no catalog at {self.layout.catalog}: run `zcpipe ingest --store {self.layout.root} ...` first"
+            )
+        con = self._connect(read_only=True)
+        try:
+            yield con
+        finally:
+            con.close()
+
+    def query(self, sql: str) -> pa.Table:
+        with self.reader() as con:
+            rel = con.sql(sql)
+            return pa.table({}) if rel is None else rel.to_arrow_table()
+
+    def committed_shard_dirs(self, space: str | None = None) -> list[Path]:
+        with self.reader() as con:
+            q = "SELECT path FROM shards_t" + (" WHERE space = ?" if space else "") + " ORDER BY committed_at"
+            rows = con.execute(q, [space] if space else []).fetchall()
+        return [self.layout.root / r[0] for r in rows]
+
+
+class CatalogWriter:
+    def __init__(self, con: duckdb.DuckDBPyConnection, layout: StoreLayout):
+        self.con = con
+        self.layout = layout
+
+    # ------------------------------------------------------------------ start-up
+
+    def reconcile(self) -> dict[str, int]:
+        """Bring files and catalog into agreement after a crash; returns what it did."""
+        did = {"staging_removed": 0, "orphans_registered": 0, "quarantined": 0, "missing_dropped": 0}
+        if self.layout.staging.exists():
+            for d in self.layout.staging.iterdir():
+                shutil.rmtree(d) if d.is_dir() else d.unlink()
+                did["staging_removed"] += 1
+        known = {r[0]: r[1] for r in self.con.execute("SELECT shard_id, path FROM shards_t").fetchall()}
+        for shard_dir in sorted(self.layout.shards.glob("*/*/*")) if self.layout.shards.exists() else []:
+            if shard_dir.name in known:
+                continue
+            # Renamed into shards/ but the driver died before the catalog transaction: finish it.
+            try:
+                self._register(verify(shard_dir), shard_dir)
+                did["orphans_registered"] += 1
+            except (CorruptShardError, duckdb.ConstraintException) as e:
+                log.warning("quarantining shard %s: %s", shard_dir, e)
+                self.layout.quarantine.mkdir(parents=True, exist_ok=True)
+                shard_dir.rename(self.layout.quarantine / shard_dir.name)
+                did["quarantined"] += 1
+        for shard_id, rel in known.items():
+            if not (self.layout.root / rel).exists():
+                self.con.execute("BEGIN")
+                self.con.execute("DELETE FROM arch_index WHERE shard_id = ?", [shard_id])
+                self.con.execute("DELETE FROM shards_t WHERE shard_id = ?", [shard_id])
+                self.con.execute("COMMIT")
+                did["missing_dropped"] += 1
+        self.con.execute("UPDATE runs_t SET state = 'interrupted' WHERE state = 'running'")
+        self.refresh_views()
+        return did
+
+    # ------------------------------------------------------------------ runs
+
+    def committed_archs(self, space: str, config_hash: str) -> set[str]:
+        rows = self.con.execute(
+            "SELECT arch FROM arch_index WHERE space = ? AND config_hash = ?", [space, config_hash]
+        ).fetchall()
+        return {r[0] for r in rows}
+
+    def start_run(self, run_id: str, space: str, config_hash: str, config: dict, planned: int) -> None:
+        self.con.execute(
+            "INSERT INTO runs_t VALUES (?, ?, ?, ?, ?, NULL, 'running', ?, 0, 0, 0)",
+            [run_id, space, config_hash, json.dumps(config, sort_keys=True), _now(), planned],
+        )
+
+    def finish_run(self, run_id: str, state: str, done: int, skipped: int, failed: int) -> None:
+        self.con.execute(
+            "UPDATE runs_t SET finished_at = ?, state = ?, done = ?, skipped = ?, failed = ? WHERE run_id = ?",
+            [_now(), state, done, skipped, failed, run_id],
+        )
+
+    # ------------------------------------------------------------------ commit
+
+    def commit(self, manifest: ShardManifest) -> Path:
+        """Verify a staged shard, move it into shards/ and record it, all or nothing."""
+        staged = self.layout.staged(manifest.shard_id)
+        on_disk = verify(staged)
+        if on_disk != manifest:
+            raise CorruptShardError(f"staged shard {staged} does not match the manifest its worker returned")
+        final = self.layout.committed(manifest.space, manifest.run_id, manifest.shard_id)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        staged.rename(final)  # atomic on one filesystem; a crash after it is finished by reconcile()
+        self._register(manifest, final)
+        self.refresh_views()
+        return final
+
+    def _register(self, manifest: ShardManifest, shard_dir: Path) -> None:
+        rel = shard_dir.relative_to(self.layout.root).as_posix()
+        self.con.execute("BEGIN")
+        try:
+            self.con.execute(
+                "INSERT INTO shards_t VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [
+                    manifest.shard_id,
+                    manifest.space,
+                    manifest.run_id,
+                    manifest.config_hash,
+                    rel,
+                    len(manifest.archs),
+                    _now(),
+                ],
+            )
+            self.con.executemany(
+                "INSERT INTO arch_index VALUES (?, ?, ?, ?)",
+                [[manifest.space, a, manifest.config_hash, manifest.shard_id] for a in manifest.archs],
+            )
+            self.con.execute("COMMIT")
+        except duckdb.Error:
+            self.con.execute("ROLLBACK")
+            raise
+
+    # ------------------------------------------------------------------ views
+
+    def refresh_views(self) -> None:
+        paths = [
+            self.layout.root / r[0]
+            for r in self.con.execute("SELECT path FROM shards_t ORDER BY committed_at, shard_id").fetchall()
+        ]
+        self._parquet_view("archs", [p / "archs.parquet" for p in paths], ARCH_COLUMNS)
+        self._parquet_view("layers", [p / "layers.parquet" for p in paths], LAYER_COLUMNS)
+        self.con.execute("CREATE OR REPLACE VIEW runs AS SELECT * FROM runs_t")
+        self.con.execute("CREATE OR REPLACE VIEW shards AS SELECT * FROM shards_t")
+
+    def _parquet_view(self, name: str, files: list[Path], columns: list) -> None:
+        if files:
+            listing = ", ".join("'" + str(f).replace("'", "''") + "'" for f in files)
+            body = f"SELECT * FROM read_parquet([{listing}], union_by_name = true)"
+        else:
+            cols = ", ".join(f"CAST(NULL AS {_DUCK_TYPES[str(t)]}) AS {n}" for n, t in columns)
+            body = f"SELECT {cols} WHERE false"
+        self.con.execute(f"CREATE OR REPLACE VIEW {name} AS {body}")

@@ -1,0 +1,157 @@
+"""Shard files: written whole in staging, described by a manifest of checksums, then immutable.
+
+A shard directory holds archs.parquet, layers.parquet, tensors.zarr and manifest.json.
+The manifest is written last, so a staging directory without one is an interrupted write.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import zarr
+
+from zcpipe.store.layout import StoreLayout
+from zcpipe.store.schema import arch_schema, layer_schema
+
+MANIFEST = "manifest.json"
+FORMAT_VERSION = 1
+
+
+class CorruptShardError(RuntimeError):
+    """A shard's files do not match its manifest."""
+
+
+@dataclass(frozen=True)
+class TensorBlock:
+    """Dense node-wise statistics of one shard: values[a, p, s] (NaN where absent), mask[a, s]."""
+
+    archs: list[str]
+    proxies: list[str]
+    slots: list[str]
+    values: np.ndarray
+    mask: np.ndarray
+
+
+@dataclass(frozen=True)
+class ShardManifest:
+    shard_id: str
+    space: str
+    run_id: str
+    config_hash: str
+    archs: list[str]
+    files: dict[str, str]  # relative path -> sha256
+    format_version: int = FORMAT_VERSION
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def read(cls, shard_dir: Path) -> ShardManifest:
+        try:
+            data = json.loads((shard_dir / MANIFEST).read_text())
+            return cls(**data)
+        except (OSError, ValueError, TypeError) as e:
+            raise CorruptShardError(f"shard {shard_dir} has no readable manifest ({e})") from None
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _checksums(shard_dir: Path) -> dict[str, str]:
+    out = {}
+    for p in sorted(shard_dir.rglob("*")):
+        if p.is_file() and p.name != MANIFEST:
+            out[p.relative_to(shard_dir).as_posix()] = _sha256(p)
+    return out
+
+
+def verify(shard_dir: Path) -> ShardManifest:
+    """The manifest, after checking every file against it; CorruptShardError says which file is wrong."""
+    manifest = ShardManifest.read(shard_dir)
+    actual = _checksums(shard_dir)
+    for rel, digest in manifest.files.items():
+        if rel not in actual:
+            raise CorruptShardError(f"shard {shard_dir}: {rel} is missing")
+        if actual[rel] != digest:
+            raise CorruptShardError(f"shard {shard_dir}: {rel} does not match its checksum")
+    extra = set(actual) - set(manifest.files)
+    if extra:
+        raise CorruptShardError(f"shard {shard_dir}: unexpected files {sorted(extra)[:3]}")
+    return manifest
+
+
+def write_staged_shard(
+    store_root: str | Path,
+    *,
+    shard_id: str,
+    space: str,
+    run_id: str,
+    config_hash: str,
+    arch_rows: list[dict],
+    layer_rows: list[dict],
+    proxy_names: list[str],
+    tensors: TensorBlock,
+) -> ShardManifest:
+    """Write a complete shard under staging/ and return its manifest (the last file written)."""
+    layout = StoreLayout(store_root)
+    target = layout.staged(shard_id)
+    if target.exists():  # a retried task after a worker died mid-write
+        shutil.rmtree(target)
+    target.mkdir(parents=True)
+    pq.write_table(pa.Table.from_pylist(arch_rows, schema=arch_schema(proxy_names)), target / "archs.parquet")
+    layer_proxies = list(tensors.proxies)
+    pq.write_table(pa.Table.from_pylist(layer_rows, schema=layer_schema(layer_proxies)), target / "layers.parquet")
+    _write_zarr(target / "tensors.zarr", tensors, space, config_hash)
+    manifest = ShardManifest(
+        shard_id=shard_id,
+        space=space,
+        run_id=run_id,
+        config_hash=config_hash,
+        archs=[r["arch"] for r in arch_rows],
+        files=_checksums(target),
+    )
+    tmp = target / (MANIFEST + ".tmp")
+    with tmp.open("w") as f:
+        f.write(manifest.to_json())
+        f.flush()
+        os.fsync(f.fileno())
+    tmp.rename(target / MANIFEST)
+    return manifest
+
+
+def _write_zarr(path: Path, t: TensorBlock, space: str, config_hash: str) -> None:
+    g = zarr.open_group(str(path), mode="w")
+    a, p, s = len(t.archs), len(t.proxies), len(t.slots)
+    g.create_array("values", shape=(a, p, s), dtype="f8", chunks=(max(a, 1), max(p, 1), max(s, 1)))
+    g.create_array("mask", shape=(a, s), dtype="bool", chunks=(max(a, 1), max(s, 1)))
+    if a:
+        g["values"][:] = t.values
+        g["mask"][:] = t.mask
+    g.attrs.update(
+        {"archs": t.archs, "proxies": t.proxies, "slots": t.slots, "space": space, "config_hash": config_hash}
+    )
+
+
+def read_tensors(shard_dir: str | Path) -> TensorBlock:
+    g = zarr.open_group(str(Path(shard_dir) / "tensors.zarr"), mode="r")
+    attrs = dict(g.attrs)
+    return TensorBlock(
+        archs=list(attrs["archs"]),
+        proxies=list(attrs["proxies"]),
+        slots=list(attrs["slots"]),
+        values=np.asarray(g["values"][:]),
+        mask=np.asarray(g["mask"][:]),
+    )

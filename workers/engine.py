@@ -1,0 +1,196 @@
+"""The proxy engine: all requested proxies for one network, sharing passes where definitions allow.
+
+`compute` is the fast path (one data forward/backward for every data proxy);
+`compute_one_at_a_time` is the zero-cost-nas way, a fresh copy and its own passes
+per proxy, kept as the oracle that tests compare against.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from zcpipe.workers.proxies import Batch, Proxy, ProxyContext, ProxyUndefined
+from zcpipe.workers.proxies.counts import count_flops, layer_params
+from zcpipe.workers.proxies.passes import DataPass, run_data_pass
+from zcpipe.workers.spaces.base import weight_layers
+
+# Bytes of saved activations per image, times this, must fit the budget (create_graph for GraSP
+# keeps a differentiable backward graph, about twice the plain one).
+_HVP_FACTOR, _PLAIN_FACTOR = 4.0, 2.0
+
+
+@dataclass
+class LayerStat:
+    slot: str
+    op: str
+    op_type: str
+    shape: list[int]
+    numel: int
+    params: int
+    flops: int | None
+    values: dict[str, float | None] = field(default_factory=dict)
+
+
+@dataclass
+class ArchStats:
+    values: dict[str, float | None]
+    reasons: dict[str, str]
+    layers: list[LayerStat]
+    seconds: dict[str, float]
+    micro_batches: int = 1
+
+
+def _reduce(scores: list[torch.Tensor]) -> list[float]:
+    # float64 before summing: synflow's per-weight terms span dozens of orders of magnitude.
+    return [float(t.detach().to(torch.float64).sum()) for t in scores]
+
+
+class ProxyEngine:
+    def __init__(
+        self,
+        proxies: list[Proxy],
+        micro_batch: int | None = None,
+        memory_budget_bytes: int | None = None,
+    ):
+        self.proxies = proxies
+        self.micro_batch = micro_batch
+        self.memory_budget_bytes = memory_budget_bytes
+
+    # ------------------------------------------------------------------ public
+
+    def compute(self, model: nn.Module, batch: Batch, generator_seed: int) -> ArchStats:
+        stats, named = self._skeleton(model, batch)
+        layers = [m for _, m in named]
+        data_proxies = [p for p in self.proxies if p.pass_name == "data"]
+        if data_proxies:
+            needs = {need for p in data_proxies for need in p.needs}
+            t0 = time.perf_counter()
+            data = self._data_pass_with_split(model, batch, layers, needs)
+            stats.micro_batches = max(1, data.micro_batches)
+            share = (time.perf_counter() - t0) / len(data_proxies)
+            for p in data_proxies:
+                self._record(stats, p, lambda p=p: p.extract(data), share)
+            del data
+        ctx = ProxyContext(layers=layers, generator_seed=generator_seed)
+        for p in self.proxies:
+            if p.pass_name in ("synflow", "weights", "zen"):
+                self._record(stats, p, lambda p=p: p.standalone(model, batch, ctx))
+        return stats
+
+    def compute_one_at_a_time(self, model: nn.Module, batch: Batch, generator_seed: int) -> ArchStats:
+        stats, _ = self._skeleton(model, batch)
+        for p in self.proxies:
+            if p.pass_name == "count":
+                continue
+
+            def run(p=p):
+                net = copy.deepcopy(model)  # zero-cost-nas: a fresh copy per measure
+                ctx = ProxyContext(layers=[m for _, m in weight_layers(net)], generator_seed=generator_seed)
+                return p.standalone(net, batch, ctx)
+
+            self._record(stats, p, run)
+        return stats
+
+    # ------------------------------------------------------------------ internals
+
+    def _skeleton(self, model: nn.Module, batch: Batch) -> tuple[ArchStats, list[tuple[str, nn.Module]]]:
+        named = weight_layers(model)
+        stats = ArchStats(values={}, reasons={}, layers=[], seconds={})
+        flops = None
+        names = {p.name for p in self.proxies}
+        if names & {"params", "flops"}:
+            t0 = time.perf_counter()
+            if "flops" in names:
+                flops, total_flops = count_flops(model, tuple(batch.images.shape[1:]), batch.images.device)
+                stats.values["flops"] = float(total_flops)
+            if "params" in names:
+                stats.values["params"] = float(sum(p.numel() for p in model.parameters()))
+            stats.seconds["params+flops"] = time.perf_counter() - t0
+        for i, (_, m) in enumerate(named):
+            stats.layers.append(
+                LayerStat(
+                    slot=m.zc_slot,
+                    op=m.zc_op,
+                    op_type=type(m).__name__,
+                    shape=list(m.weight.shape),
+                    numel=m.weight.numel(),
+                    params=layer_params(m),
+                    flops=None if flops is None else flops[i],
+                )
+            )
+        return stats, named
+
+    def _record(self, stats: ArchStats, proxy: Proxy, fn, extra_seconds: float = 0.0) -> None:
+        t0 = time.perf_counter()
+        try:
+            result = fn()
+        except ProxyUndefined as e:
+            stats.values[proxy.name] = None
+            stats.reasons[proxy.name] = str(e)
+            result = None
+        stats.seconds[proxy.name] = extra_seconds + time.perf_counter() - t0
+        if result is None:
+            for layer in stats.layers:
+                layer.values.setdefault(proxy.name, None)
+            return
+        if proxy.scope == "arch":
+            stats.values[proxy.name] = self._finite(stats, proxy.name, float(result))
+            return
+        per_layer = _reduce(result)
+        bad = [stats.layers[i].slot for i, v in enumerate(per_layer) if not math.isfinite(v)]
+        for layer, v in zip(stats.layers, per_layer, strict=True):
+            layer.values[proxy.name] = v if math.isfinite(v) else None
+        if bad:
+            stats.values[proxy.name] = None
+            stats.reasons[proxy.name] = f"non-finite in {len(bad)} layer(s), first {bad[0]} (float64 overflow?)"
+        else:
+            stats.values[proxy.name] = math.fsum(per_layer)
+
+    @staticmethod
+    def _finite(stats: ArchStats, name: str, v: float) -> float | None:
+        if math.isfinite(v):
+            return v
+        stats.reasons[name] = f"value is {v}"
+        return None
+
+    def _data_pass_with_split(self, model, batch, layers, needs) -> DataPass:
+        micro = self.micro_batch
+        if micro is None and self.memory_budget_bytes is not None:
+            micro = plan_micro_batch(model, batch, self.memory_budget_bytes, "hvp" in needs)
+        while True:
+            try:
+                return run_data_pass(model, batch, layers, needs, micro)
+            except torch.OutOfMemoryError:
+                # Split further rather than drop the batch: halve until one image per pass.
+                current = micro or batch.images.shape[0]
+                if current <= 1:
+                    raise
+                micro = current // 2
+                if torch.cuda.is_available():
+                    torch.cuda.empty_cache()
+
+
+def plan_micro_batch(model: nn.Module, batch: Batch, budget_bytes: int, hvp: bool) -> int | None:
+    """Largest micro-batch whose saved activations fit `budget_bytes`, measured on two images."""
+    probe = min(2, batch.images.shape[0])
+    saved = 0
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        nonlocal saved
+        saved += t.numel() * t.element_size()
+        return t
+
+    model.train()
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        loss = F.cross_entropy(model(batch.images[:probe]), batch.labels[:probe])
+    del loss
+    per_image = saved / probe * (_HVP_FACTOR if hvp else _PLAIN_FACTOR)
+    fits = max(1, int(budget_bytes // max(per_image, 1.0)))
+    return None if fits >= batch.images.shape[0] else fits

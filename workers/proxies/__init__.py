@@ -1,0 +1,59 @@
+"""Zero-cost proxies, one module per measure, looked up by name."""
+
+from __future__ import annotations
+
+from zcpipe.workers.proxies.base import Batch, LayerScores, Proxy, ProxyContext, ProxyUndefined
+from zcpipe.workers.proxies.registry import registry
+
+# The five the card names; the default of `zcpipe ingest --proxies`.
+DEFAULT_PROXIES = ("synflow", "snip", "grad_norm", "fisher", "grasp")
+# zero-cost-nas's seven, the engine benchmark's set.
+ZC_NAS_PROXIES = ("grad_norm", "snip", "grasp", "fisher", "jacov", "plain", "synflow")
+
+
+def _load_builtin() -> None:
+    from zcpipe.workers.proxies import (  # noqa: F401
+        counts,
+        epe_nas,
+        fisher,
+        grad_norm,
+        grasp,
+        jacov,
+        l2_norm,
+        nwot,
+        plain,
+        snip,
+        synflow,
+        zen,
+    )
+
+
+class UnknownProxyError(ValueError):
+    pass
+
+
+def all_proxies() -> dict[str, Proxy]:
+    _load_builtin()
+    return dict(registry())
+
+
+def get_proxies(names: list[str] | tuple[str, ...]) -> list[Proxy]:
+    reg = all_proxies()
+    unknown = [n for n in names if n not in reg]
+    if unknown:
+        raise UnknownProxyError(f"unknown proxy {', '.join(unknown)}; choose from: {', '.join(sorted(reg))}")
+    return [reg[n] for n in names]
+
+
+__all__ = [
+    "DEFAULT_PROXIES",
+    "ZC_NAS_PROXIES",
+    "Batch",
+    "LayerScores",
+    "Proxy",
+    "ProxyContext",
+    "ProxyUndefined",
+    "UnknownProxyError",
+    "all_proxies",
+    "get_proxies",
+]

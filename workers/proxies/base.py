@@ -1,0 +1,63 @@
+"""What a proxy declares: its scope, the pass that feeds it, and its two implementations.
+
+`standalone` is the zero-cost-nas way (its own forward/backward on a fresh copy)
+and serves as the test oracle; `extract` reads the same quantity from the shared
+passes the engine runs once per architecture.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal
+
+import torch
+import torch.nn as nn
+
+if TYPE_CHECKING:
+    from zcpipe.workers.proxies.passes import DataPass
+
+Scope = Literal["layer", "arch"]
+# data: the shared forward/backward on the batch; synflow: its own float64 pass on |θ|;
+# weights: reads the weights only; zen: its own re-initialised copy; count: params/flops.
+PassName = Literal["data", "synflow", "weights", "zen", "count"]
+# What a data proxy needs from the shared pass.
+Need = Literal["grads", "acts", "hvp", "input_grad", "relu_codes"]
+
+
+class ProxyUndefined(ArithmeticError):
+    """The proxy has no finite value for this network; the message is the stored reason."""
+
+
+@dataclass(frozen=True)
+class Batch:
+    """One minibatch on the engine's device; `sha256` identifies it in the configuration hash."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    num_classes: int
+    sha256: str
+
+
+@dataclass
+class ProxyContext:
+    layers: list[nn.Module]
+    generator_seed: int
+    micro_batch: int | None = None  # None: the whole batch in one pass
+    extras: dict[str, object] = field(default_factory=dict)
+
+
+LayerScores = list[torch.Tensor]
+
+
+class Proxy:
+    name: str = ""
+    scope: Scope = "layer"
+    pass_name: PassName = "data"
+    needs: tuple[Need, ...] = ()
+    version: str = "1"
+
+    def standalone(self, net: nn.Module, batch: Batch, ctx: ProxyContext) -> LayerScores | float:
+        raise NotImplementedError
+
+    def extract(self, data: DataPass) -> LayerScores | float:
+        raise NotImplementedError(f"{self.name} has no shared-pass extraction")

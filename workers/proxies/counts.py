@@ -1,0 +1,42 @@
+"""params and flops: per-layer counts (weights + bias; FLOPs by torch's flop counter for one image).
+
+The whole-network `params` is every trainable parameter (what benchmarks report, BN
+included); the whole-network `flops` is everything torch's counter sees in one forward.
+"""
+
+import torch
+import torch.nn as nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from zcpipe.workers.proxies.base import Proxy
+from zcpipe.workers.proxies.registry import register_proxy
+from zcpipe.workers.spaces.base import weight_layers
+
+
+def layer_params(layer: nn.Module) -> int:
+    return sum(p.numel() for p in layer.parameters(recurse=False))
+
+
+def count_flops(net: nn.Module, input_shape: tuple[int, ...], device: torch.device) -> tuple[list[int], int]:
+    """(per weight layer in module order, total) for a single image, net's mode left as it was."""
+    was_training = net.training
+    net.eval()
+    try:
+        with FlopCounterMode(display=False) as counter, torch.no_grad():
+            net(torch.zeros((1, *input_shape), device=device))
+    finally:
+        net.train(was_training)
+    by_module = counter.get_flop_counts()
+    prefix = type(net).__name__
+    per_layer = [int(sum(by_module.get(f"{prefix}.{name}", {}).values())) for name, _ in weight_layers(net)]
+    return per_layer, int(counter.get_total_flops())
+
+
+@register_proxy("params", scope="layer", pass_name="count")
+class Params(Proxy):
+    pass
+
+
+@register_proxy("flops", scope="layer", pass_name="count")
+class Flops(Proxy):
+    pass

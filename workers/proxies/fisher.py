@@ -1,0 +1,51 @@
+"""fisher: per output channel ½·mean_n(Σ_spatial a ⊙ ∂CE/∂a)², a the layer's output,
+broadcast over the channel's weights (Turner et al. 2020; zero-cost-nas `fisher`)."""
+
+import torch
+import torch.nn.functional as F
+
+from zcpipe.workers.proxies.base import Proxy
+from zcpipe.workers.proxies.common import layers_of
+from zcpipe.workers.proxies.registry import register_proxy
+
+
+def broadcast(per_channel: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    shape = (-1,) + (1,) * (weight.dim() - 1)
+    return per_channel.abs().reshape(shape).expand(weight.shape)
+
+
+@register_proxy("fisher", scope="layer", pass_name="data", needs=("acts",))
+class Fisher(Proxy):
+    def standalone(self, net, batch, ctx):
+        layers = layers_of(net)
+        acts: dict[int, torch.Tensor] = {}
+        fisher: dict[int, torch.Tensor] = {}
+
+        def forward_hook(i):
+            def hook(_m, _inp, out):
+                acts[i] = out
+                out.register_hook(lambda grad: fisher.__setitem__(i, _channel_fisher(acts[i], grad)))
+
+            return hook
+
+        handles = [layer.register_forward_hook(forward_hook(i)) for i, layer in enumerate(layers)]
+        try:
+            net.train()
+            net.zero_grad()
+            F.cross_entropy(net(batch.images), batch.labels).backward()
+        finally:
+            for h in handles:
+                h.remove()
+        return [
+            broadcast(fisher.get(i, torch.zeros(layer.weight.shape[0])).to(layer.weight.device), layer.weight)
+            for i, layer in enumerate(layers)
+        ]
+
+    def extract(self, data):
+        return [broadcast(f, w) for f, w in zip(data.fisher, data.weights, strict=True)]
+
+
+def _channel_fisher(act: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
+    prod = act.detach() * grad.detach()
+    g_nk = prod.sum(dim=tuple(range(2, prod.dim()))) if prod.dim() > 2 else prod
+    return g_nk.pow(2).mean(0).mul(0.5)

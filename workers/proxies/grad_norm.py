@@ -1,0 +1,15 @@
+"""grad_norm: ‖∂CE/∂θ‖₂ per layer (zero-cost-nas `grad_norm`)."""
+
+from zcpipe.workers.proxies.base import Proxy
+from zcpipe.workers.proxies.common import grad_or_zeros, layers_of, loss_backward
+from zcpipe.workers.proxies.registry import register_proxy
+
+
+@register_proxy("grad_norm", scope="layer", pass_name="data", needs=("grads",))
+class GradNorm(Proxy):
+    def standalone(self, net, batch, ctx):
+        loss_backward(net, batch)
+        return [grad_or_zeros(layer).norm() for layer in layers_of(net)]
+
+    def extract(self, data):
+        return [g.norm() for g in data.grads]

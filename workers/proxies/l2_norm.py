@@ -1,0 +1,11 @@
+"""l2_norm: ‖θ‖₂ per layer (NAS-Bench-Suite-Zero `l2_norm`)."""
+
+from zcpipe.workers.proxies.base import Proxy
+from zcpipe.workers.proxies.common import layers_of
+from zcpipe.workers.proxies.registry import register_proxy
+
+
+@register_proxy("l2_norm", scope="layer", pass_name="weights")
+class L2Norm(Proxy):
+    def standalone(self, net, batch, ctx):
+        return [layer.weight.detach().norm() for layer in layers_of(net)]

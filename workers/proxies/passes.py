@@ -1,0 +1,197 @@
+"""The shared data pass: one forward/backward on the batch feeds every data-dependent proxy.
+
+From a single forward it takes the weight gradients (snip, grad_norm, plain,
+GraSP's g), the gradients at each layer's output (fisher), the input gradient of
+the summed logits (jacov, epe_nas), the ReLU activation codes (nwot), and, from
+the same graph kept differentiable, GraSP's Hessian-gradient product.
+
+A batch that does not fit is split into micro-batches. Each micro-batch's loss is
+weighted by its share of the batch, so gradients accumulate to the full-batch
+mean-loss gradient; BatchNorm statistics are per micro-batch, as in zero-cost-nas.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from zcpipe.workers.proxies.base import Batch, Need
+
+
+@dataclass
+class DataPass:
+    layers: list[nn.Module]
+    weights: list[torch.Tensor]
+    labels: torch.Tensor
+    num_classes: int
+    micro_batches: int
+    grads: list[torch.Tensor] | None = None
+    fisher: list[torch.Tensor] | None = None  # per output channel, float64
+    hg: list[torch.Tensor] | None = None
+    input_grad: torch.Tensor | None = None
+    nwot_kernel: np.ndarray | None = None
+
+
+def micro_batches(n: int, size: int | None) -> list[tuple[int, int]]:
+    if size is None or size >= n:
+        return [(0, n)]
+    return [(s, min(s + size, n)) for s in range(0, n, size)]
+
+
+class _Recorder:
+    """Forward hooks that keep layer outputs (fisher) and ReLU input codes (nwot) of one micro-batch."""
+
+    def __init__(self, net: nn.Module, layers: list[nn.Module], acts: bool, codes: bool, keep_codes: bool):
+        self.handles = []
+        self.acts: list[list[torch.Tensor]] = [[] for _ in layers]
+        self.kernel: torch.Tensor | None = None
+        self.codes: list[torch.Tensor] = []
+        self.keep_codes = keep_codes
+        if acts:
+            for i, layer in enumerate(layers):
+                self.handles.append(layer.register_forward_hook(self._act_hook(i)))
+        if codes:
+            for m in net.modules():
+                if isinstance(m, nn.ReLU):
+                    self.handles.append(m.register_forward_hook(self._code_hook))
+
+    def _act_hook(self, i: int):
+        def hook(_m: nn.Module, _inp: tuple, out: torch.Tensor) -> None:
+            self.acts[i].append(out)
+
+        return hook
+
+    def _code_hook(self, _m: nn.Module, inp: tuple, _out: torch.Tensor) -> None:
+        # NASWOT's binary code of the ReLU's input; relu(x) > 0 iff x > 0, so in-place ReLUs agree.
+        x = inp[0].detach().flatten(1) > 0
+        if self.keep_codes:
+            self.codes.append(x)
+            return
+        k = _hamming_kernel(x)
+        self.kernel = k if self.kernel is None else self.kernel + k
+
+    def reset(self) -> None:
+        for a in self.acts:
+            a.clear()
+        self.codes = []
+
+    def close(self) -> None:
+        for h in self.handles:
+            h.remove()
+
+
+def _hamming_kernel(codes: torch.Tensor) -> torch.Tensor:
+    x = codes.to(torch.float32)
+    return (x @ x.t() + (1.0 - x) @ (1.0 - x).t()).to(torch.float64)
+
+
+def _zeros_for_none(grads: tuple, like: list[torch.Tensor]) -> list[torch.Tensor]:
+    return [torch.zeros_like(w) if g is None else g for g, w in zip(grads, like, strict=True)]
+
+
+def run_data_pass(
+    net: nn.Module, batch: Batch, layers: list[nn.Module], needs: set[Need], micro_batch: int | None
+) -> DataPass:
+    net.train()
+    x, y = batch.images, batch.labels
+    n = x.shape[0]
+    chunks = micro_batches(n, micro_batch)
+    single = len(chunks) == 1
+    weights = [layer.weight for layer in layers]
+    out = DataPass(
+        layers=layers,
+        weights=[w.detach() for w in weights],
+        labels=y,
+        num_classes=batch.num_classes,
+        micro_batches=len(chunks),
+    )
+    want_grads = bool(needs & {"grads", "hvp"})
+    want_hvp = "hvp" in needs
+    rec = _Recorder(net, layers, acts="acts" in needs, codes="relu_codes" in needs, keep_codes=not single)
+    grad_acc = [torch.zeros_like(w) for w in weights] if want_grads else None
+    fisher_acc = [torch.zeros(w.shape[0], dtype=torch.float64, device=w.device) for w in weights]
+    input_grads: list[torch.Tensor] = []
+    code_chunks: list[list[torch.Tensor]] = []
+    try:
+        for s, e in chunks:
+            rec.reset()
+            xs = x[s:e].clone().requires_grad_(True) if "input_grad" in needs else x[s:e]
+            logits = net(xs)
+            loss = F.cross_entropy(logits, y[s:e]) * ((e - s) / n)
+            flat_acts = [a for per_layer in rec.acts for a in per_layer]
+            targets = (weights if want_grads else []) + flat_acts
+            graph_for_hvp = want_hvp and single
+            if targets:
+                g_all = torch.autograd.grad(
+                    loss, targets, create_graph=graph_for_hvp, retain_graph=True, allow_unused=True
+                )
+                g_w = _zeros_for_none(g_all[: len(weights)], weights) if want_grads else []
+                g_acts = list(g_all[len(g_w) :])
+                if grad_acc is not None:
+                    for acc, g in zip(grad_acc, g_w, strict=True):
+                        acc += g.detach()
+                if flat_acts:
+                    _accumulate_fisher(rec.acts, g_acts, fisher_acc)
+            if "input_grad" in needs:
+                (jg,) = torch.autograd.grad(logits.sum(), xs, retain_graph=graph_for_hvp)
+                input_grads.append(jg.detach())
+            if graph_for_hvp:
+                z = sum((g.detach() * g).sum() for g in g_w if g.requires_grad)
+                out.hg = _zeros_for_none(torch.autograd.grad(z, weights, allow_unused=True), weights)
+            if not single and rec.codes:
+                code_chunks.append(rec.codes)
+            del logits, loss
+        if want_hvp and not single:
+            out.hg = _split_hvp(net, x, y, chunks, weights, grad_acc)
+    finally:
+        rec.close()
+    if grad_acc is not None:
+        out.grads = grad_acc
+    if "acts" in needs:
+        out.fisher = [0.5 * f / n for f in fisher_acc]
+    if input_grads:
+        out.input_grad = torch.cat(input_grads)
+    if "relu_codes" in needs:
+        out.nwot_kernel = _kernel(rec.kernel if single else None, code_chunks)
+    return out
+
+
+def _accumulate_fisher(acts: list[list[torch.Tensor]], g_acts: list, acc: list[torch.Tensor]) -> None:
+    k = 0
+    for i, per_layer in enumerate(acts):
+        for a in per_layer:
+            g = g_acts[k]
+            k += 1
+            if g is None:
+                continue
+            prod = a.detach() * g.detach()
+            g_nk = prod.sum(dim=tuple(range(2, prod.dim()))) if prod.dim() > 2 else prod
+            acc[i] += g_nk.to(torch.float64).pow(2).sum(0)
+
+
+def _split_hvp(net, x, y, chunks, weights, g_full) -> list[torch.Tensor]:
+    # Hg = Σ_chunks H_c g with the full-batch g, so GraSP needs g from the first sweep.
+    n = x.shape[0]
+    hg = [torch.zeros_like(w) for w in weights]
+    for s, e in chunks:
+        loss = F.cross_entropy(net(x[s:e]), y[s:e]) * ((e - s) / n)
+        g_c = _zeros_for_none(torch.autograd.grad(loss, weights, create_graph=True, allow_unused=True), weights)
+        z = sum((gf * g).sum() for gf, g in zip(g_full, g_c, strict=True) if g.requires_grad)
+        for acc, h in zip(hg, torch.autograd.grad(z, weights, allow_unused=True), strict=True):
+            if h is not None:
+                acc += h
+    return hg
+
+
+def _kernel(single_kernel: torch.Tensor | None, code_chunks: list[list[torch.Tensor]]) -> np.ndarray:
+    if single_kernel is not None:
+        return single_kernel.cpu().numpy()
+    total = None
+    for call in range(len(code_chunks[0])):
+        k = _hamming_kernel(torch.cat([chunk[call] for chunk in code_chunks]))
+        total = k if total is None else total + k
+    return total.cpu().numpy()

@@ -1,0 +1,15 @@
+"""plain: ∂CE/∂θ ⊙ θ per weight, signed (zero-cost-nas `plain`)."""
+
+from zcpipe.workers.proxies.base import Proxy
+from zcpipe.workers.proxies.common import grad_or_zeros, layers_of, loss_backward
+from zcpipe.workers.proxies.registry import register_proxy
+
+
+@register_proxy("plain", scope="layer", pass_name="data", needs=("grads",))
+class Plain(Proxy):
+    def standalone(self, net, batch, ctx):
+        loss_backward(net, batch)
+        return [(grad_or_zeros(layer) * layer.weight).detach() for layer in layers_of(net)]
+
+    def extract(self, data):
+        return [g * w for g, w in zip(data.grads, data.weights, strict=True)]

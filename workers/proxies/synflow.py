@@ -1,0 +1,31 @@
+"""synflow: |θ ⊙ ∂R/∂θ| with all weights and buffers made absolute, float64, BatchNorm
+bypassed, an input of ones, R the sum of the outputs (Tanaka et al. 2020; zero-cost-nas `synflow`).
+
+Its own pass by definition: it needs a float64, BN-free copy with |θ|.
+"""
+
+import copy
+
+import torch
+
+from zcpipe.workers.proxies.base import Proxy
+from zcpipe.workers.proxies.common import layers_of, strip_batchnorm
+from zcpipe.workers.proxies.registry import register_proxy
+
+
+@register_proxy("synflow", scope="layer", pass_name="synflow")
+class Synflow(Proxy):
+    def standalone(self, net, batch, ctx):
+        net = strip_batchnorm(copy.deepcopy(net)).double()
+        with torch.no_grad():
+            for t in net.state_dict().values():
+                t.abs_()
+        net.zero_grad()
+        x = torch.ones((1, *batch.images.shape[1:]), dtype=torch.float64, device=batch.images.device)
+        net(x).sum().backward()
+        return [
+            (layer.weight * layer.weight.grad).abs().detach()
+            if layer.weight.grad is not None
+            else torch.zeros_like(layer.weight)
+            for layer in layers_of(net)
+        ]

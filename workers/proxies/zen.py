@@ -1,0 +1,55 @@
+"""zen: log E‖f(x) − f(x + γε)‖₁ + Σ log √mean(BN running var), f the features before global
+pooling, with Gaussian-initialised weights (Lin et al. 2021; NAS-Bench-Suite-Zero `zen`).
+
+Its own copy by definition: the weights are re-drawn. BN running statistics start from
+their defaults so that the value does not depend on what ran before.
+"""
+
+import copy
+
+import torch
+import torch.nn as nn
+
+from zcpipe.workers.proxies.base import Proxy, ProxyUndefined
+from zcpipe.workers.proxies.registry import register_proxy
+
+MIXUP_GAMMA = 1e-2
+
+
+def _gaussian_init(net: nn.Module, gen: torch.Generator) -> None:
+    with torch.no_grad():
+        for m in net.modules():
+            if isinstance(m, (nn.Conv2d, nn.Linear)):
+                nn.init.normal_(m.weight, generator=gen)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+            elif isinstance(m, (nn.BatchNorm2d, nn.GroupNorm)):
+                if m.weight is not None:
+                    nn.init.ones_(m.weight)
+                    nn.init.zeros_(m.bias)
+                if isinstance(m, nn.BatchNorm2d):
+                    m.reset_running_stats()
+
+
+@register_proxy("zen", scope="arch", pass_name="zen")
+class Zen(Proxy):
+    def standalone(self, net, batch, ctx):
+        net = copy.deepcopy(net)
+        x = batch.images
+        # One seeded generator for the re-drawn weights and the inputs: the value depends only
+        # on (run seed, arch), not on which proxies ran before on this worker.
+        gen = torch.Generator(device=x.device).manual_seed(ctx.generator_seed)
+        _gaussian_init(net, gen)
+        net.train()
+        with torch.no_grad():
+            a = torch.randn(x.shape, generator=gen, device=x.device, dtype=x.dtype)
+            b = torch.randn(x.shape, generator=gen, device=x.device, dtype=x.dtype)
+            diff = (net.features(a) - net.features(a + MIXUP_GAMMA * b)).abs()
+            nas_score = diff.sum(dim=tuple(range(1, diff.dim()))).mean()
+            log_bn = sum(
+                torch.log(torch.sqrt(torch.mean(m.running_var))) for m in net.modules() if isinstance(m, nn.BatchNorm2d)
+            )
+            value = float(torch.log(nas_score.double()) + log_bn)
+        if not torch.isfinite(torch.tensor(value)):
+            raise ProxyUndefined("zen is not finite: the features do not respond to the input perturbation")
+        return value

@@ -1,0 +1,61 @@
+"""Search-space registry: spaces are registered by explicit name and built on demand."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from zcpipe.workers.spaces.base import (
+    ArchError,
+    ArchGraph,
+    BuildOptions,
+    SearchSpace,
+    tag,
+    weight_layers,
+)
+
+_FACTORIES: dict[str, Callable[..., SearchSpace]] = {}
+
+
+def register_space(name: str) -> Callable[[Callable[..., SearchSpace]], Callable[..., SearchSpace]]:
+    def deco(factory: Callable[..., SearchSpace]) -> Callable[..., SearchSpace]:
+        if name in _FACTORIES:
+            raise ValueError(f"space {name!r} registered twice")
+        _FACTORIES[name] = factory
+        return factory
+
+    return deco
+
+
+class UnknownSpaceError(ValueError):
+    pass
+
+
+def _load_builtin() -> None:
+    # Imported here, not at package import, so `import zcpipe.workers.spaces` stays cheap.
+    from zcpipe.workers.spaces import nb201  # noqa: F401
+
+
+def available_spaces() -> list[str]:
+    _load_builtin()
+    return sorted(_FACTORIES)
+
+
+def get_space(name: str, **params: object) -> SearchSpace:
+    _load_builtin()
+    if name not in _FACTORIES:
+        raise UnknownSpaceError(f"unknown space {name!r}; choose one of: {', '.join(sorted(_FACTORIES))}")
+    return _FACTORIES[name](**params)
+
+
+__all__ = [
+    "ArchError",
+    "ArchGraph",
+    "BuildOptions",
+    "SearchSpace",
+    "UnknownSpaceError",
+    "available_spaces",
+    "get_space",
+    "register_space",
+    "tag",
+    "weight_layers",
+]

@@ -1,0 +1,88 @@
+"""The contract every search space implements (see DESIGN.md, "Search spaces")."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch.nn as nn
+
+
+class ArchError(ValueError):
+    """An architecture key that does not parse or does not belong to the space."""
+
+
+@dataclass(frozen=True)
+class ArchGraph:
+    """Operator-labelled DAG of one cell (TG-NAS input): node i has op `ops[i]`, edge i->j if adj[i][j]."""
+
+    ops: list[str]
+    adjacency: np.ndarray
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    num_classes: int = 10
+    input_shape: tuple[int, int, int] = (3, 32, 32)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def tag(layer: nn.Module, slot: str, op: str) -> nn.Module:
+    """Record a weight layer's node slot and semantic op on the layer itself.
+
+    The engine reads these attributes instead of guessing slots from module
+    names, so a builder that forgets a layer fails loudly (see `layer_slots`).
+    """
+    layer.zc_slot = slot
+    layer.zc_op = op
+    return layer
+
+
+WEIGHT_LAYERS = (nn.Conv2d, nn.Linear)
+
+
+def weight_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """Conv2d/Linear layers in module order, each with its tagged slot; raises if one is untagged."""
+    found = []
+    for name, module in model.named_modules():
+        if isinstance(module, WEIGHT_LAYERS):
+            if not hasattr(module, "zc_slot"):
+                raise RuntimeError(f"weight layer {name!r} of {type(model).__name__} has no node slot")
+            found.append((name, module))
+    return found
+
+
+class SearchSpace(ABC):
+    """A registered search space. Arch keys are canonical strings; equal architectures share one."""
+
+    name: str
+
+    @abstractmethod
+    def parse(self, text: str) -> str:
+        """Validate `text` and return the canonical arch key; raise ArchError with a hint otherwise."""
+
+    def enumerate(self) -> Iterator[str]:
+        raise ArchError(f"space {self.name!r} is not enumerable; use --limit N to sample it")
+
+    @abstractmethod
+    def sample(self, n: int, seed: int) -> list[str]:
+        """`n` distinct arch keys drawn uniformly with a seeded generator."""
+
+    @abstractmethod
+    def build(self, arch: str, options: BuildOptions) -> nn.Module:
+        """The network as the benchmark trained it. Its `forward` returns logits and `features`
+        returns the map before global pooling; every Conv2d/Linear is tagged with a slot."""
+
+    @abstractmethod
+    def graph(self, arch: str) -> ArchGraph: ...
+
+    @abstractmethod
+    def slots(self) -> list[str]:
+        """Every node slot the space can hold, in a fixed depth-first order."""
+
+    def params(self) -> dict[str, Any]:
+        """Space parameters that change values; they enter the configuration hash."""
+        return {}

@@ -1,0 +1,77 @@
+"""Computes the proxies of a list of architectures on one device. No Ray, no storage here."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from zcpipe.workers.data import to_batch
+from zcpipe.workers.engine import ArchStats, ProxyEngine
+from zcpipe.workers.proxies import get_proxies
+from zcpipe.workers.seeding import derive_seed
+from zcpipe.workers.spaces import ArchError, BuildOptions, get_space
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    space: str
+    proxies: tuple[str, ...]
+    seed: int = 0
+    device: str = "cpu"
+    threads: int = 1
+    space_params: dict = field(default_factory=dict)
+    micro_batch: int | None = None
+    memory_budget_mb: float | None = None
+    one_at_a_time: bool = False  # the zero-cost-nas path; benchmarks and oracle tests only
+
+
+@dataclass
+class ArchRecord:
+    arch: str
+    status: str  # ok | partial | failed
+    reason: str | None
+    stats: ArchStats | None
+    seconds: float
+    device: str
+
+
+class ProxyWorker:
+    def __init__(self, cfg: WorkerConfig, images: np.ndarray, labels: np.ndarray, num_classes: int):
+        self.cfg = cfg
+        if cfg.device == "cpu":
+            torch.set_num_threads(max(1, cfg.threads))
+        self.device = torch.device(cfg.device)
+        self.space = get_space(cfg.space, **cfg.space_params)
+        self.batch = to_batch(images, labels, num_classes, self.device)
+        self.options = BuildOptions(num_classes=num_classes, input_shape=tuple(images.shape[1:]))
+        budget = None if cfg.memory_budget_mb is None else int(cfg.memory_budget_mb * 2**20)
+        self.engine = ProxyEngine(get_proxies(list(cfg.proxies)), cfg.micro_batch, budget)
+        self.device_name = torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else "cpu"
+
+    def compute(self, arch: str) -> ArchRecord:
+        t0 = time.perf_counter()
+        try:
+            torch.manual_seed(derive_seed(self.cfg.seed, arch))
+            model = self.space.build(arch, self.options).to(self.device)
+            run = self.engine.compute_one_at_a_time if self.cfg.one_at_a_time else self.engine.compute
+            stats = run(model, self.batch, derive_seed(self.cfg.seed, arch, "proxy"))
+        # One architecture's failure is a row, not a failed run: record what went wrong and go on.
+        except (ArchError, RuntimeError, ValueError, ArithmeticError, MemoryError) as e:
+            log.warning("arch %s failed: %s", arch, e)
+            return ArchRecord(
+                arch, "failed", f"{type(e).__name__}: {e}"[:500], None, time.perf_counter() - t0, self.device_name
+            )
+        finally:
+            if self.device.type == "cuda":
+                torch.cuda.empty_cache()
+        status = "partial" if stats.reasons else "ok"
+        return ArchRecord(arch, status, None, stats, time.perf_counter() - t0, self.device_name)
+
+    def compute_many(self, archs: list[str]) -> list[ArchRecord]:
+        return [self.compute(a) for a in archs]

@@ -1,0 +1,157 @@
+"""The `zcpipe` command line: thin wrappers over the stages' public functions."""
+
+from __future__ import annotations
+
+import io
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Node-wise zero-cost proxy statistics at scale.")
+
+
+def _fail(message: str) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(2)
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    import duckdb
+
+    from zcpipe.pipeline import ConfigError
+    from zcpipe.store import CatalogBusyError, CorruptShardError
+    from zcpipe.workers.data import DatasetError
+    from zcpipe.workers.proxies import UnknownProxyError
+    from zcpipe.workers.spaces import ArchError, UnknownSpaceError
+
+    return (
+        ConfigError,
+        ArchError,
+        DatasetError,
+        UnknownSpaceError,
+        UnknownProxyError,
+        CatalogBusyError,
+        CorruptShardError,
+        FileNotFoundError,
+        duckdb.Error,
+    )
+
+
+@app.command()
+def ingest(
+    space: Annotated[str, typer.Option(help="search space, e.g. nb201")],
+    store: Annotated[Path, typer.Option(help="store folder (created if missing)")] = Path("zcpipe-store"),
+    limit: Annotated[int | None, typer.Option(help="a seeded uniform sample of N architectures")] = None,
+    archs: Annotated[Path | None, typer.Option(help="file with one arch key per line")] = None,
+    all_archs: Annotated[bool, typer.Option("--all", help="every architecture of a finite space")] = False,
+    proxies: Annotated[str, typer.Option(help="comma-separated proxy names")] = "synflow,snip,grad_norm,fisher,grasp",
+    data: Annotated[str, typer.Option(help="synthetic | cifar10")] = "synthetic",
+    data_root: Annotated[str | None, typer.Option(help="folder with cifar-10-batches-py/, or an .npz pack")] = None,
+    batch_size: int = 64,
+    seed: int = 0,
+    workers: Annotated[int, typer.Option(help="CPU actors (with no --gpus)")] = 1,
+    gpus: Annotated[int, typer.Option(help="GPUs; one actor per GPU (times --actors-per-gpu)")] = 0,
+    actors_per_gpu: int = 1,
+    cpus_per_worker: Annotated[int, typer.Option(help="CPUs (and torch threads) per CPU actor")] = 1,
+    ray_address: Annotated[str | None, typer.Option(help="join this Ray cluster instead of starting one")] = None,
+    chunk_size: Annotated[int, typer.Option(help="architectures per shard")] = 16,
+    micro_batch: Annotated[int | None, typer.Option(help="split the batch into micro-batches of this size")] = None,
+    memory_budget_mb: Annotated[float | None, typer.Option(help="split the batch to fit this much memory")] = None,
+    progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
+) -> None:
+    """Compute node-wise proxy statistics and commit them to the store."""
+    try:
+        from zcpipe.pipeline import IngestConfig
+        from zcpipe.pipeline import ingest as run_ingest
+
+        cfg = IngestConfig(
+            space=space,
+            store=str(store),
+            limit=limit,
+            archs_file=str(archs) if archs else None,
+            all_archs=all_archs,
+            proxies=tuple(p.strip() for p in proxies.split(",") if p.strip()),
+            data=data,
+            data_root=data_root,
+            batch_size=batch_size,
+            seed=seed,
+            workers=workers,
+            gpus=gpus,
+            actors_per_gpu=actors_per_gpu,
+            cpus_per_worker=cpus_per_worker,
+            ray_address=ray_address,
+            chunk_size=chunk_size,
+            micro_batch=micro_batch,
+            memory_budget_mb=memory_budget_mb,
+        )
+        summary = run_ingest(cfg, progress=progress)
+    except _user_errors() as e:
+        _fail(str(e))
+    typer.echo(summary.line(), err=True)
+
+
+@app.command()
+def sql(
+    query: Annotated[str, typer.Argument(help="SQL over the views archs, layers, runs, shards")],
+    store: Annotated[Path, typer.Option(help="store folder")] = Path("zcpipe-store"),
+    fmt: Annotated[str, typer.Option("--format", help="table | csv | json")] = "table",
+) -> None:
+    """Run SQL against the catalog."""
+    if fmt not in ("table", "csv", "json"):
+        _fail(f"--format {fmt!r}: choose table, csv or json")
+    try:
+        from zcpipe.store import Catalog
+
+        table = Catalog(store).query(query)
+    except _user_errors() as e:
+        _fail(str(e).splitlines()[0])
+    sys.stdout.write(_render(table, fmt))
+
+
+def _render(table, fmt: str) -> str:
+    import polars as pl
+
+    df = pl.from_arrow(table)
+    if not isinstance(df, pl.DataFrame):
+        df = df.to_frame()
+    if fmt == "json":
+        return json.dumps(df.to_dicts(), default=str) + "\n"
+    nested = [c for c, t in df.schema.items() if t.is_nested()]
+    if nested:  # CSV and the table printer want flat values
+        df = df.with_columns(
+            pl.col(c).map_elements(lambda v: json.dumps(v, default=str), return_dtype=pl.String) for c in nested
+        )
+    if fmt == "csv":
+        buf = io.StringIO()
+        df.write_csv(buf)
+        return buf.getvalue()
+    with pl.Config(tbl_rows=100, tbl_cols=30, fmt_str_lengths=90, tbl_width_chars=200):
+        return f"{df}\n"
+
+
+@app.command()
+def spaces() -> None:
+    """List the registered search spaces."""
+    from zcpipe.workers.spaces import available_spaces
+
+    typer.echo("\n".join(available_spaces()))
+
+
+@app.command("proxies")
+def list_proxies() -> None:
+    """List the registered proxies with their scope and pass."""
+    from zcpipe.workers.proxies import all_proxies
+
+    for name, p in sorted(all_proxies().items()):
+        typer.echo(f"{name:10s} {p.scope:6s} {p.pass_name}")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()
