@@ -86,7 +86,9 @@ class Catalog:
             raise CatalogBusyError(f"catalog {self.layout.catalog} is locked by another process: {e}") from None
         try:
             con.execute(_DDL)
-            yield CatalogWriter(con, self.layout)
+            writer = CatalogWriter(con, self.layout)
+            writer.refresh_views()
+            yield writer
         finally:
             con.close()
 

@@ -9,7 +9,7 @@ from zcpipe.workers.proxies.registry import register_proxy
 class GradNorm(Proxy):
     def standalone(self, net, batch, ctx):
         loss_backward(net, batch)
-        return [grad_or_zeros(layer).norm() for layer in layers_of(net)]
+        return [grad_or_zeros(layer).double().norm() for layer in layers_of(net)]
 
     def extract(self, data):
-        return [g.norm() for g in data.grads]
+        return [g.double().norm() for g in data.grads]

@@ -8,4 +8,4 @@ from zcpipe.workers.proxies.registry import register_proxy
 @register_proxy("l2_norm", scope="layer", pass_name="weights")
 class L2Norm(Proxy):
     def standalone(self, net, batch, ctx):
-        return [layer.weight.detach().norm() for layer in layers_of(net)]
+        return [layer.weight.detach().double().norm() for layer in layers_of(net)]

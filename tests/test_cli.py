@@ -1,0 +1,86 @@
+"""The CLI contract: one-line errors that say what to do, and clean CSV on stdout."""
+
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import ROOT
+
+ZCPIPE = [sys.executable, "-m", "zcpipe.cli"]
+
+
+def _run(*args, timeout=120):
+    return subprocess.run([*ZCPIPE, *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--space", "nope", "--limit", "2"], "unknown space 'nope'; choose one of: nb201"),
+        (["--space", "nb201", "--limit", "2", "--proxies", "synflow,magic"], "unknown proxy magic"),
+        (["--space", "nb201"], "choose exactly one of --limit N, --archs FILE or --all"),
+        (
+            ["--space", "nb201", "--limit", "2", "--data", "cifar10", "--data-root", "/no/such/dir"],
+            "CIFAR-10 not found at /no/such/dir",
+        ),
+        (["--space", "nb201", "--limit", "2", "--data", "imagenet"], "--data 'imagenet' is not supported"),
+        (["--space", "nb201", "--limit", "2", "--gpus", "1"], "torch sees no CUDA device"),
+    ],
+)
+def test_bad_input_is_one_clear_line(tmp_path, args, message):
+    r = _run("ingest", "--store", str(tmp_path), *args)
+    assert r.returncode == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], r.stderr
+
+
+def test_malformed_arch_file_names_the_line(tmp_path):
+    f = tmp_path / "archs.txt"
+    f.write_text("|nor_conv_3x3~0|+|none~0|none~1|+|none~0|none~1|none~2|\n\n|conv9~0|+|x|\n")
+    r = _run("ingest", "--store", str(tmp_path), "--space", "nb201", "--archs", str(f))
+    assert r.returncode == 2
+    assert "archs.txt:3: malformed NB201 arch" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_sql_on_a_missing_store_and_bad_sql(tmp_path):
+    r = _run("sql", "--store", str(tmp_path / "none"), "SELECT 1")
+    assert r.returncode == 2 and "run `zcpipe ingest" in r.stderr
+    from zcpipe.store import Catalog
+
+    with Catalog(tmp_path).writer() as w:
+        w.reconcile()
+    r = _run("sql", "--store", str(tmp_path), "--format", "csv", "SELECT count(*) AS n FROM archs")
+    assert r.returncode == 0 and r.stdout == "n\n0\n"
+    r = _run("sql", "--store", str(tmp_path), "SELEC nonsense")
+    assert r.returncode == 2 and r.stderr.startswith("error: ") and len(r.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.slow
+def test_ingest_then_sql_csv_contract(tmp_path):
+    from tests.conftest import CIFAR_NPZ
+
+    r = _run(
+        "ingest",
+        "--space",
+        "nb201",
+        "--limit",
+        "3",
+        "--workers",
+        "2",
+        "--data",
+        "cifar10",
+        "--data-root",
+        str(CIFAR_NPZ),
+        "--batch-size",
+        "16",
+        "--store",
+        str(tmp_path),
+        timeout=400,
+    )
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "3 done, 0 skipped" in r.stderr
+    r = _run("sql", "--store", str(tmp_path), "--format", "csv", "SELECT count(*) AS n FROM archs")
+    assert r.stdout == "n\n3\n"
+    r = _run("sql", "--store", str(tmp_path), "--format", "json", "SELECT arch, null_reasons FROM archs LIMIT 1")
+    assert r.returncode == 0 and r.stdout.startswith('[{"arch": "|')

@@ -1,0 +1,187 @@
+"""Ingest end to end on a real local Ray, real shards and a real catalog; kills included."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.conftest import CIFAR_NPZ, ROOT
+from zcpipe.pipeline import IngestConfig, ingest
+from zcpipe.store import Catalog, read_tensors
+from zcpipe.workers.spaces import BuildOptions, get_space, weight_layers
+
+pytestmark = pytest.mark.slow
+PROXIES = ("synflow", "snip", "grad_norm", "fisher", "grasp")
+FAST = dict(data="cifar10", data_root=str(CIFAR_NPZ), batch_size=16, proxies=PROXIES)
+ZCPIPE = [sys.executable, "-m", "zcpipe.cli"]
+
+
+def _cfg(store, **kw):
+    return IngestConfig(space="nb201", store=str(store), **{"limit": 6, **FAST, **kw})
+
+
+def _values(store):
+    rows = (
+        Catalog(store)
+        .query("SELECT arch, params, flops, synflow, snip, grad_norm, fisher, grasp FROM archs ORDER BY arch")
+        .to_pylist()
+    )
+    layers = (
+        Catalog(store)
+        .query("SELECT arch, slot, synflow, snip, grad_norm, fisher, grasp FROM layers ORDER BY arch, layer_index")
+        .to_pylist()
+    )
+    return rows, layers
+
+
+def test_ingest_writes_every_layer_and_a_rerun_adds_nothing(tmp_path, ray_session):
+    s1 = ingest(_cfg(tmp_path, workers=2), progress=False)
+    assert (s1.done, s1.skipped, s1.failed) == (6, 0, 0)
+    cat = Catalog(tmp_path)
+    archs = cat.query("SELECT arch, status, params, synflow, grasp FROM archs").to_pylist()
+    assert len(archs) == 6 and all(r["status"] == "ok" for r in archs)
+    space = get_space("nb201")
+    for r in archs:
+        model = space.build(r["arch"], BuildOptions())
+        n_layers = len(weight_layers(model))
+        got = cat.query(f"SELECT count(*) AS n FROM layers WHERE arch = '{r['arch']}'").to_pylist()[0]["n"]
+        assert got == n_layers
+        assert r["params"] == sum(p.numel() for p in model.parameters())
+        assert np.isfinite(r["synflow"]) and r["synflow"] >= 0  # 0 when no path joins input and output
+    # layer values sum to the whole-network value
+    check = cat.query(
+        "SELECT a.arch, a.snip, sum(l.snip) AS s FROM archs a JOIN layers l USING (arch, config_hash) GROUP BY ALL"
+    ).to_pylist()
+    assert all(r["snip"] == pytest.approx(r["s"], rel=1e-12) for r in check)
+    shard_dirs = Catalog(tmp_path).committed_shard_dirs("nb201")
+    t = read_tensors(shard_dirs[0])
+    assert t.proxies == [*PROXIES, "params", "flops"] and t.slots == space.slots()
+    assert t.values.shape[1:] == (len(PROXIES) + 2, len(space.slots()))
+    assert t.mask.any(axis=1).all()
+
+    s2 = ingest(_cfg(tmp_path, workers=2), progress=False)
+    assert (s2.done, s2.skipped) == (0, 6)
+    assert cat.query("SELECT count(*) AS n FROM archs").to_pylist() == [{"n": 6}]
+    runs = cat.query("SELECT state, done, skipped FROM runs ORDER BY started_at").to_pylist()
+    assert [(r["state"], r["done"], r["skipped"]) for r in runs] == [("finished", 6, 0), ("finished", 0, 6)]
+
+
+def test_one_and_two_workers_give_identical_values(tmp_path, ray_session):
+    ingest(_cfg(tmp_path / "one", workers=1), progress=False)
+    ingest(_cfg(tmp_path / "two", workers=2), progress=False)
+    assert _values(tmp_path / "one") == _values(tmp_path / "two")
+
+
+def _wait_for(predicate, timeout, what):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if predicate():
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _committed_shards(store):
+    try:
+        return Catalog(store).query("SELECT count(*) AS n FROM shards").to_pylist()[0]["n"]
+    except FileNotFoundError:
+        return 0
+
+
+def _start(store, n, *extra):
+    args = [
+        *ZCPIPE,
+        "ingest",
+        "--space",
+        "nb201",
+        "--store",
+        str(store),
+        "--limit",
+        str(n),
+        "--data",
+        "cifar10",
+        "--data-root",
+        str(CIFAR_NPZ),
+        "--batch-size",
+        "16",
+        "--no-progress",
+        "--chunk-size",
+        "2",
+        *extra,
+    ]
+    return subprocess.Popen(args, cwd=ROOT, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+
+def _exactly_once(store, n):
+    rows = Catalog(store).query("SELECT arch FROM archs").to_pylist()
+    assert len(rows) == n and len({r["arch"] for r in rows}) == n
+    layout_staging = Path(store) / "staging"
+    assert not layout_staging.exists() or not any(layout_staging.iterdir())
+
+
+def _actor_pids():
+    out = subprocess.run(["pgrep", "-f", "ray::IngestActor"], capture_output=True, text=True).stdout
+    return [int(p) for p in out.split()]
+
+
+def test_a_killed_worker_is_restarted_and_its_chunk_retried(tmp_path):
+    proc = _start(tmp_path, 10, "--workers", "2")
+    try:
+        _wait_for(lambda: _committed_shards(tmp_path) >= 1, 240, "a first commit")
+        pids = _actor_pids()
+        assert pids, "no IngestActor process found"
+        os.kill(pids[0], signal.SIGKILL)
+        out, _ = proc.communicate(timeout=420)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 0, out.decode()[-2000:]
+    _exactly_once(tmp_path, 10)
+
+
+def test_a_killed_driver_loses_nothing_and_a_rerun_finishes_once(tmp_path):
+    proc = _start(tmp_path, 10, "--workers", "2")
+    try:
+        _wait_for(lambda: _committed_shards(tmp_path) >= 2, 240, "two commits")
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)  # the driver and everything it started, mid-run
+        proc.wait(timeout=60)
+    time.sleep(2)
+    # What is visible is whole: committed shards only, no duplicates.
+    visible = Catalog(tmp_path).query("SELECT arch FROM archs").to_pylist()
+    assert 0 < len(visible) < 10 and len({r["arch"] for r in visible}) == len(visible)
+    rerun = subprocess.run(
+        [
+            *ZCPIPE,
+            "ingest",
+            "--space",
+            "nb201",
+            "--store",
+            str(tmp_path),
+            "--limit",
+            "10",
+            "--data",
+            "cifar10",
+            "--data-root",
+            str(CIFAR_NPZ),
+            "--batch-size",
+            "16",
+            "--no-progress",
+            "--workers",
+            "2",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=420,
+    )
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    assert f"{10 - len(visible)} done, {len(visible)} skipped" in rerun.stderr
+    _exactly_once(tmp_path, 10)
+    states = Catalog(tmp_path).query("SELECT state FROM runs ORDER BY started_at").to_pylist()
+    assert [s["state"] for s in states] == ["interrupted", "finished"]

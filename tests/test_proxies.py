@@ -1,0 +1,153 @@
+"""Each proxy against a computation that does not share its code path."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch.func import functional_call, grad, jvp
+
+from tests.tiny import TinyNet, tiny_batch
+from zcpipe.workers.engine import ProxyEngine
+from zcpipe.workers.proxies import get_proxies
+
+LAYERS = ("c1.weight", "c2.weight", "fc.weight")
+
+
+def _engine_values(net, batch, names, **kw):
+    stats = ProxyEngine(get_proxies(list(names)), **kw).compute(net, batch, generator_seed=0)
+    return stats, {n: [layer.values.get(n) for layer in stats.layers] for n in names}
+
+
+def _loss_fn(net, batch):
+    buffers = dict(net.named_buffers())
+
+    def loss(params):
+        return F.cross_entropy(functional_call(net, (params, buffers), (batch.images,)), batch.labels)
+
+    return loss
+
+
+def test_synflow_obeys_the_layerwise_conservation_law():
+    # Tanaka et al.: for a bias-free positive network with an all-ones input, every layer's
+    # synflow equals R, the sum of the outputs. Compute R by a plain float64 forward.
+    torch.manual_seed(0)
+    net, batch = TinyNet(), tiny_batch()
+    _, v = _engine_values(net, batch, ["synflow"])
+    absnet = TinyNet().double()
+    absnet.load_state_dict({k: t.abs().double() for k, t in net.state_dict().items()})
+    with torch.no_grad():
+        r = float(absnet(torch.ones(1, 3, 6, 6, dtype=torch.float64)).sum())
+    assert v["synflow"] == pytest.approx([r, r, r], rel=1e-12)
+
+
+def test_synflow_bypasses_batchnorm_and_is_float64():
+    torch.manual_seed(0)
+    with_bn = TinyNet(bn=True)
+    with torch.no_grad():
+        with_bn.bn.weight.fill_(7.0)  # would scale R sevenfold if BN were not bypassed
+    plain = TinyNet()
+    plain.load_state_dict({k: t for k, t in with_bn.state_dict().items() if not k.startswith("bn.")})
+    a = _engine_values(with_bn, tiny_batch(), ["synflow"])[1]["synflow"]
+    b = _engine_values(plain, tiny_batch(), ["synflow"])[1]["synflow"]
+    assert a == b
+
+
+def test_snip_grad_norm_plain_match_functional_gradients():
+    torch.manual_seed(1)
+    net, batch = TinyNet(bias=True), tiny_batch()
+    _, v = _engine_values(net, batch, ["snip", "grad_norm", "plain"])
+    params = {k: p.detach() for k, p in net.named_parameters()}
+    g = grad(_loss_fn(net, batch))(params)
+    for i, name in enumerate(LAYERS):
+        assert v["snip"][i] == pytest.approx(float((g[name] * params[name]).abs().double().sum()), rel=1e-6)
+        assert v["plain"][i] == pytest.approx(float((g[name] * params[name]).double().sum()), rel=1e-5, abs=1e-9)
+        assert v["grad_norm"][i] == pytest.approx(float(g[name].double().norm()), rel=1e-6)
+
+
+def test_grasp_matches_forward_over_reverse_hvp():
+    torch.manual_seed(2)
+    net, batch = TinyNet(bias=True), tiny_batch()
+    _, v = _engine_values(net, batch, ["grasp"])
+    params = {k: p.detach() for k, p in net.named_parameters()}
+    g_fn = grad(_loss_fn(net, batch))
+    g = g_fn(params)
+    # GraSP's z differentiates only through the weights of conv/linear layers, so the tangent is g
+    # on those and zero on biases.
+    tangent = {k: (g[k] if k in LAYERS else torch.zeros_like(t)) for k, t in params.items()}
+    _, hg = jvp(g_fn, (params,), (tangent,))
+    for i, name in enumerate(LAYERS):
+        expect = float((-params[name] * hg[name]).double().sum())
+        assert v["grasp"][i] == pytest.approx(expect, rel=1e-4, abs=1e-7)
+
+
+def test_fisher_of_the_classifier_by_hand():
+    # For the last Linear layer a = logits and ∂CE/∂a = (softmax − onehot)/N, so fisher per
+    # output k is ½·mean_n(a_nk·(p_nk − y_nk)/N)², broadcast over its in_features weights.
+    torch.manual_seed(3)
+    net, batch = TinyNet(bias=True), tiny_batch()
+    _, v = _engine_values(net, batch, ["fisher"])
+    with torch.no_grad():
+        a = net(batch.images).double().numpy()
+    p = np.exp(a - a.max(1, keepdims=True))
+    p /= p.sum(1, keepdims=True)
+    y = np.eye(3)[batch.labels.numpy()]
+    n = a.shape[0]
+    per_k = 0.5 * ((a * (p - y) / n) ** 2).mean(0)
+    assert v["fisher"][2] == pytest.approx(float(per_k.sum() * 5), rel=1e-5)
+
+
+def test_l2_norm_params_and_flops_by_hand():
+    torch.manual_seed(4)
+    net, batch = TinyNet(bias=True), tiny_batch()
+    stats, v = _engine_values(net, batch, ["l2_norm", "params", "flops"])
+    assert v["l2_norm"][0] == pytest.approx(float(net.c1.weight.double().norm()), rel=1e-7)
+    assert [layer.params for layer in stats.layers] == [3 * 4 * 9 + 4, 4 * 5 + 5, 5 * 3 + 3]
+    # 2 FLOPs per multiply-add for one 6×6 image: conv 3×3 (pad 1), conv 1×1, linear.
+    assert [layer.flops for layer in stats.layers] == [2 * 4 * 36 * 27, 2 * 5 * 36 * 4, 2 * 3 * 5]
+    assert stats.values["params"] == sum(p.numel() for p in net.parameters())
+
+
+def test_jacov_and_nwot_match_their_formulas():
+    torch.manual_seed(5)
+    net, batch = TinyNet(bias=True), tiny_batch()
+    stats, _ = _engine_values(net, batch, ["jacov", "nwot"])
+    x = batch.images.clone().requires_grad_(True)
+    net(x).sum().backward()
+    jac = x.grad.reshape(len(x), -1).double().numpy()
+    lam = np.linalg.eigvalsh(np.corrcoef(jac))
+    assert stats.values["jacov"] == pytest.approx(-np.sum(np.log(lam + 1e-5) + 1 / (lam + 1e-5)), rel=1e-6)
+    # NASWOT kernel by hand from the inputs of both ReLU calls.
+    with torch.no_grad():
+        h1 = net.bn(net.c1(batch.images)).flatten(1)
+        h2 = net.c2(torch.relu(h1.view(len(x), 4, 6, 6))).flatten(1)
+    k = sum(((c > 0).double() @ (c > 0).double().T + (c <= 0).double() @ (c <= 0).double().T).numpy() for c in (h1, h2))
+    assert stats.values["nwot"] == pytest.approx(np.linalg.slogdet(k)[1], rel=1e-9)
+
+
+def test_value_that_cannot_be_computed_is_null_with_a_reason(cifar_batch):
+    from zcpipe.workers.spaces import BuildOptions, get_space
+
+    # Every cell edge is `none`: the logits do not depend on the input at all.
+    dead = "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|"
+    torch.manual_seed(0)
+    model = get_space("nb201").build(dead, BuildOptions())
+    stats, _ = _engine_values(model, cifar_batch, ["jacov", "snip"])
+    assert stats.values["jacov"] is None
+    assert "does not depend on the input" in stats.reasons["jacov"]
+    assert stats.values["snip"] is not None and math.isfinite(stats.values["snip"])
+
+
+def test_micro_batches_accumulate_to_the_full_batch_without_bn():
+    torch.manual_seed(6)
+    net, batch = TinyNet(bias=True), tiny_batch(n=12)
+    names = ["snip", "grad_norm", "plain", "fisher", "grasp", "jacov", "nwot", "epe_nas"]
+    full, vf = _engine_values(net, batch, names)
+    split, vs = _engine_values(net, batch, names, micro_batch=5)
+    assert split.micro_batches == 3 and full.micro_batches == 1
+    for n in names:
+        if n in ("jacov", "nwot", "epe_nas"):
+            assert split.values[n] == pytest.approx(full.values[n], rel=1e-6), n
+        else:
+            assert vs[n] == pytest.approx(vf[n], rel=1e-5, abs=1e-9), n
