@@ -33,7 +33,7 @@ class IngestActor:
     def pid(self) -> int:
         return os.getpid()
 
-    def run_chunk(self, run_id: str, shard_id: str, config_hash: str, archs: list[str]):
+    def run_chunk(self, run_id: str, shard_id: str, config_hash: str, archs: list[tuple[str, str]]):
         records = self.worker.compute_many(archs)
         arch_rows, layer_rows, block = to_shard(
             records,

@@ -65,7 +65,7 @@ def ingest(cfg: IngestConfig, progress: bool = True) -> IngestSummary:
         w.reconcile()
         committed = w.committed_archs(space.name, chash)
         w.start_run(run_id, space.name, chash, {"options": cfg.to_dict(), "values": values}, len(archs))
-    todo = [a for a in archs if a not in committed]
+    todo = [(key, spec) for key, spec in archs.items() if key not in committed]
     summary = IngestSummary(run_id, chash, len(archs), 0, len(archs) - len(todo), 0, 0.0, 0.0)
     state = "interrupted"
     started_ray = False

@@ -8,24 +8,29 @@ from zcpipe.pipeline.config import IngestConfig
 from zcpipe.workers.spaces import ArchError, SearchSpace
 
 
-def plan_archs(space: SearchSpace, cfg: IngestConfig) -> list[str]:
+def plan_archs(space: SearchSpace, cfg: IngestConfig) -> dict[str, str]:
+    """Arch key -> buildable spec, in plan order; equal architectures share a key (the first wins)."""
     if cfg.all_archs:
-        keys = list(space.enumerate())
+        texts = list(space.enumerate())
     elif cfg.limit is not None:
-        keys = space.sample(cfg.limit, cfg.seed)
+        texts = space.sample(cfg.limit, cfg.seed)
     else:
-        keys = _read_arch_file(space, Path(cfg.archs_file))
-    return list(dict.fromkeys(keys))  # equal architectures share a key: keep the first
+        return _read_arch_file(space, Path(cfg.archs_file))
+    plan: dict[str, str] = {}
+    for t in texts:
+        plan.setdefault(space.parse(t), space.spec(t))
+    return plan
 
 
-def _read_arch_file(space: SearchSpace, path: Path) -> list[str]:
-    keys, errors = [], []
+def _read_arch_file(space: SearchSpace, path: Path) -> dict[str, str]:
+    keys: dict[str, str] = {}
+    errors = []
     for n, line in enumerate(path.read_text().splitlines(), start=1):
         text = line.strip()
         if not text or text.startswith("#"):
             continue
         try:
-            keys.append(space.parse(text))
+            keys.setdefault(space.parse(text), space.spec(text))
         except ArchError as e:
             errors.append(f"{path}:{n}: {e}")
     if errors:

@@ -37,6 +37,7 @@ def to_shard(
         row = {
             "space": space,
             "arch": rec.arch,
+            "arch_spec": rec.spec,
             "config_hash": config_hash,
             "run_id": run_id,
             "shard_id": shard_id,

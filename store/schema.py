@@ -7,6 +7,7 @@ import pyarrow as pa
 ARCH_COLUMNS = [
     ("space", pa.string()),
     ("arch", pa.string()),
+    ("arch_spec", pa.string()),  # what builds it, where the key alone does not (NB101's hash)
     ("config_hash", pa.string()),
     ("run_id", pa.string()),
     ("shard_id", pa.string()),

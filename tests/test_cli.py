@@ -17,7 +17,10 @@ def _run(*args, timeout=120):
 @pytest.mark.parametrize(
     "args,message",
     [
-        (["--space", "nope", "--limit", "2"], "unknown space 'nope'; choose one of: nb201"),
+        (
+            ["--space", "nope", "--limit", "2"],
+            "unknown space 'nope'; choose one of: nb101, nb201, nds-amoeba, nds-darts, nds-enas, nds-nasnet, nds-pnas",
+        ),
         (["--space", "nb201", "--limit", "2", "--proxies", "synflow,magic"], "unknown proxy magic"),
         (["--space", "nb201"], "choose exactly one of --limit N, --archs FILE or --all"),
         (

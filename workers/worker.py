@@ -34,6 +34,7 @@ class WorkerConfig:
 @dataclass
 class ArchRecord:
     arch: str
+    spec: str
     status: str  # ok | partial | failed
     reason: str | None
     stats: ArchStats | None
@@ -54,24 +55,32 @@ class ProxyWorker:
         self.engine = ProxyEngine(get_proxies(list(cfg.proxies)), cfg.micro_batch, budget)
         self.device_name = torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else "cpu"
 
-    def compute(self, arch: str) -> ArchRecord:
+    def compute(self, arch: str, spec: str | None = None) -> ArchRecord:
+        """Proxies of the architecture with key `arch`, built from `spec` (the key where omitted)."""
+        spec = arch if spec is None else spec
         t0 = time.perf_counter()
         try:
             torch.manual_seed(derive_seed(self.cfg.seed, arch))
-            model = self.space.build(arch, self.options).to(self.device)
+            model = self.space.build(spec, self.options).to(self.device)
             run = self.engine.compute_one_at_a_time if self.cfg.one_at_a_time else self.engine.compute
             stats = run(model, self.batch, derive_seed(self.cfg.seed, arch, "proxy"))
         # One architecture's failure is a row, not a failed run: record what went wrong and go on.
         except (ArchError, RuntimeError, ValueError, ArithmeticError, MemoryError) as e:
             log.warning("arch %s failed: %s", arch, e)
             return ArchRecord(
-                arch, "failed", f"{type(e).__name__}: {e}"[:500], None, time.perf_counter() - t0, self.device_name
+                arch,
+                spec,
+                "failed",
+                f"{type(e).__name__}: {e}"[:500],
+                None,
+                time.perf_counter() - t0,
+                self.device_name,
             )
         finally:
             if self.device.type == "cuda":
                 torch.cuda.empty_cache()
         status = "partial" if stats.reasons else "ok"
-        return ArchRecord(arch, status, None, stats, time.perf_counter() - t0, self.device_name)
+        return ArchRecord(arch, spec, status, None, stats, time.perf_counter() - t0, self.device_name)
 
-    def compute_many(self, archs: list[str]) -> list[ArchRecord]:
-        return [self.compute(a) for a in archs]
+    def compute_many(self, archs: list[tuple[str, str]]) -> list[ArchRecord]:
+        return [self.compute(key, spec) for key, spec in archs]

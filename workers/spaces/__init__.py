@@ -32,7 +32,7 @@ class UnknownSpaceError(ValueError):
 
 def _load_builtin() -> None:
     # Imported here, not at package import, so `import zcpipe.workers.spaces` stays cheap.
-    from zcpipe.workers.spaces import nb201  # noqa: F401
+    from zcpipe.workers.spaces import nb101, nb201, nds  # noqa: F401
 
 
 def available_spaces() -> list[str]:

@@ -64,6 +64,10 @@ class SearchSpace(ABC):
     def parse(self, text: str) -> str:
         """Validate `text` and return the canonical arch key; raise ArchError with a hint otherwise."""
 
+    def spec(self, text: str) -> str:
+        """What `build` and `graph` take for `text`; the key itself where the key is buildable."""
+        return self.parse(text)
+
     def enumerate(self) -> Iterator[str]:
         raise ArchError(f"space {self.name!r} is not enumerable; use --limit N to sample it")
 

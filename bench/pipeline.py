@@ -1,0 +1,84 @@
+"""Pipeline overhead: ingest through Ray vs the bare engine loop on the same cells, and 1 vs 2 workers.
+
+    python bench/pipeline.py [--cells 24] [--batch-size 64]
+
+The bare loop is ProxyWorker.compute on one thread in this process. The Ray runs are full
+`ingest()` calls (actor start-up, staging writes, checksums, commits) on an embedded Ray that is
+already up, as on a long-lived cluster. The last line is `overhead <fraction>`: (Ray with one
+worker − bare loop) / bare loop.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import CIFAR_NPZ, machine, require
+
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+
+import ray
+
+from zcpipe.pipeline import IngestConfig, ingest
+from zcpipe.workers.data import DataSpec, load_batch
+from zcpipe.workers.proxies import DEFAULT_PROXIES
+from zcpipe.workers.spaces import get_space
+from zcpipe.workers.worker import ProxyWorker, WorkerConfig
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--cells", type=int, default=24)
+    ap.add_argument("--batch-size", type=int, default=64)
+    args = ap.parse_args()
+    data = dict(data="cifar10", data_root=str(require(CIFAR_NPZ)), batch_size=args.batch_size)
+    cfg = IngestConfig(space="nb201", store="unused", limit=args.cells, proxies=DEFAULT_PROXIES, **data)
+    archs = get_space("nb201").sample(args.cells, cfg.seed)
+
+    images, labels, n = load_batch(DataSpec("cifar10", data["data_root"], args.batch_size, cfg.seed))
+    worker = ProxyWorker(WorkerConfig("nb201", cfg.all_proxies, threads=1), images, labels, n)
+    worker.compute(archs[0])  # warm-up
+    t0 = time.perf_counter()
+    records = worker.compute_many([(a, a) for a in archs])
+    bare = time.perf_counter() - t0
+    assert all(r.status != "failed" for r in records)
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    walls = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for workers in (1, 2):
+            run_cfg = IngestConfig(
+                space="nb201",
+                store=f"{tmp}/w{workers}",
+                limit=args.cells,
+                workers=workers,
+                proxies=DEFAULT_PROXIES,
+                **data,
+            )
+            t0 = time.perf_counter()
+            summary = ingest(run_cfg, progress=False)
+            walls[workers] = time.perf_counter() - t0
+            assert summary.done == args.cells and summary.failed == 0
+    ray.shutdown()
+    overhead = (walls[1] - bare) / bare
+    print(
+        f"# pipeline benchmark: {args.cells} seeded NB201 cells, real CIFAR-10 batch {args.batch_size}, "
+        f"proxies {','.join(DEFAULT_PROXIES)}, one thread per worker; {machine()}"
+    )
+    print(f"bare engine loop      {bare:7.1f} s   {args.cells / bare:6.3f} archs/s")
+    print(f"ingest, 1 Ray worker  {walls[1]:7.1f} s   {args.cells / walls[1]:6.3f} archs/s")
+    print(
+        f"ingest, 2 Ray workers {walls[2]:7.1f} s   {args.cells / walls[2]:6.3f} archs/s   "
+        f"scaling 1->2 workers {walls[1] / walls[2]:.2f}x"
+    )
+    print(f"overhead {overhead:.3f}")
+
+
+if __name__ == "__main__":
+    main()
