@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import time
 import uuid
 from collections import deque
@@ -46,6 +47,10 @@ class IngestSummary:
         )
 
 
+def physical_memory_mb() -> float:
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**20
+
+
 def new_run_id() -> str:
     return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
 
@@ -85,6 +90,11 @@ def ingest(cfg: IngestConfig, progress: bool = True) -> IngestSummary:
 
 def _run(cfg, todo, data, batch_sha, store, run_id, chash, catalog, summary, progress) -> None:
     n_actors, resources, device, threads = actor_plan(cfg)
+    budget = cfg.memory_budget_mb
+    if budget is None and device == "cpu" and cfg.ray_address is None:
+        # CPU actors share this machine's memory: give each a fair part, so big networks
+        # (NB101 at batch 64 needs ~9 GiB for GraSP's double backward) split instead of swapping.
+        budget = 0.6 * physical_memory_mb() / min(n_actors, len(todo))
     wcfg = WorkerConfig(
         space=cfg.space,
         proxies=cfg.all_proxies,
@@ -93,7 +103,7 @@ def _run(cfg, todo, data, batch_sha, store, run_id, chash, catalog, summary, pro
         threads=threads,
         space_params=dict(cfg.space_params),
         micro_batch=cfg.micro_batch,
-        memory_budget_mb=cfg.memory_budget_mb,
+        memory_budget_mb=budget,
     )
     actor_cls = remote_actor_class()
     actors = [

@@ -32,6 +32,10 @@ CREATE TABLE IF NOT EXISTS shards_t (
 CREATE TABLE IF NOT EXISTS arch_index (
     space VARCHAR, arch VARCHAR, config_hash VARCHAR, shard_id VARCHAR,
     PRIMARY KEY (space, arch, config_hash));
+CREATE TABLE IF NOT EXISTS labels_t (
+    space VARCHAR, arch VARCHAR, label VARCHAR, dataset VARCHAR, split VARCHAR, metric VARCHAR,
+    epochs INTEGER, seed_agg VARCHAR, detail VARCHAR, value DOUBLE, source VARCHAR, source_row INTEGER,
+    imported_at TIMESTAMPTZ);
 CREATE TABLE IF NOT EXISTS runs_t (
     run_id VARCHAR PRIMARY KEY, space VARCHAR, config_hash VARCHAR, config JSON,
     started_at TIMESTAMPTZ, finished_at TIMESTAMPTZ, state VARCHAR,
@@ -214,6 +218,40 @@ class CatalogWriter:
             self.con.execute("ROLLBACK")
             raise
 
+    # ------------------------------------------------------------------ labels
+
+    def import_labels(self, rows: list[dict]) -> int:
+        """Replace what each source file gave before with `rows`, in one transaction (all or none land)."""
+        cols = [
+            "space",
+            "arch",
+            "label",
+            "dataset",
+            "split",
+            "metric",
+            "epochs",
+            "seed_agg",
+            "detail",
+            "value",
+            "source",
+            "source_row",
+        ]
+        table = pa.Table.from_pylist([{c: r.get(c) for c in cols} for r in rows])
+        self.con.register("incoming_labels", table)
+        try:
+            self.con.execute("BEGIN")
+            self.con.execute(
+                "DELETE FROM labels_t WHERE (space, source) IN (SELECT DISTINCT space, source FROM incoming_labels)"
+            )
+            self.con.execute(f"INSERT INTO labels_t SELECT {', '.join(cols)}, now() FROM incoming_labels")
+            self.con.execute("COMMIT")
+        except duckdb.Error:
+            self.con.execute("ROLLBACK")
+            raise
+        finally:
+            self.con.unregister("incoming_labels")
+        return len(rows)
+
     # ------------------------------------------------------------------ views
 
     def refresh_views(self) -> None:
@@ -224,6 +262,12 @@ class CatalogWriter:
         self._parquet_view("archs", [p / "archs.parquet" for p in paths], ARCH_COLUMNS)
         self._parquet_view("layers", [p / "layers.parquet" for p in paths], LAYER_COLUMNS)
         self.con.execute("CREATE OR REPLACE VIEW runs AS SELECT * FROM runs_t")
+        self.con.execute("CREATE OR REPLACE VIEW labels AS SELECT * EXCLUDE (imported_at) FROM labels_t")
+        # One row per (architecture statistics, label); filter on `label`, e.g. 'cifar10_valid'.
+        self.con.execute(
+            "CREATE OR REPLACE VIEW archs_labeled AS SELECT a.*, l.label, l.dataset, l.split, l.metric, l.epochs, "
+            "l.seed_agg, l.detail, l.value, l.source, l.source_row FROM archs a JOIN labels l USING (space, arch)"
+        )
         self.con.execute("CREATE OR REPLACE VIEW shards AS SELECT * FROM shards_t")
 
     def _parquet_view(self, name: str, files: list[Path], columns: list) -> None:

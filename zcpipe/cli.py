@@ -132,6 +132,33 @@ def _render(table, fmt: str) -> str:
         return f"{df}\n"
 
 
+labels_app = typer.Typer(no_args_is_help=True, help="Ground truth: import benchmark results into the catalog.")
+app.add_typer(labels_app, name="labels")
+
+
+@labels_app.command("import")
+def labels_import(
+    file: Annotated[Path, typer.Argument(help="labels file or (NATS-Bench) folder")],
+    space: Annotated[str, typer.Option(help="search space the labels belong to")],
+    store: Annotated[Path, typer.Option(help="store folder")] = Path("zcpipe-store"),
+    fmt: Annotated[
+        str, typer.Option("--format", help="auto | csv | jsonl | nb201-pth | nats-tss | nds-json | zc-json")
+    ] = "auto",
+    trust_pickle: Annotated[bool, typer.Option(help="allow loading pickle-based files (.pth, NATS)")] = False,
+) -> None:
+    """Import ground truth; view `labels`, joined with statistics in `archs_labeled`."""
+    try:
+        from zcpipe.pipeline.labels import LabelFormatError, import_labels
+
+        try:
+            n = import_labels(str(store), space, str(file), fmt, trust_pickle)
+        except LabelFormatError as e:
+            _fail(str(e))
+    except _user_errors() as e:
+        _fail(str(e))
+    typer.echo(f"imported {n} label rows for {space} from {file}", err=True)
+
+
 @app.command()
 def spaces() -> None:
     """List the registered search spaces."""

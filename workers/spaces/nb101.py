@@ -134,37 +134,37 @@ class Nb101Cell(nn.Module):
         self.matrix = matrix
         n = matrix.shape[0]
         self.ch = vertex_channels(c_in, c_out, matrix)
-        self.vertex_op = nn.ModuleList([nn.Identity()])
-        for t in range(1, n - 1):
-            if ops[t] == POOL:
-                self.vertex_op.append(nn.MaxPool2d(3, stride=1, padding=1))
-            else:
-                k = 3 if ops[t] == CONV3 else 1
-                self.vertex_op.append(ConvBnRelu(self.ch[t], self.ch[t], k, f"{prefix}/v{t}/{ops[t]}", ops[t]))
-        self.input_op = nn.ModuleList([nn.Identity()])
+        # Registered vertex by vertex (its input projection, then its op), so module order is the
+        # depth-first slot order.
+        self.parts = nn.ModuleDict()
         for t in range(1, n):
             name = "out" if t == n - 1 else f"v{t}"
-            self.input_op.append(
-                ConvBnRelu(c_in, self.ch[t], 1, f"{prefix}/proj_{name}", "projection")
-                if matrix[0, t]
-                else nn.Identity()
-            )
+            if matrix[0, t]:
+                self.parts[f"proj_{name}"] = ConvBnRelu(c_in, self.ch[t], 1, f"{prefix}/proj_{name}", "projection")
+            if t == n - 1:
+                continue
+            if ops[t] == POOL:
+                self.parts[name] = nn.MaxPool2d(3, stride=1, padding=1)
+            else:
+                k = 3 if ops[t] == CONV3 else 1
+                self.parts[name] = ConvBnRelu(self.ch[t], self.ch[t], k, f"{prefix}/{name}/{ops[t]}", ops[t])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n = self.matrix.shape[0]
         tensors, out = [x], []
         for t in range(1, n - 1):
+            # Channels never grow along an edge; a wider source is truncated, as the benchmark does.
             fan_in = [tensors[s][:, : self.ch[t]] for s in range(1, t) if self.matrix[s, t]]
             if self.matrix[0, t]:
-                fan_in.append(self.input_op[t](x))
-            tensors.append(self.vertex_op[t](sum(fan_in)))
+                fan_in.append(self.parts[f"proj_v{t}"](x))
+            tensors.append(self.parts[f"v{t}"](sum(fan_in)))
             if self.matrix[t, n - 1]:
                 out.append(tensors[t])
         if not out:
-            return self.input_op[n - 1](x)
+            return self.parts["proj_out"](x)
         y = out[0] if len(out) == 1 else torch.cat(out, 1)
         if self.matrix[0, n - 1]:
-            y = y + self.input_op[n - 1](x)
+            y = y + self.parts["proj_out"](x)
         return y
 
 

@@ -1,0 +1,201 @@
+"""Ground truth: the shared plain files import whole; the official formats are read from small files
+written here in the benchmarks' own structures."""
+
+import bz2
+import json
+import pickle
+
+import numpy as np
+import pytest
+import torch
+
+from tests.conftest import NB201_LABELS, SHARED_DATA
+from zcpipe.pipeline.labels import LabelFormatError, import_labels
+from zcpipe.store import Catalog, TensorBlock, write_staged_shard
+
+A0 = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|"
+A1 = "|avg_pool_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+|nor_conv_1x1~0|skip_connect~1|skip_connect~2|"
+
+
+def _count(store, where=""):
+    return Catalog(store).query(f"SELECT count(*) AS n, count(DISTINCT arch) AS a FROM labels {where}").to_pylist()[0]
+
+
+def test_shared_plain_files_import_without_losing_a_row(tmp_path):
+    assert import_labels(str(tmp_path), "nb201", str(NB201_LABELS)) == 4 * 15625
+    assert import_labels(str(tmp_path), "nb101", str(SHARED_DATA / "nb101" / "labels.jsonl")) == 500
+    assert import_labels(str(tmp_path), "nds-darts", str(SHARED_DATA / "darts" / "labels.jsonl")) == 725
+    import_labels(str(tmp_path), "nb101", str(SHARED_DATA / "nb101" / "labels.jsonl"))  # again: idempotent
+    assert _count(tmp_path, "WHERE space = 'nb201' AND label = 'cifar10_valid'") == {"n": 15625, "a": 15625}
+    # NB101 repeats isomorphic cells (e.g. 55 specs prune to input->output); every row is kept.
+    assert _count(tmp_path, "WHERE space = 'nb101'")["n"] == 500
+    assert _count(tmp_path, "WHERE space = 'nds-darts'") == {"n": 725, "a": 725}
+    best = (
+        Catalog(tmp_path)
+        .query(
+            "SELECT arch, value, epochs, seed_agg FROM labels WHERE label = 'cifar10_test' ORDER BY value DESC LIMIT 1"
+        )
+        .to_pylist()[0]
+    )
+    assert best["value"] == pytest.approx(94.3733) and best["epochs"] == 200 and best["seed_agg"] == "mean over seeds"
+
+
+def test_archs_labeled_joins_statistics_with_labels(tmp_path):
+    cat = Catalog(tmp_path)
+    with cat.writer() as w:
+        w.reconcile()
+        rows = [
+            {
+                "space": "nb201",
+                "arch": a,
+                "config_hash": "c",
+                "run_id": "r",
+                "shard_id": "s",
+                "status": "ok",
+                "synflow": float(i),
+            }
+            for i, a in enumerate([A0, A1])
+        ]
+        block = TensorBlock([A0, A1], [], ["x"], np.zeros((2, 0, 1)), np.zeros((2, 1), bool))
+        w.commit(
+            write_staged_shard(
+                tmp_path,
+                shard_id="s",
+                space="nb201",
+                run_id="r",
+                config_hash="c",
+                arch_rows=rows,
+                layer_rows=[],
+                proxy_names=["synflow"],
+                tensors=block,
+            )
+        )
+    import_labels(str(tmp_path), "nb201", str(NB201_LABELS))
+    got = cat.query("SELECT arch, synflow, value FROM archs_labeled WHERE label = 'cifar10_test' ORDER BY arch")
+    assert got.num_rows == 2
+    import csv
+
+    truth = {r["arch"]: float(r["cifar10_test"]) for r in csv.DictReader(open(NB201_LABELS))}
+    assert {r["arch"]: r["value"] for r in got.to_pylist()} == {A0: truth[A0], A1: truth[A1]}
+
+
+def _results(epochs, dataset_evals: dict) -> dict:
+    """An ArchResults state dict as NAS-Bench-201 / NATS-Bench store it."""
+    all_results = {}
+    for (dataset, seed), evals in dataset_evals.items():
+        all_results[(dataset, seed)] = {
+            "name": dataset,
+            "seed": seed,
+            "epochs": epochs,
+            "train_acc1es": {epochs - 1: 99.0},
+            "eval_names": sorted({k.split("@")[0] for k in evals}),
+            "eval_acc1es": evals,
+            "params": {dataset: 0.8},
+            "flop": {dataset: 100.0},
+            "net_state_dict": None,
+        }
+    return {
+        "arch_index": 0,
+        "arch_str": A0,
+        "all_results": all_results,
+        "dataset_seed": {d: [s for (dd, s) in dataset_evals if dd == d] for d, _ in dataset_evals},
+        "clear_net_done": True,
+    }
+
+
+FULL = _results(
+    200,
+    {
+        ("cifar10-valid", 777): {"x-valid@199": 90.0, "x-valid@100": 10.0},
+        ("cifar10-valid", 888): {"x-valid@199": 92.0},
+        ("cifar10", 777): {"ori-test@199": 93.5},
+    },
+)
+LESS = _results(12, {("cifar10-valid", 777): {"x-valid@11": 70.0}})
+
+
+def _by_label(store):
+    rows = Catalog(store).query("SELECT label, epochs, value, seed_agg FROM labels ORDER BY label, epochs")
+    return [(r["label"], r["epochs"], r["value"], r["seed_agg"]) for r in rows.to_pylist()]
+
+
+def test_nb201_pth_needs_trust_and_reads_final_epoch_means(tmp_path):
+    path = tmp_path / "NAS-Bench-201-v1_1-096897.pth"
+    torch.save(
+        {
+            "meta_archs": [A0],
+            "arch2infos": {0: {"less": LESS, "full": FULL}},
+            "evaluated_indexes": [0],
+            "total_archs": 1,
+        },
+        path,
+    )
+    with pytest.raises(LabelFormatError, match="--trust-pickle"):
+        import_labels(str(tmp_path / "s"), "nb201", str(path))
+    import_labels(str(tmp_path / "s"), "nb201", str(path), trust_pickle=True)
+    assert _by_label(tmp_path / "s") == [
+        ("cifar10_test", 200, 93.5, "mean of 1 seeds"),
+        ("cifar10_valid", 12, 70.0, "mean of 1 seeds"),
+        ("cifar10_valid", 200, 91.0, "mean of 2 seeds"),
+    ]
+
+
+def test_nats_tss_folder(tmp_path):
+    folder = tmp_path / "NATS-tss-v1_0-3ffb9-simple"
+    folder.mkdir()
+    for name, obj in [
+        ("meta.pickle.pbz2", {"meta_archs": [A1, A0], "evaluated_indexes": [0, 1]}),
+        ("1.pickle.pbz2", {"12": LESS, "200": FULL}),
+    ]:
+        with bz2.open(folder / name, "wb") as f:
+            pickle.dump(obj, f)
+    import_labels(str(tmp_path / "s"), "nb201", str(folder), trust_pickle=True)
+    rows = Catalog(tmp_path / "s").query("SELECT DISTINCT arch FROM labels").to_pylist()
+    assert rows == [{"arch": A0}]
+    assert ("cifar10_valid", 200, 91.0, "mean of 2 seeds") in _by_label(tmp_path / "s")
+
+
+def test_nds_json_stores_accuracy_from_top1_error(tmp_path):
+    genotype = {
+        "normal": [["sep_conv_3x3", 0], ["sep_conv_3x3", 1]] * 4,
+        "normal_concat": [2, 3, 4, 5],
+        "reduce": [["max_pool_3x3", 0], ["max_pool_3x3", 1]] * 4,
+        "reduce_concat": [2, 3, 4, 5],
+    }
+    models = [
+        {
+            "net": {"genotype": genotype, "width": 16, "depth": 20, "aux": False},
+            "train_ep_top1": [60.0, 20.0, 8.0],
+            "test_ep_top1": [55.0, 15.0, 6.25],
+        }
+    ]
+    path = tmp_path / "DARTS.json"
+    path.write_text(json.dumps(models))
+    import_labels(str(tmp_path / "s"), "nds-darts", str(path))
+    row = Catalog(tmp_path / "s").query("SELECT label, value, epochs, detail FROM labels").to_pylist()[0]
+    assert row == {"label": "cifar10_test", "value": 93.75, "epochs": 3, "detail": "width=16,depth=20"}
+
+
+def test_nas_bench_suite_zero_json(tmp_path):
+    path = tmp_path / "zc_nasbench201.json"
+    path.write_text(
+        json.dumps(
+            {
+                "cifar10": {
+                    "(2, 2, 0, 2, 2, 2)": {"id": 6111, "val_accuracy": 91.6, "synflow": {"score": 1.0, "time": 0.1}}
+                }
+            }
+        )
+    )
+    import_labels(str(tmp_path / "s"), "nb201", str(path))
+    row = Catalog(tmp_path / "s").query("SELECT arch, label, value FROM labels").to_pylist()[0]
+    assert row == {"arch": A0, "label": "cifar10_valid", "value": 91.6}
+
+
+def test_unparseable_rows_fail_the_whole_import(tmp_path):
+    path = tmp_path / "bad.csv"
+    path.write_text(f"arch,cifar10_test\n{A0},90\n|junk|,80\n")
+    with pytest.raises(LabelFormatError, match=r"bad\.csv:3"):
+        import_labels(str(tmp_path / "s"), "nb201", str(path))
+    with pytest.raises(FileNotFoundError):
+        Catalog(tmp_path / "s").query("SELECT * FROM labels")
