@@ -185,3 +185,22 @@ def test_a_killed_driver_loses_nothing_and_a_rerun_finishes_once(tmp_path):
     _exactly_once(tmp_path, 10)
     states = Catalog(tmp_path).query("SELECT state FROM runs ORDER BY started_at").to_pylist()
     assert [s["state"] for s in states] == ["interrupted", "finished"]
+
+
+@pytest.mark.parametrize("space_name", ["nb101", "nds-darts", "nds-enas", "nds-nasnet", "nds-amoeba", "nds-pnas"])
+def test_every_space_ingests_with_slots_and_tensors(tmp_path, ray_session, space_name):
+    cfg = IngestConfig(space=space_name, store=str(tmp_path), limit=8, workers=2, data="synthetic", batch_size=8,
+                       proxies=PROXIES)
+    summary = ingest(cfg, progress=False)
+    assert (summary.done, summary.failed) == (8, 0)
+    cat = Catalog(tmp_path)
+    rows = cat.query("SELECT arch, arch_spec, status, synflow, snip, grasp FROM archs").to_pylist()
+    assert len(rows) == 8 and all(r["status"] == "ok" for r in rows)
+    space = get_space(space_name)
+    for r in rows[:3]:
+        assert space.parse(r["arch_spec"]) == r["arch"]
+        model = space.build(r["arch_spec"], BuildOptions())
+        n = cat.query(f"SELECT count(*) AS n FROM layers WHERE arch = '{r['arch']}'").to_pylist()[0]["n"]
+        assert n == len(weight_layers(model))
+    t = read_tensors(cat.committed_shard_dirs(space_name)[0])
+    assert t.slots == space.slots() and t.mask.sum() > 0

@@ -199,3 +199,48 @@ def test_unparseable_rows_fail_the_whole_import(tmp_path):
         import_labels(str(tmp_path / "s"), "nb201", str(path))
     with pytest.raises(FileNotFoundError):
         Catalog(tmp_path / "s").query("SELECT * FROM labels")
+
+
+def test_the_readme_spearman_sql_matches_scipy(tmp_path):
+    """The README's SQL is what users copy: run it and compare with scipy on the same rows."""
+    import csv
+    import re
+
+    from scipy.stats import spearmanr
+
+    from tests.conftest import ROOT
+
+    readme = (ROOT / "README.md").read_text()
+    sql = re.search(r"<!-- sql:spearman -->\n```sql\n(.+?)```", readme, re.S).group(1)
+    truth = {r["arch"]: float(r["cifar10_valid"]) for r in csv.DictReader(open(NB201_LABELS))}
+    archs = sorted(truth)[:60]
+    rng = np.random.default_rng(0)
+    names = ["synflow", "snip", "grad_norm", "fisher", "grasp", "params", "flops"]
+    rows = []
+    for a in archs:
+        r = {"space": "nb201", "arch": a, "config_hash": "c", "run_id": "r", "shard_id": "s", "status": "ok"}
+        r.update({n: float(truth[a] + rng.normal(0, 3)) for n in names})
+        r["flops"] = float(rng.integers(0, 5))  # heavy ties
+        rows.append(r)
+    block = TensorBlock(archs, [], ["x"], np.zeros((60, 0, 1)), np.zeros((60, 1), bool))
+    cat = Catalog(tmp_path)
+    with cat.writer() as w:
+        w.reconcile()
+        w.commit(
+            write_staged_shard(
+                tmp_path,
+                shard_id="s",
+                space="nb201",
+                run_id="r",
+                config_hash="c",
+                arch_rows=rows,
+                layer_rows=[],
+                proxy_names=names,
+                tensors=block,
+            )
+        )
+    import_labels(str(tmp_path), "nb201", str(NB201_LABELS))
+    got = {r["proxy"]: r["spearman"] for r in cat.query(sql).to_pylist()}
+    for n in names:
+        expect = spearmanr([r[n] for r in rows], [truth[r["arch"]] for r in rows]).statistic
+        assert got[n] == pytest.approx(expect, abs=1e-3), n
