@@ -93,8 +93,8 @@ def _committed_shards(store):
         return 0
 
 
-def _start(store, n, *extra):
-    args = [
+def _ingest_args(store, n, *extra):
+    return [
         *ZCPIPE,
         "ingest",
         "--space",
@@ -110,11 +110,18 @@ def _start(store, n, *extra):
         "--batch-size",
         "16",
         "--no-progress",
-        "--chunk-size",
-        "2",
         *extra,
     ]
-    return subprocess.Popen(args, cwd=ROOT, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+
+def _start(store, n, *extra):
+    return subprocess.Popen(
+        _ingest_args(store, n, "--chunk-size", "2", *extra),
+        cwd=ROOT,
+        start_new_session=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
 
 
 def _exactly_once(store, n):
@@ -156,29 +163,7 @@ def test_a_killed_driver_loses_nothing_and_a_rerun_finishes_once(tmp_path):
     visible = Catalog(tmp_path).query("SELECT arch FROM archs").to_pylist()
     assert 0 < len(visible) < 10 and len({r["arch"] for r in visible}) == len(visible)
     rerun = subprocess.run(
-        [
-            *ZCPIPE,
-            "ingest",
-            "--space",
-            "nb201",
-            "--store",
-            str(tmp_path),
-            "--limit",
-            "10",
-            "--data",
-            "cifar10",
-            "--data-root",
-            str(CIFAR_NPZ),
-            "--batch-size",
-            "16",
-            "--no-progress",
-            "--workers",
-            "2",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=420,
+        _ingest_args(tmp_path, 10, "--workers", "2"), cwd=ROOT, capture_output=True, text=True, timeout=420
     )
     assert rerun.returncode == 0, rerun.stderr[-2000:]
     assert f"{10 - len(visible)} done, {len(visible)} skipped" in rerun.stderr
@@ -189,8 +174,9 @@ def test_a_killed_driver_loses_nothing_and_a_rerun_finishes_once(tmp_path):
 
 @pytest.mark.parametrize("space_name", ["nb101", "nds-darts", "nds-enas", "nds-nasnet", "nds-amoeba", "nds-pnas"])
 def test_every_space_ingests_with_slots_and_tensors(tmp_path, ray_session, space_name):
-    cfg = IngestConfig(space=space_name, store=str(tmp_path), limit=8, workers=2, data="synthetic", batch_size=8,
-                       proxies=PROXIES)
+    cfg = IngestConfig(
+        space=space_name, store=str(tmp_path), limit=8, workers=2, data="synthetic", batch_size=8, proxies=PROXIES
+    )
     summary = ingest(cfg, progress=False)
     assert (summary.done, summary.failed) == (8, 0)
     cat = Catalog(tmp_path)

@@ -10,8 +10,9 @@ import pytest
 import torch
 
 from tests.conftest import NB201_LABELS, SHARED_DATA
+from tests.helpers import commit_arch_rows
 from zcpipe.pipeline.labels import LabelFormatError, import_labels
-from zcpipe.store import Catalog, TensorBlock, write_staged_shard
+from zcpipe.store import Catalog
 
 A0 = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|"
 A1 = "|avg_pool_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+|nor_conv_1x1~0|skip_connect~1|skip_connect~2|"
@@ -41,35 +42,19 @@ def test_shared_plain_files_import_without_losing_a_row(tmp_path):
 
 
 def test_archs_labeled_joins_statistics_with_labels(tmp_path):
-    cat = Catalog(tmp_path)
-    with cat.writer() as w:
-        w.reconcile()
-        rows = [
-            {
-                "space": "nb201",
-                "arch": a,
-                "config_hash": "c",
-                "run_id": "r",
-                "shard_id": "s",
-                "status": "ok",
-                "synflow": float(i),
-            }
-            for i, a in enumerate([A0, A1])
-        ]
-        block = TensorBlock([A0, A1], [], ["x"], np.zeros((2, 0, 1)), np.zeros((2, 1), bool))
-        w.commit(
-            write_staged_shard(
-                tmp_path,
-                shard_id="s",
-                space="nb201",
-                run_id="r",
-                config_hash="c",
-                arch_rows=rows,
-                layer_rows=[],
-                proxy_names=["synflow"],
-                tensors=block,
-            )
-        )
+    rows = [
+        {
+            "space": "nb201",
+            "arch": a,
+            "config_hash": "c",
+            "run_id": "r",
+            "shard_id": "s",
+            "status": "ok",
+            "synflow": float(i),
+        }
+        for i, a in enumerate([A0, A1])
+    ]
+    cat = commit_arch_rows(tmp_path, "nb201", rows, ["synflow"])
     import_labels(str(tmp_path), "nb201", str(NB201_LABELS))
     got = cat.query("SELECT arch, synflow, value FROM archs_labeled WHERE label = 'cifar10_test' ORDER BY arch")
     assert got.num_rows == 2
@@ -222,23 +207,7 @@ def test_the_readme_spearman_sql_matches_scipy(tmp_path):
         r.update({n: float(truth[a] + rng.normal(0, 3)) for n in names})
         r["flops"] = float(rng.integers(0, 5))  # heavy ties
         rows.append(r)
-    block = TensorBlock(archs, [], ["x"], np.zeros((60, 0, 1)), np.zeros((60, 1), bool))
-    cat = Catalog(tmp_path)
-    with cat.writer() as w:
-        w.reconcile()
-        w.commit(
-            write_staged_shard(
-                tmp_path,
-                shard_id="s",
-                space="nb201",
-                run_id="r",
-                config_hash="c",
-                arch_rows=rows,
-                layer_rows=[],
-                proxy_names=names,
-                tensors=block,
-            )
-        )
+    cat = commit_arch_rows(tmp_path, "nb201", rows, names)
     import_labels(str(tmp_path), "nb201", str(NB201_LABELS))
     got = {r["proxy"]: r["spearman"] for r in cat.query(sql).to_pylist()}
     for n in names:

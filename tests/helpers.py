@@ -1,0 +1,27 @@
+"""Small builders shared by tests that need a committed shard without running the engine."""
+
+import numpy as np
+
+from zcpipe.store import Catalog, TensorBlock, write_staged_shard
+
+
+def commit_arch_rows(store, space: str, rows: list[dict], proxy_names: list[str]) -> Catalog:
+    """Commit `rows` (archs.parquet rows) as one shard with an empty tensor block; returns the catalog."""
+    n = len(rows)
+    block = TensorBlock([r["arch"] for r in rows], [], ["x"], np.zeros((n, 0, 1)), np.zeros((n, 1), bool))
+    cat = Catalog(store)
+    with cat.writer() as w:
+        w.reconcile()
+        manifest = write_staged_shard(
+            store,
+            shard_id="s",
+            space=space,
+            run_id="r",
+            config_hash="c",
+            arch_rows=rows,
+            layer_rows=[],
+            proxy_names=proxy_names,
+            tensors=block,
+        )
+        w.commit(manifest)
+    return cat
