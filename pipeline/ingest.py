@@ -56,6 +56,11 @@ def new_run_id() -> str:
 
 
 def ingest(cfg: IngestConfig, progress: bool = True) -> IngestSummary:
+    with Catalog(str(Path(cfg.store).expanduser().resolve())).ingest_lock():
+        return _ingest(cfg, progress)
+
+
+def _ingest(cfg: IngestConfig, progress: bool) -> IngestSummary:
     t0 = time.perf_counter()
     space = get_space(cfg.space, **cfg.space_params)
     archs = plan_archs(space, cfg)

@@ -282,6 +282,5 @@ def import_labels(store: str, space_name: str, path: str, fmt: str = "auto", tru
     rows = READERS[detect_format(p) if fmt == "auto" else fmt](space, p, trust_pickle=trust_pickle)
     if not rows:
         raise LabelFormatError(f"{p} holds no labels for {space_name}")
-    with Catalog(store).writer() as w:
-        w.reconcile()
+    with Catalog(store).writer() as w:  # no reconcile: an ingest may be running on this store
         return w.import_labels(rows)

@@ -7,8 +7,10 @@ sides retry briefly when the other holds the lock.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
+import os
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -95,6 +97,30 @@ class Catalog:
             yield writer
         finally:
             con.close()
+
+    @contextmanager
+    def ingest_lock(self) -> Iterator[None]:
+        """Held by an ingest for its whole run: start-up reconciliation clears staging/, which must never
+        happen under another running ingest. The OS drops the lock if the process dies."""
+        self.layout.root.mkdir(parents=True, exist_ok=True)
+        path = self.layout.root / "ingest.lock"
+        with path.open("a+") as f:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                f.seek(0)
+                holder = f.read().strip() or "another process"
+                raise CatalogBusyError(
+                    f"another ingest ({holder}) is running on {self.layout.root}; wait for it or use another --store"
+                ) from None
+            f.seek(0)
+            f.truncate()
+            f.write(f"pid {os.getpid()}")
+            f.flush()
+            try:
+                yield
+            finally:
+                fcntl.flock(f, fcntl.LOCK_UN)
 
     @contextmanager
     def reader(self) -> Iterator[duckdb.DuckDBPyConnection]:

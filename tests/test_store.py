@@ -144,3 +144,13 @@ def test_a_shard_repeating_committed_archs_is_rejected_atomically(tmp_path):
 def test_reader_without_catalog_says_what_to_do(tmp_path):
     with pytest.raises(FileNotFoundError, match="zcpipe ingest"):
         Catalog(tmp_path / "nothing").query("SELECT 1")
+
+
+def test_a_second_ingest_on_the_same_store_is_refused_while_one_runs(tmp_path):
+    from zcpipe.store import CatalogBusyError
+
+    with Catalog(tmp_path).ingest_lock():
+        with pytest.raises(CatalogBusyError, match=r"another ingest .*pid"), Catalog(tmp_path).ingest_lock():
+            pass
+    with Catalog(tmp_path).ingest_lock():  # released: free again
+        pass
