@@ -166,7 +166,7 @@ def read_nb201_pth(space: SearchSpace, path: Path, trust_pickle: bool = False, *
 
 
 def read_nats_tss(space: SearchSpace, path: Path, trust_pickle: bool = False, **_) -> list[dict]:
-    """NATS-Bench topology folder: meta.pickle.pbz2 ({'meta_archs', ...}) and {index}.pickle.pbz2
+    """NATS-Bench topology folder: meta.pickle.pbz2 ({"meta_archs", ...}) and {index:06d}.pickle.pbz2
     per architecture ({'12': ArchResults state, '200': ...})."""
     _need_trust(path, trust_pickle)
     if not (path / "meta.pickle.pbz2").is_file():

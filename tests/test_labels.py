@@ -130,7 +130,7 @@ def test_nats_tss_folder(tmp_path):
     folder.mkdir()
     for name, obj in [
         ("meta.pickle.pbz2", {"meta_archs": [A1, A0], "evaluated_indexes": [0, 1]}),
-        ("1.pickle.pbz2", {"12": LESS, "200": FULL}),
+        ("000001.pickle.pbz2", {"12": LESS, "200": FULL}),
     ]:
         with bz2.open(folder / name, "wb") as f:
             pickle.dump(obj, f)
