@@ -62,6 +62,8 @@ class ProxyEngine:
         self.proxies = proxies
         self.micro_batch = micro_batch
         self.memory_budget_bytes = memory_budget_bytes
+        # Activation bytes per image of the network being computed, from its FLOP-counting pass.
+        self._bytes_per_image: int | None = None
 
     # ------------------------------------------------------------------ public
 
@@ -101,6 +103,7 @@ class ProxyEngine:
     # ------------------------------------------------------------------ internals
 
     def _skeleton(self, model: nn.Module, batch: Batch) -> tuple[ArchStats, list[tuple[str, nn.Module]]]:
+        self._bytes_per_image = None
         named = weight_layers(model)
         stats = ArchStats(values={}, reasons={}, layers=[], seconds={})
         flops = None
@@ -108,7 +111,9 @@ class ProxyEngine:
         if names & {"params", "flops"}:
             t0 = time.perf_counter()
             if "flops" in names:
-                flops, total_flops = count_flops(model, tuple(batch.images.shape[1:]), batch.images.device)
+                flops, total_flops, self._bytes_per_image = count_flops(
+                    model, tuple(batch.images.shape[1:]), batch.images.device
+                )
                 stats.values["flops"] = float(total_flops)
             if "params" in names:
                 stats.values["params"] = float(sum(p.numel() for p in model.parameters()))
@@ -163,7 +168,7 @@ class ProxyEngine:
     def _data_pass_with_split(self, model, batch, layers, needs) -> DataPass:
         micro = self.micro_batch
         if micro is None and self.memory_budget_bytes is not None:
-            micro = plan_micro_batch(model, batch, self.memory_budget_bytes, "hvp" in needs)
+            micro = plan_micro_batch(model, batch, self.memory_budget_bytes, "hvp" in needs, self._bytes_per_image)
         while True:
             try:
                 return run_data_pass(model, batch, layers, needs, micro)
@@ -177,20 +182,27 @@ class ProxyEngine:
                     torch.cuda.empty_cache()
 
 
-def plan_micro_batch(model: nn.Module, batch: Batch, budget_bytes: int, hvp: bool) -> int | None:
-    """Largest micro-batch whose saved activations fit `budget_bytes`, measured on two images."""
-    probe = min(2, batch.images.shape[0])
-    saved = 0
+def plan_micro_batch(
+    model: nn.Module, batch: Batch, budget_bytes: int, hvp: bool, bytes_per_image: int | None = None
+) -> int | None:
+    """Largest micro-batch whose saved activations fit `budget_bytes`.
 
-    def pack(t: torch.Tensor) -> torch.Tensor:
-        nonlocal saved
-        saved += t.numel() * t.element_size()
-        return t
+    `bytes_per_image` comes free from the FLOP-counting pass; without it, two images are probed.
+    """
+    if bytes_per_image is None:
+        probe = min(2, batch.images.shape[0])
+        saved = 0
 
-    model.train()
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        loss = F.cross_entropy(model(batch.images[:probe]), batch.labels[:probe])
-    del loss
-    per_image = saved / probe * (_HVP_FACTOR if hvp else _PLAIN_FACTOR)
+        def pack(t: torch.Tensor) -> torch.Tensor:
+            nonlocal saved
+            saved += t.numel() * t.element_size()
+            return t
+
+        model.train()
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            loss = F.cross_entropy(model(batch.images[:probe]), batch.labels[:probe])
+        del loss
+        bytes_per_image = saved / probe
+    per_image = bytes_per_image * (_HVP_FACTOR if hvp else _PLAIN_FACTOR)
     fits = max(1, int(budget_bytes // max(per_image, 1.0)))
     return None if fits >= batch.images.shape[0] else fits

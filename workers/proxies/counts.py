@@ -17,19 +17,30 @@ def layer_params(layer: nn.Module) -> int:
     return sum(p.numel() for p in layer.parameters(recurse=False))
 
 
-def count_flops(net: nn.Module, input_shape: tuple[int, ...], device: torch.device) -> tuple[list[int], int]:
-    """(per weight layer in module order, total) for a single image, net's mode left as it was."""
+def count_flops(net: nn.Module, input_shape: tuple[int, ...], device: torch.device) -> tuple[list[int], int, int]:
+    """(FLOPs per weight layer in module order, total FLOPs, bytes autograd saves) for one image.
+
+    The forward runs in train mode with autograd on, as the data pass does, so the same pass also
+    tells how much activation memory an image costs (what micro-batch planning needs).
+    """
+    saved = 0
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        nonlocal saved
+        saved += t.numel() * t.element_size()
+        return t
+
     was_training = net.training
-    net.eval()
+    net.train()
     try:
-        with FlopCounterMode(display=False) as counter, torch.no_grad():
+        with FlopCounterMode(display=False) as counter, torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
             net(torch.zeros((1, *input_shape), device=device))
     finally:
         net.train(was_training)
     by_module = counter.get_flop_counts()
     prefix = type(net).__name__
     per_layer = [int(sum(by_module.get(f"{prefix}.{name}", {}).values())) for name, _ in weight_layers(net)]
-    return per_layer, int(counter.get_total_flops())
+    return per_layer, int(counter.get_total_flops()), saved
 
 
 @register_proxy("params", scope="layer", pass_name="count")
