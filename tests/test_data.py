@@ -56,8 +56,8 @@ def test_official_batch_refuses_arbitrary_pickles(tmp_path):
     "root,match",
     [
         (None, "needs --data-root"),
-        ("/nonexistent/cifar", "CIFAR-10 not found"),
-        ("/nonexistent/x.npz", "does not exist"),
+        ("nonexistent/cifar", "CIFAR-10 not found"),
+        ("nonexistent/x.npz", "does not exist"),
     ],
 )
 def test_missing_dataset_is_a_clear_error(root, match):
