@@ -47,6 +47,11 @@ class LabelFormatError(ValueError):
     pass
 
 
+def _source(path: Path) -> str:
+    """Labels are identified by the file they came from: re-importing it replaces them."""
+    return str(path.resolve())
+
+
 def _row(
     space, arch, dataset, split, value, source, *, epochs=None, seed_agg=None, metric="accuracy", detail="", row=0
 ):
@@ -68,6 +73,7 @@ def _row(
 
 
 def _plain(space: SearchSpace, records: Iterator[tuple[int, dict]], path: Path) -> list[dict]:
+    source = _source(path)
     known = PLAIN_COLUMNS.get(space.name, {})
     rows, errors = [], []
     for n, rec in records:
@@ -83,9 +89,7 @@ def _plain(space: SearchSpace, records: Iterator[tuple[int, dict]], path: Path) 
             dataset, split, epochs, agg = (
                 known.get(col, (*col.rsplit("_", 1), None, None)) if "_" in col else (col, "value", None, None)
             )
-            rows.append(
-                _row(space.name, key, dataset, split, float(v), str(path.resolve()), epochs=epochs, seed_agg=agg, row=n)
-            )
+            rows.append(_row(space.name, key, dataset, split, float(v), source, epochs=epochs, seed_agg=agg, row=n))
     if errors:
         raise LabelFormatError(f"{len(errors)} rows of {path} do not parse as {space.name}: " + "; ".join(errors[:3]))
     return rows
@@ -152,6 +156,7 @@ def read_nb201_pth(space: SearchSpace, path: Path, trust_pickle: bool = False, *
     import torch
 
     data = torch.load(path, map_location="cpu", weights_only=False)
+    source = _source(path)
     try:
         archs, infos = data["meta_archs"], data["arch2infos"]
     except (KeyError, TypeError):
@@ -161,7 +166,7 @@ def read_nb201_pth(space: SearchSpace, path: Path, trust_pickle: bool = False, *
         key = space.parse(archs[index])
         for hp in ("less", "full"):
             if hp in info:
-                rows += _arch_results(space.name, key, info[hp], str(path.resolve()))
+                rows += _arch_results(space.name, key, info[hp], source)
     return rows
 
 
@@ -177,6 +182,7 @@ def read_nats_tss(space: SearchSpace, path: Path, trust_pickle: bool = False, **
             return pickle.load(f)
 
     archs = load(path / "meta.pickle.pbz2")["meta_archs"]
+    source = _source(path)
     rows = []
     for f in sorted(path.glob("*.pickle.pbz2")):
         stem = f.name.split(".")[0]
@@ -184,17 +190,22 @@ def read_nats_tss(space: SearchSpace, path: Path, trust_pickle: bool = False, **
             continue
         key = space.parse(archs[int(stem)])
         for state in load(f).values():
-            rows += _arch_results(space.name, key, state, str(path.resolve()))
+            rows += _arch_results(space.name, key, state, source)
     return rows
+
+
+def _read_json(path: Path):
+    try:
+        return json.loads(path.read_text())
+    except ValueError:
+        raise LabelFormatError(f"{path} is not JSON") from None
 
 
 def read_nds_json(space: SearchSpace, path: Path, **_) -> list[dict]:
     """An NDS per-space file: a JSON list of models, each with net.genotype, width/depth and per-epoch
     top-1 *error* curves; stored as accuracy = 100 − error at the last epoch."""
-    try:
-        models = json.loads(path.read_text())
-    except ValueError:
-        raise LabelFormatError(f"{path} is not JSON") from None
+    models = _read_json(path)
+    source = _source(path)
     rows = []
     for n, m in enumerate(models):
         try:
@@ -211,7 +222,7 @@ def read_nds_json(space: SearchSpace, path: Path, **_) -> list[dict]:
                 "cifar10",
                 "test",
                 100.0 - float(curve[-1]),
-                str(path.resolve()),
+                source,
                 epochs=len(curve),
                 seed_agg="single run",
                 detail=detail,
@@ -223,10 +234,8 @@ def read_nds_json(space: SearchSpace, path: Path, **_) -> list[dict]:
 
 def read_zc_json(space: SearchSpace, path: Path, **_) -> list[dict]:
     """NAS-Bench-Suite-Zero `zc_<space>.json`: {dataset: {arch: {"val_accuracy": ..., proxy: {...}}}}."""
-    try:
-        data = json.loads(path.read_text())
-    except ValueError:
-        raise LabelFormatError(f"{path} is not JSON") from None
+    data = _read_json(path)
+    source = _source(path)
     rows = []
     for dataset, archs in data.items():
         for arch_text, rec in archs.items():
@@ -238,7 +247,7 @@ def read_zc_json(space: SearchSpace, path: Path, **_) -> list[dict]:
                         dataset,
                         "valid",
                         rec["val_accuracy"],
-                        str(path.resolve()),
+                        source,
                         seed_agg="NAS-Bench-Suite-Zero",
                     )
                 )

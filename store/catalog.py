@@ -93,7 +93,10 @@ class Catalog:
         try:
             con.execute(_DDL)
             writer = CatalogWriter(con, self.layout)
-            writer.refresh_views()
+            # A new catalog needs its views; existing ones are rebuilt only where the shard list changes
+            # (commit, reconcile), since each rebuild reads every shard's metadata.
+            if not con.execute("SELECT 1 FROM duckdb_views() WHERE view_name = 'archs_labeled'").fetchall():
+                writer.refresh_views()
             yield writer
         finally:
             con.close()

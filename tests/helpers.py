@@ -1,8 +1,35 @@
 """Small builders shared by tests that need a committed shard without running the engine."""
 
+import sys
+
 import numpy as np
 
+from tests.conftest import CIFAR_NPZ
 from zcpipe.store import Catalog, TensorBlock, write_staged_shard
+
+ZCPIPE = [sys.executable, "-m", "zcpipe.cli"]
+
+
+def ingest_args(store, n: int, *extra: str) -> list[str]:
+    """`zcpipe ingest` of n seeded NB201 cells on the real CIFAR-10 sample at batch 16, no progress bar."""
+    return [
+        *ZCPIPE,
+        "ingest",
+        "--space",
+        "nb201",
+        "--store",
+        str(store),
+        "--limit",
+        str(n),
+        "--data",
+        "cifar10",
+        "--data-root",
+        str(CIFAR_NPZ),
+        "--batch-size",
+        "16",
+        "--no-progress",
+        *extra,
+    ]
 
 
 def commit_arch_rows(store, space: str, rows: list[dict], proxy_names: list[str]) -> Catalog:

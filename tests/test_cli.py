@@ -1,13 +1,11 @@
 """The CLI contract: one-line errors that say what to do, and clean CSV on stdout."""
 
 import subprocess
-import sys
 
 import pytest
 
 from tests.conftest import ROOT
-
-ZCPIPE = [sys.executable, "-m", "zcpipe.cli"]
+from tests.helpers import ZCPIPE
 
 
 def _run(*args, timeout=120):
@@ -61,25 +59,10 @@ def test_sql_on_a_missing_store_and_bad_sql(tmp_path):
 
 @pytest.mark.slow
 def test_ingest_then_sql_csv_contract(tmp_path):
-    from tests.conftest import CIFAR_NPZ
+    from tests.helpers import ingest_args
 
-    r = _run(
-        "ingest",
-        "--space",
-        "nb201",
-        "--limit",
-        "3",
-        "--workers",
-        "2",
-        "--data",
-        "cifar10",
-        "--data-root",
-        str(CIFAR_NPZ),
-        "--batch-size",
-        "16",
-        "--store",
-        str(tmp_path),
-        timeout=400,
+    r = subprocess.run(
+        ingest_args(tmp_path, 3, "--workers", "2"), cwd=ROOT, capture_output=True, text=True, timeout=400
     )
     assert r.returncode == 0, r.stderr[-2000:]
     assert "3 done, 0 skipped" in r.stderr

@@ -3,7 +3,6 @@
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -11,6 +10,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import CIFAR_NPZ, ROOT
+from tests.helpers import ingest_args
 from zcpipe.pipeline import IngestConfig, ingest
 from zcpipe.store import Catalog, read_tensors
 from zcpipe.workers.spaces import BuildOptions, get_space, weight_layers
@@ -18,7 +18,6 @@ from zcpipe.workers.spaces import BuildOptions, get_space, weight_layers
 pytestmark = pytest.mark.slow
 PROXIES = ("synflow", "snip", "grad_norm", "fisher", "grasp")
 FAST = dict(data="cifar10", data_root=str(CIFAR_NPZ), batch_size=16, proxies=PROXIES)
-ZCPIPE = [sys.executable, "-m", "zcpipe.cli"]
 
 
 def _cfg(store, **kw):
@@ -93,30 +92,9 @@ def _committed_shards(store):
         return 0
 
 
-def _ingest_args(store, n, *extra):
-    return [
-        *ZCPIPE,
-        "ingest",
-        "--space",
-        "nb201",
-        "--store",
-        str(store),
-        "--limit",
-        str(n),
-        "--data",
-        "cifar10",
-        "--data-root",
-        str(CIFAR_NPZ),
-        "--batch-size",
-        "16",
-        "--no-progress",
-        *extra,
-    ]
-
-
 def _start(store, n, *extra):
     return subprocess.Popen(
-        _ingest_args(store, n, "--chunk-size", "2", *extra),
+        ingest_args(store, n, "--chunk-size", "2", *extra),
         cwd=ROOT,
         start_new_session=True,
         stdout=subprocess.PIPE,
@@ -163,7 +141,7 @@ def test_a_killed_driver_loses_nothing_and_a_rerun_finishes_once(tmp_path):
     visible = Catalog(tmp_path).query("SELECT arch FROM archs").to_pylist()
     assert 0 < len(visible) < 10 and len({r["arch"] for r in visible}) == len(visible)
     rerun = subprocess.run(
-        _ingest_args(tmp_path, 10, "--workers", "2"), cwd=ROOT, capture_output=True, text=True, timeout=420
+        ingest_args(tmp_path, 10, "--workers", "2"), cwd=ROOT, capture_output=True, text=True, timeout=420
     )
     assert rerun.returncode == 0, rerun.stderr[-2000:]
     assert f"{10 - len(visible)} done, {len(visible)} skipped" in rerun.stderr
