@@ -23,6 +23,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import CIFAR_NPZ, machine, require
 
+from zcpipe.workers.allocator import keep_freed_memory
 from zcpipe.workers.data import DataSpec, load_batch, to_batch
 from zcpipe.workers.engine import ProxyEngine
 from zcpipe.workers.proxies import DEFAULT_PROXIES, ZC_NAS_PROXIES, get_proxies
@@ -30,31 +31,62 @@ from zcpipe.workers.seeding import derive_seed
 from zcpipe.workers.spaces import BuildOptions, get_space
 
 
-def same(a, b) -> bool:
+def same(a, b, rel: float = 1e-6, abs_tol: float = 1e-30) -> bool:
     if a is None or b is None:
         return a is b
-    return math.isclose(a, b, rel_tol=1e-6, abs_tol=1e-30)
+    return math.isclose(a, b, rel_tol=rel, abs_tol=abs_tol)
 
 
-def bench(names, archs, batch, space, device) -> tuple[float, float]:
+def check(name: str, arch: str, s, o) -> None:
+    """Shared equals oracle: to 1e-6 where both run the same kernels; GraSP to float32 rounding.
+
+    GraSP's double backward uses other (exact) formulas in the shared pass; in float32 the two
+    agree to ~1e-5 of the largest layer value, 10-100x closer than either is to float64
+    (tests/test_engine_oracle.py).
+    """
+    rel, abs_tol = 1e-6, 1e-30
+    if name == "grasp":
+        rel, abs_tol = 1e-4, 1e-4 * max(abs(layer.values[name]) for layer in o.layers)
+    if not same(s.values[name], o.values[name], rel, abs_tol):
+        raise SystemExit(f"error: {name} differs on {arch}: shared {s.values[name]} vs oracle {o.values[name]}")
+    for ls, lo in zip(s.layers, o.layers, strict=True):
+        if not same(ls.values.get(name), lo.values.get(name), rel, abs_tol):
+            raise SystemExit(f"error: {name} differs on {arch} layer {ls.slot}")
+
+
+def _timed(fn, models, batch) -> tuple[float, list]:
+    out = []
+    t0 = time.perf_counter()
+    for model in models:
+        out.append(fn(model, batch, 1))
+    return time.perf_counter() - t0, out
+
+
+def bench(names, archs, batch, space, device, interleave: bool) -> tuple[float, float]:
+    """Seconds per architecture of (shared passes, one at a time) on the same models.
+
+    By default each path runs over all cells in a row, as it would in a worker; interleaving
+    them per cell makes each path start on the other's heap and cache state.
+    """
     engine = ProxyEngine(get_proxies(list(names)))
-    shared_t = oracle_t = 0.0
+    models = []
     for arch in archs:
         torch.manual_seed(derive_seed(0, arch))
-        model = space.build(arch, BuildOptions()).to(device)
-        t0 = time.perf_counter()
-        s = engine.compute(model, batch, 1)
-        t1 = time.perf_counter()
-        o = engine.compute_one_at_a_time(model, batch, 1)
-        t2 = time.perf_counter()
-        shared_t += t1 - t0
-        oracle_t += t2 - t1
+        models.append(space.build(arch, BuildOptions()).to(device))
+    if interleave:
+        shared_t = oracle_t = 0.0
+        shared, oracle = [], []
+        for model in models:
+            t, s = _timed(engine.compute, [model], batch)
+            shared_t, shared = shared_t + t, shared + s
+            t, o = _timed(engine.compute_one_at_a_time, [model], batch)
+            oracle_t, oracle = oracle_t + t, oracle + o
+    else:
+        shared_t, shared = _timed(engine.compute, models, batch)
+        oracle_t, oracle = _timed(engine.compute_one_at_a_time, models, batch)
+    for arch, s, o in zip(archs, shared, oracle, strict=True):
         for n in names:
-            if not same(s.values[n], o.values[n]):
-                raise SystemExit(f"error: {n} differs on {arch}: shared {s.values[n]} vs oracle {o.values[n]}")
-            for ls, lo in zip(s.layers, o.layers, strict=True):
-                if not same(ls.values.get(n), lo.values.get(n)):
-                    raise SystemExit(f"error: {n} differs on {arch} layer {ls.slot}")
+            check(n, arch, s, o)
     return shared_t / len(archs), oracle_t / len(archs)
 
 
@@ -65,16 +97,20 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--interleave", action="store_true", help="alternate the two paths per cell")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    if args.device == "cpu":
+        keep_freed_memory()  # as ProxyWorker does; applies to both paths alike
     images, labels, n = load_batch(DataSpec("cifar10", str(require(CIFAR_NPZ)), args.batch_size, args.seed))
     batch = to_batch(images, labels, n, args.device)
     space = get_space("nb201")
     archs = space.sample(args.cells + 1, args.seed)
-    bench(DEFAULT_PROXIES, archs[:1], batch, space, args.device)  # warm-up: allocator, kernels, imports
+    bench(DEFAULT_PROXIES, archs[:1], batch, space, args.device, False)  # warm-up: allocator, kernels, imports
     print(
         f"# engine benchmark: {args.cells} seeded NB201 cells, real CIFAR-10 batch {args.batch_size}, "
-        f"{args.threads} thread(s), device {args.device}; {machine()}"
+        f"{args.threads} thread(s), device {args.device}, paths "
+        f"{'interleaved per cell' if args.interleave else 'each over all cells in a row'}; {machine()}"
     )
     results = {}
     without_grasp = tuple(n for n in ZC_NAS_PROXIES if n != "grasp")
@@ -84,7 +120,7 @@ def main() -> None:
         ("seven minus grasp", without_grasp),
     )
     for label, names in sets:
-        shared, oracle = bench(names, archs[1:], batch, space, args.device)
+        shared, oracle = bench(names, archs[1:], batch, space, args.device, args.interleave)
         results[label] = oracle / shared
         print(
             f"{label:20s} shared {shared:7.3f} s/arch   one-at-a-time {oracle:7.3f} s/arch   "

@@ -112,7 +112,7 @@ class ProxyEngine:
             t0 = time.perf_counter()
             if "flops" in names:
                 flops, total_flops, self._bytes_per_image = count_flops(
-                    model, tuple(batch.images.shape[1:]), batch.images.device
+                    model, tuple(batch.images.shape[1:]), batch.images.device, batch.images.dtype
                 )
                 stats.values["flops"] = float(total_flops)
             if "params" in names:

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from zcpipe.workers.allocator import keep_freed_memory
 from zcpipe.workers.data import to_batch
 from zcpipe.workers.engine import ArchStats, ProxyEngine
 from zcpipe.workers.proxies import get_proxies
@@ -47,6 +48,7 @@ class ProxyWorker:
         self.cfg = cfg
         if cfg.device == "cpu":
             torch.set_num_threads(max(1, cfg.threads))
+            keep_freed_memory()
         self.device = torch.device(cfg.device)
         self.space = get_space(cfg.space, **cfg.space_params)
         self.batch = to_batch(images, labels, num_classes, self.device)

@@ -17,7 +17,9 @@ def layer_params(layer: nn.Module) -> int:
     return sum(p.numel() for p in layer.parameters(recurse=False))
 
 
-def count_flops(net: nn.Module, input_shape: tuple[int, ...], device: torch.device) -> tuple[list[int], int, int]:
+def count_flops(
+    net: nn.Module, input_shape: tuple[int, ...], device: torch.device, dtype: torch.dtype = torch.float32
+) -> tuple[list[int], int, int]:
     """(FLOPs per weight layer in module order, total FLOPs, bytes autograd saves) for one image.
 
     The forward runs in train mode with autograd on, as the data pass does, so the same pass also
@@ -34,7 +36,7 @@ def count_flops(net: nn.Module, input_shape: tuple[int, ...], device: torch.devi
     net.train()
     try:
         with FlopCounterMode(display=False) as counter, torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-            net(torch.zeros((1, *input_shape), device=device))
+            net(torch.zeros((1, *input_shape), device=device, dtype=dtype))
     finally:
         net.train(was_training)
     by_module = counter.get_flop_counts()

@@ -12,6 +12,7 @@ mean-loss gradient; BatchNorm statistics are per micro-batch, as in zero-cost-na
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,6 +21,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from zcpipe.workers.proxies.base import Batch, Need
+from zcpipe.workers.proxies.second_order import SecondOrderRules
 
 
 @dataclass
@@ -120,11 +122,13 @@ def run_data_pass(
         for s, e in chunks:
             rec.reset()
             xs = x[s:e].clone().requires_grad_(True) if "input_grad" in needs else x[s:e]
-            logits = net(xs)
+            graph_for_hvp = want_hvp and single
+            rules = SecondOrderRules()
+            with rules if graph_for_hvp else contextlib.nullcontext():
+                logits = net(xs)
             loss = F.cross_entropy(logits, y[s:e]) * ((e - s) / n)
             flat_acts = [a for per_layer in rec.acts for a in per_layer]
             targets = (weights if want_grads else []) + flat_acts
-            graph_for_hvp = want_hvp and single
             if targets:
                 g_all = torch.autograd.grad(
                     loss, targets, create_graph=graph_for_hvp, retain_graph=True, allow_unused=True
@@ -137,7 +141,8 @@ def run_data_pass(
                 if flat_acts:
                     _accumulate_fisher(rec.acts, g_acts, fisher_acc)
             if "input_grad" in needs:
-                (jg,) = torch.autograd.grad(logits.sum(), xs, retain_graph=graph_for_hvp)
+                with rules.input_grads_only():
+                    (jg,) = torch.autograd.grad(logits.sum(), xs, retain_graph=graph_for_hvp)
                 input_grads.append(jg.detach())
             if graph_for_hvp:
                 z = sum((g.detach() * g).sum() for g in g_w if g.requires_grad)
@@ -178,7 +183,9 @@ def _split_hvp(net, x, y, chunks, weights, g_full) -> list[torch.Tensor]:
     n = x.shape[0]
     hg = [torch.zeros_like(w) for w in weights]
     for s, e in chunks:
-        loss = F.cross_entropy(net(x[s:e]), y[s:e]) * ((e - s) / n)
+        with SecondOrderRules():
+            logits = net(x[s:e])
+        loss = F.cross_entropy(logits, y[s:e]) * ((e - s) / n)
         g_c = _zeros_for_none(torch.autograd.grad(loss, weights, create_graph=True, allow_unused=True), weights)
         z = sum((gf * g).sum() for gf, g in zip(g_full, g_c, strict=True) if g.requires_grad)
         for acc, h in zip(hg, torch.autograd.grad(z, weights, allow_unused=True), strict=True):

@@ -1,0 +1,247 @@
+"""Cheaper second derivatives for Conv2d and training-mode BatchNorm, for GraSP's Hg.
+
+GraSP differentiates the weight gradient once more (a double backward). PyTorch's
+built-in double backward of a convolution computes the weight term as a convolution
+of batch-transposed tensors, and that of BatchNorm spends about thirty full-size
+elementwise passes. Here the first backward of each layer is the same aten kernel
+autograd uses (so first derivatives are bit-identical), and its derivative is
+written out:
+
+- convolution: every term is one forward convolution or one `convolution_backward`
+  call, the kernels that are tuned;
+- BatchNorm: the derivative reduces to four per-channel sums (taken by the fused
+  `native_batch_norm_backward` kernel) and three fused full-size passes.
+
+`SecondOrderRules` is a `TorchFunctionMode`: inside `with SecondOrderRules():` the
+forward's `F.conv2d` and training-mode `F.batch_norm` calls record these functions;
+the model and its modules are left untouched. The values equal PyTorch's double
+backward exactly in exact arithmetic; `tests/test_second_order.py` checks them with
+`gradgradcheck` and against the native double backward in float64.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import torch
+import torch.nn.functional as F
+from torch.overrides import TorchFunctionMode
+
+aten = torch.ops.aten
+
+_CONV_ARGS = ("input", "weight", "bias", "stride", "padding", "dilation", "groups")
+_CONV_DEFAULTS = {"bias": None, "stride": 1, "padding": 0, "dilation": 1, "groups": 1}
+_BN_ARGS = ("input", "running_mean", "running_var", "weight", "bias", "training", "momentum", "eps")
+_BN_DEFAULTS = {"weight": None, "bias": None, "training": False, "momentum": 0.1, "eps": 1e-5}
+
+
+class SecondOrderRules(TorchFunctionMode):
+    """Routes Conv2d and training BatchNorm through functions with written-out double backward."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        # False while a backward only wants input gradients (jacov's): autograd cannot tell a
+        # custom function which of its inputs the current backward needs.
+        self.weight_grads = True
+
+    @contextlib.contextmanager
+    def input_grads_only(self) -> Iterator[None]:
+        self.weight_grads = False
+        try:
+            yield
+        finally:
+            self.weight_grads = True
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func is F.conv2d:
+            a = _bind(_CONV_ARGS, _CONV_DEFAULTS, args, kwargs)
+            if not isinstance(a["padding"], str) and a["input"].dim() == 4:
+                return _Conv2d.apply(
+                    a["input"],
+                    a["weight"],
+                    a["bias"],
+                    (_pair(a["stride"]), _pair(a["padding"]), _pair(a["dilation"]), a["groups"]),
+                    self,
+                )
+        elif func is F.batch_norm:
+            a = _bind(_BN_ARGS, _BN_DEFAULTS, args, kwargs)
+            if a["training"]:
+                return _BatchNorm.apply(
+                    a["input"], a["weight"], a["bias"], a["running_mean"], a["running_var"], a["momentum"], a["eps"]
+                )
+        return func(*args, **kwargs)
+
+
+def _bind(names: tuple[str, ...], defaults: dict, args: tuple, kwargs: dict) -> dict:
+    bound = dict(defaults)
+    bound.update(zip(names, args, strict=False))  # trailing arguments may be defaulted
+    bound.update(kwargs)
+    return bound
+
+
+def _pair(v) -> list[int]:
+    return [int(x) for x in v] if isinstance(v, (tuple, list)) else [int(v), int(v)]
+
+
+# ---------------------------------------------------------------- convolution
+
+
+class _Conv2d(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, w, b, params, rules):
+        stride, padding, dilation, groups = params
+        ctx.save_for_backward(x, w)
+        ctx.params, ctx.rules, ctx.has_bias = params, rules, b is not None
+        return F.conv2d(x, w, b, stride, padding, dilation, groups)
+
+    @staticmethod
+    def backward(ctx, g_out):
+        x, w = ctx.saved_tensors
+        need = ctx.needs_input_grad
+        mask = [need[0], need[1] and ctx.rules.weight_grads, need[2] and ctx.rules.weight_grads]
+        gx, gw, gb = _Conv2dBackward.apply(g_out, x, w, ctx.has_bias, ctx.params, mask)
+        return gx, gw, gb, None, None
+
+
+class _Conv2dBackward(torch.autograd.Function):
+    """(∂x, ∂w, ∂b) of a convolution; its backward is the derivative of that map."""
+
+    @staticmethod
+    def forward(ctx, g_out, x, w, has_bias, params, mask):
+        stride, padding, dilation, groups = params
+        ctx.save_for_backward(g_out, x, w)
+        ctx.params = params
+        bias_sizes = [w.shape[0]] if has_bias else None
+        return aten.convolution_backward(
+            g_out, x, w, bias_sizes, stride, padding, dilation, False, [0, 0], groups, mask
+        )
+
+    @staticmethod
+    def backward(ctx, gg_x, gg_w, gg_b):
+        # ∂x = conv(·, w)ᵀ g_out and ∂w = corr(g_out, x) are bilinear, so
+        # d<gg_x, ∂x>/dw = corr(g_out, gg_x), d<gg_w, ∂w>/dx = conv(·, gg_w)ᵀ g_out,
+        # and d/dg_out = conv(gg_x, w) + conv(x, gg_w) + gg_b.
+        g_out, x, w = ctx.saved_tensors
+        stride, padding, dilation, groups = ctx.params
+        need_g, need_x, need_w = ctx.needs_input_grad[:3]
+
+        def conv_grads(out_grad, inp, weight, which):
+            return aten.convolution_backward(
+                out_grad, inp, weight, None, stride, padding, dilation, False, [0, 0], groups, which
+            )
+
+        d_g = d_x = d_w = None
+        if need_g:
+            if gg_x is not None:
+                d_g = F.conv2d(gg_x, w, None, stride, padding, dilation, groups)
+            if gg_w is not None:
+                term = F.conv2d(x, gg_w, None, stride, padding, dilation, groups)
+                d_g = term if d_g is None else d_g.add_(term)
+            if gg_b is not None:
+                term = gg_b.view(1, -1, 1, 1)
+                d_g = term.expand_as(g_out).clone() if d_g is None else d_g.add_(term)
+        if need_x and gg_w is not None:
+            d_x = conv_grads(g_out, x, gg_w, [True, False, False])[0]
+        if need_w and gg_x is not None:
+            d_w = conv_grads(g_out, gg_x, w, [False, True, False])[1]
+        return d_g, d_x, d_w, None, None, None
+
+
+# ---------------------------------------------------------------- batch norm
+
+
+class _BatchNorm(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, w, b, running_mean, running_var, momentum, eps):
+        out, mean, invstd = aten.native_batch_norm(x, w, b, running_mean, running_var, True, momentum, eps)
+        ctx.save_for_backward(x, w, mean, invstd)
+        ctx.eps = eps
+        return out
+
+    @staticmethod
+    def backward(ctx, g_out):
+        x, w, mean, invstd = ctx.saved_tensors
+        gx, gw, gb = _BatchNormBackward.apply(g_out, x, w, mean, invstd, ctx.eps)
+        return gx, gw, gb, None, None, None, None
+
+
+class _BatchNormBackward(torch.autograd.Function):
+    """(∂x, ∂γ, ∂β) of training-mode BatchNorm; its backward is the derivative of that map.
+
+    With x̂ = (x − μ)s, s = (σ² + eps)^-½, M elements per channel and
+    P(u) = u − mean(u) − x̂·mean(u x̂), the first backward is ∂x = γ s P(g), ∂γ = Σ g x̂,
+    ∂β = Σ g. For cotangents (a, a_γ, a_β) on those, with sums S1 = Σ a, S2 = Σ a g,
+    Sx = Σ a x̂ and Q = S2 − mean(g) S1 − mean(g x̂) Sx:
+        d/dg = γ s P(a) + a_γ x̂ + a_β
+        d/dx = −γ s² [x̂ Q / M + mean(g x̂) P(a) + Sx/M · P(g)] + a_γ s P(g)
+        d/dγ = s Q
+    Every full-size term is c1·x + c2·a + c3·g + c4 with per-channel c's.
+    """
+
+    @staticmethod
+    def forward(ctx, g_out, x, w, mean, invstd, eps):
+        gx, gw, gb = aten.native_batch_norm_backward(
+            g_out, x, w, None, None, mean, invstd, True, eps, [True, True, True]
+        )
+        ctx.save_for_backward(g_out, x, w, mean, invstd, gw, gb)
+        affine = w is not None
+        return gx, gw if affine else None, gb if affine else None
+
+    @staticmethod
+    def backward(ctx, a, a_gamma, a_beta):
+        g, x, w, mean, invstd, sum_gxh, sum_g = ctx.saved_tensors
+        s = invstd
+        m = x.numel() // x.shape[1]
+        gamma = w if w is not None else torch.ones_like(s)
+        zero, one = torch.zeros_like(s), torch.ones_like(s)
+        mg, mgx = sum_g / m, sum_gxh / m
+        # Coefficients of x̂, a, g and 1 in d/dx (cx_*) and d/dg (cg_*).
+        cx_h, cx_a, cx_g, cx_1 = zero.clone(), zero.clone(), zero.clone(), zero.clone()
+        cg_h, cg_a, cg_1 = zero.clone(), zero.clone(), zero.clone()
+        d_w = None
+        if a is not None:
+            # Per-channel sums by the fused kernel: Σ a x̂ and Σ a, then Σ a g (mean 0, invstd 1).
+            _, sx, s1 = _channel_sums(a, x, mean, invstd, [False, True, True])
+            _, s2, _ = _channel_sums(a, g, zero, one, [False, True, False])
+            q = s2 - mg * s1 - mgx * sx
+            k = -gamma * s * s
+            cx_h += k * (q - 2.0 * mgx * sx) / m
+            cx_a += k * mgx
+            cx_g += k * sx / m
+            cx_1 -= k * (mgx * s1 + sx * mg) / m
+            cg_a += gamma * s
+            cg_h -= gamma * s * sx / m
+            cg_1 -= gamma * s * s1 / m
+            if ctx.needs_input_grad[2]:
+                d_w = s * q
+        if a_gamma is not None:
+            cg_h += a_gamma
+            cx_g += a_gamma * s
+            cx_h -= a_gamma * s * mgx
+            cx_1 -= a_gamma * s * mg
+        if a_beta is not None:
+            cg_1 += a_beta
+        shape = (1, -1) + (1,) * (x.dim() - 2)
+
+        def affine_of_x(c_h, c_1):
+            # c_h·x̂ + c_1 = (c_h s)·x + (c_1 − c_h s μ): one pass of the eval-mode kernel.
+            scale = c_h * s
+            return aten.native_batch_norm(x, scale, c_1 - scale * mean, zero, one, False, 0.0, 0.0)[0]
+
+        d_g = d_x = None
+        if ctx.needs_input_grad[0]:
+            d_g = affine_of_x(cg_h, cg_1)
+            if a is not None:
+                d_g.addcmul_(a, cg_a.view(shape))
+        if ctx.needs_input_grad[1]:
+            d_x = affine_of_x(cx_h, cx_1).addcmul_(g, cx_g.view(shape))
+            if a is not None:
+                d_x.addcmul_(a, cx_a.view(shape))
+        return d_g, d_x, d_w, None, None, None
+
+
+def _channel_sums(a, x, mean, invstd, mask):
+    # native_batch_norm_backward's grad_weight and grad_bias are Σ a·(x − mean)·invstd and Σ a.
+    return aten.native_batch_norm_backward(a, x, None, None, None, mean, invstd, True, 0.0, mask)
