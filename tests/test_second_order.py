@@ -1,5 +1,6 @@
 """The written-out double backward of Conv2d and BatchNorm against finite differences and PyTorch's own."""
 
+import contextlib
 import copy
 
 import pytest
@@ -68,14 +69,30 @@ def test_batchnorm_running_statistics_update_as_in_pytorch():
 
 def _hvp(net, x, y, rules: bool):
     weights = [layer.weight for layer in layers_of(net)]
-    if rules:
-        with SecondOrderRules():
-            logits = net(x)
-    else:
+    mode = SecondOrderRules()
+    with mode if rules else contextlib.nullcontext():
         logits = net(x)
     g = torch.autograd.grad(F.cross_entropy(logits, y), weights, create_graph=True)
     z = sum((gi.detach() * gi).sum() for gi in g)
-    return [t.detach() for t in g], torch.autograd.grad(z, weights)
+    with mode.second_derivative():
+        return [t.detach() for t in g], torch.autograd.grad(z, weights)
+
+
+@pytest.mark.parametrize("count_include_pad", [True, False])
+@pytest.mark.parametrize(("k", "stride", "padding"), [(3, 1, 1), (5, 1, 2), (3, None, 0), (2, 2, 0)])
+def test_avg_pool_derivatives_in_both_passes(k, stride, padding, count_include_pad):
+    torch.manual_seed(0)
+    x = _double(2, 3, 6, 7)
+    rules = SecondOrderRules()
+
+    def f(x):
+        with rules:
+            return F.avg_pool2d(x, k, stride, padding, count_include_pad=count_include_pad)
+
+    assert torch.equal(f(x), F.avg_pool2d(x, k, stride, padding, count_include_pad=count_include_pad))
+    assert gradgradcheck(f, (x,))
+    with rules.second_derivative():  # the box-sum backward used while Hg is taken
+        assert gradcheck(f, (x,))
 
 
 @pytest.mark.parametrize(

@@ -146,7 +146,9 @@ def run_data_pass(
                 input_grads.append(jg.detach())
             if graph_for_hvp:
                 z = sum((g.detach() * g).sum() for g in g_w if g.requires_grad)
-                out.hg = _zeros_for_none(torch.autograd.grad(z, weights, allow_unused=True), weights)
+                with rules.second_derivative():
+                    hg = torch.autograd.grad(z, weights, allow_unused=True)
+                out.hg = _zeros_for_none(hg, weights)
             if not single and rec.codes:
                 code_chunks.append(rec.codes)
             del logits, loss
@@ -183,12 +185,15 @@ def _split_hvp(net, x, y, chunks, weights, g_full) -> list[torch.Tensor]:
     n = x.shape[0]
     hg = [torch.zeros_like(w) for w in weights]
     for s, e in chunks:
-        with SecondOrderRules():
+        rules = SecondOrderRules()
+        with rules:
             logits = net(x[s:e])
         loss = F.cross_entropy(logits, y[s:e]) * ((e - s) / n)
         g_c = _zeros_for_none(torch.autograd.grad(loss, weights, create_graph=True, allow_unused=True), weights)
         z = sum((gf * g).sum() for gf, g in zip(g_full, g_c, strict=True) if g.requires_grad)
-        for acc, h in zip(hg, torch.autograd.grad(z, weights, allow_unused=True), strict=True):
+        with rules.second_derivative():
+            h_c = torch.autograd.grad(z, weights, allow_unused=True)
+        for acc, h in zip(hg, h_c, strict=True):
             if h is not None:
                 acc += h
     return hg

@@ -34,6 +34,8 @@ _CONV_ARGS = ("input", "weight", "bias", "stride", "padding", "dilation", "group
 _CONV_DEFAULTS = {"bias": None, "stride": 1, "padding": 0, "dilation": 1, "groups": 1}
 _BN_ARGS = ("input", "running_mean", "running_var", "weight", "bias", "training", "momentum", "eps")
 _BN_DEFAULTS = {"weight": None, "bias": None, "training": False, "momentum": 0.1, "eps": 1e-5}
+_POOL_ARGS = ("input", "kernel_size", "stride", "padding", "ceil_mode", "count_include_pad", "divisor_override")
+_POOL_DEFAULTS = {"stride": None, "padding": 0, "ceil_mode": False, "count_include_pad": True, "divisor_override": None}
 
 
 class SecondOrderRules(TorchFunctionMode):
@@ -44,6 +46,17 @@ class SecondOrderRules(TorchFunctionMode):
         # False while a backward only wants input gradients (jacov's): autograd cannot tell a
         # custom function which of its inputs the current backward needs.
         self.weight_grads = True
+        # True while the second derivative is taken. First derivatives use PyTorch's kernels so
+        # they stay bit-identical to the oracle's; inside the second pass they only feed Hg.
+        self.second_pass = False
+
+    @contextlib.contextmanager
+    def second_derivative(self) -> Iterator[None]:
+        self.second_pass = True
+        try:
+            yield
+        finally:
+            self.second_pass = False
 
     @contextlib.contextmanager
     def input_grads_only(self) -> Iterator[None]:
@@ -65,6 +78,11 @@ class SecondOrderRules(TorchFunctionMode):
                     (_pair(a["stride"]), _pair(a["padding"]), _pair(a["dilation"]), a["groups"]),
                     self,
                 )
+        elif func is F.avg_pool2d:
+            a = _bind(_POOL_ARGS, _POOL_DEFAULTS, args, kwargs)
+            box = _BoxPool.of(a)
+            if box is not None:
+                return _AvgPool2d.apply(a["input"], box, self)
         elif func is F.batch_norm:
             a = _bind(_BN_ARGS, _BN_DEFAULTS, args, kwargs)
             if a["training"]:
@@ -147,6 +165,80 @@ class _Conv2dBackward(torch.autograd.Function):
         if need_w and gg_x is not None:
             d_w = conv_grads(g_out, gg_x, w, [False, True, False])[1]
         return d_g, d_x, d_w, None, None, None
+
+
+# ---------------------------------------------------------------- average pooling
+
+
+class _BoxPool:
+    """A stride-1 average pool with 'same' padding: y = c ⊙ B x, B the (symmetric) box sum.
+
+    PyTorch's NCHW average-pool kernels take ~10 ms for one NB201 feature map on one thread;
+    the box sum as shifted slice additions takes ~2 ms. Since B is symmetric, the backward
+    B(c ⊙ g) and the double backward c ⊙ B(gg) are box sums too. Used in the second pass only.
+    """
+
+    def __init__(self, k: int, count_include_pad: bool):
+        self.k, self.count_include_pad = k, count_include_pad
+
+    @classmethod
+    def of(cls, a: dict) -> _BoxPool | None:
+        k, stride, pad = a["kernel_size"], a["stride"], a["padding"]
+        k, stride, pad = (_pair(v) if v is not None else None for v in (k, stride, pad))
+        if a["input"].dim() != 4 or a["ceil_mode"] or a["divisor_override"] is not None:
+            return None
+        # A missing stride means stride = kernel size, so only an explicit 1 qualifies.
+        if k[0] != k[1] or k[0] % 2 == 0 or stride != [1, 1] or pad != [k[0] // 2] * 2:
+            return None
+        return cls(k[0], bool(a["count_include_pad"]))
+
+    def params(self) -> tuple:
+        k, p = [self.k] * 2, [self.k // 2] * 2
+        return k, [1, 1], p, False, self.count_include_pad, None
+
+    def box_sum(self, x: torch.Tensor) -> torch.Tensor:
+        r, (h, w) = self.k // 2, x.shape[-2:]
+        p = F.pad(x, (r, r, r, r))
+        rows = sum(p[..., :, i : i + w] for i in range(self.k))
+        return sum(rows[..., i : i + h, :] for i in range(self.k))
+
+    def scale(self, x: torch.Tensor) -> torch.Tensor:
+        if self.count_include_pad:
+            return torch.full((), 1.0 / self.k**2, dtype=x.dtype, device=x.device)
+        ones = torch.ones((1, 1, *x.shape[-2:]), dtype=x.dtype, device=x.device)
+        return self.box_sum(ones).reciprocal_()
+
+    def pool(self, x: torch.Tensor) -> torch.Tensor:
+        return self.box_sum(x).mul_(self.scale(x))
+
+    def pool_backward(self, g: torch.Tensor) -> torch.Tensor:
+        return self.box_sum(g * self.scale(g))
+
+
+class _AvgPool2d(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, box, rules):
+        ctx.save_for_backward(x)
+        ctx.box, ctx.rules = box, rules
+        return F.avg_pool2d(x, *box.params())
+
+    @staticmethod
+    def backward(ctx, g_out):
+        (x,) = ctx.saved_tensors
+        if ctx.rules.second_pass:
+            return ctx.box.pool_backward(g_out), None, None
+        return _AvgPool2dBackward.apply(g_out, x, ctx.box), None, None
+
+
+class _AvgPool2dBackward(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, g_out, x, box):
+        ctx.box = box
+        return aten.avg_pool2d_backward(g_out, x, *box.params())
+
+    @staticmethod
+    def backward(ctx, gg_x):
+        return ctx.box.pool(gg_x), None, None
 
 
 # ---------------------------------------------------------------- batch norm
