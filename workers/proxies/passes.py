@@ -3,7 +3,8 @@
 From a single forward it takes the weight gradients (snip, grad_norm, plain,
 GraSP's g), the gradients at each layer's output (fisher), the input gradient of
 the summed logits (jacov, epe_nas), the ReLU activation codes (nwot), and, from
-the same graph kept differentiable, GraSP's Hessian-gradient product.
+the same graph kept differentiable, GraSP's Hessian-gradient product. That forward runs
+under `SecondOrderRules`, whose written-out double backward makes Hg cheaper.
 
 A batch that does not fit is split into micro-batches. Each micro-batch's loss is
 weighted by its share of the batch, so gradients accumulate to the full-batch

@@ -39,7 +39,8 @@ _POOL_DEFAULTS = {"stride": None, "padding": 0, "ceil_mode": False, "count_inclu
 
 
 class SecondOrderRules(TorchFunctionMode):
-    """Routes Conv2d and training BatchNorm through functions with written-out double backward."""
+    """Routes Conv2d, training BatchNorm and stride-1 average pooling through functions whose
+    second derivative is written out; everything else runs as usual."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -50,21 +51,20 @@ class SecondOrderRules(TorchFunctionMode):
         # they stay bit-identical to the oracle's; inside the second pass they only feed Hg.
         self.second_pass = False
 
-    @contextlib.contextmanager
-    def second_derivative(self) -> Iterator[None]:
-        self.second_pass = True
-        try:
-            yield
-        finally:
-            self.second_pass = False
+    def second_derivative(self) -> contextlib.AbstractContextManager[None]:
+        return self._setting("second_pass", True)
+
+    def input_grads_only(self) -> contextlib.AbstractContextManager[None]:
+        return self._setting("weight_grads", False)
 
     @contextlib.contextmanager
-    def input_grads_only(self) -> Iterator[None]:
-        self.weight_grads = False
+    def _setting(self, name: str, value: bool) -> Iterator[None]:
+        old = getattr(self, name)
+        setattr(self, name, value)
         try:
             yield
         finally:
-            self.weight_grads = True
+            setattr(self, name, old)
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
