@@ -27,15 +27,20 @@ class ReLUConvBN(nn.Module):
         return self.op(x)
 
 
+def _relu_dw_pw_bn(c, k, stride, padding, dilation, prefix, suffix, op) -> list[nn.Module]:
+    """ReLU, depthwise (dilated) conv, pointwise conv, BN: DilConv, and each half of SepConv."""
+    return [
+        nn.ReLU(inplace=False),
+        _conv(c, c, k, stride, padding, f"{prefix}/dw{suffix}", op, dilation=dilation, groups=c),
+        _conv(c, c, 1, 1, 0, f"{prefix}/pw{suffix}", op),
+        nn.BatchNorm2d(c),
+    ]
+
+
 class DilConv(nn.Module):
     def __init__(self, c, k, stride, padding, dilation, prefix, op):
         super().__init__()
-        self.op = nn.Sequential(
-            nn.ReLU(inplace=False),
-            _conv(c, c, k, stride, padding, f"{prefix}/dw", op, dilation=dilation, groups=c),
-            _conv(c, c, 1, 1, 0, f"{prefix}/pw", op),
-            nn.BatchNorm2d(c),
-        )
+        self.op = nn.Sequential(*_relu_dw_pw_bn(c, k, stride, padding, dilation, prefix, "", op))
 
     def forward(self, x):
         return self.op(x)
@@ -47,14 +52,8 @@ class SepConv(nn.Module):
     def __init__(self, c, k, stride, padding, prefix, op, dilation=1):
         super().__init__()
         self.op = nn.Sequential(
-            nn.ReLU(inplace=False),
-            _conv(c, c, k, stride, padding, f"{prefix}/dw0", op, dilation=dilation, groups=c),
-            _conv(c, c, 1, 1, 0, f"{prefix}/pw0", op),
-            nn.BatchNorm2d(c),
-            nn.ReLU(inplace=False),
-            _conv(c, c, k, 1, padding, f"{prefix}/dw1", op, dilation=dilation, groups=c),
-            _conv(c, c, 1, 1, 0, f"{prefix}/pw1", op),
-            nn.BatchNorm2d(c),
+            *_relu_dw_pw_bn(c, k, stride, padding, dilation, prefix, "0", op),
+            *_relu_dw_pw_bn(c, k, 1, padding, dilation, prefix, "1", op),
         )
 
     def forward(self, x):
