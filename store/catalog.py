@@ -1,8 +1,12 @@
-"""The DuckDB catalog: which shards are committed, the runs, and SQL views over the shard files.
+"""The DuckDB catalog: which shards are committed, the runs, labels, models, and SQL views over them.
 
 One writer (the ingest driver) holds the file only for the length of a commit, so
 readers (`zcpipe sql`, training) can open it read-only while an ingest runs; both
 sides retry briefly when the other holds the lock.
+
+The file holds shard paths relative to the store root and no views. Every connection
+builds its views as TEMP views from where the store is now, so a copied or moved store
+(a backup, a share mounted elsewhere) answers queries, and a read-only one does too.
 """
 
 from __future__ import annotations
@@ -42,7 +46,16 @@ CREATE TABLE IF NOT EXISTS runs_t (
     run_id VARCHAR PRIMARY KEY, space VARCHAR, config_hash VARCHAR, config JSON,
     started_at TIMESTAMPTZ, finished_at TIMESTAMPTZ, state VARCHAR,
     planned INTEGER, done INTEGER, skipped INTEGER, failed INTEGER);
+CREATE TABLE IF NOT EXISTS models_t (
+    name VARCHAR PRIMARY KEY, predictor VARCHAR, space VARCHAR, config_hash VARCHAR, target VARCHAR,
+    train_size INTEGER, seed INTEGER, n_test INTEGER, kendall DOUBLE, spearman DOUBLE, pearson DOUBLE,
+    hparams JSON, metrics JSON, artifact VARCHAR, zcpipe_version VARCHAR, created_at TIMESTAMPTZ);
+CREATE TABLE IF NOT EXISTS predictions_t (
+    space VARCHAR, arch VARCHAR, model VARCHAR, score DOUBLE, score_std DOUBLE, created_at TIMESTAMPTZ,
+    PRIMARY KEY (model, space, arch));
 """
+# Views that catalogs written before relocatable stores kept in the file, with absolute paths.
+_LEGACY_VIEWS = ("archs_labeled", "archs", "layers", "runs", "labels", "shards")
 _DUCK_TYPES = {
     "string": "VARCHAR",
     "double": "DOUBLE",
@@ -92,12 +105,11 @@ class Catalog:
             raise CatalogBusyError(f"catalog {self.layout.catalog} is locked by another process: {e}") from None
         try:
             con.execute(_DDL)
-            writer = CatalogWriter(con, self.layout)
-            # A new catalog needs its views; existing ones are rebuilt only where the shard list changes
-            # (commit, reconcile), since each rebuild reads every shard's metadata.
-            if not con.execute("SELECT 1 FROM duckdb_views() WHERE view_name = 'archs_labeled'").fetchall():
-                writer.refresh_views()
-            yield writer
+            for view in _LEGACY_VIEWS:
+                con.execute(f"DROP VIEW IF EXISTS main.{view}")
+            # The writer's connection needs no views (readers build their own), so a damaged shard
+            # cannot stop the reconcile that would quarantine it.
+            yield CatalogWriter(con, self.layout)
         finally:
             con.close()
 
@@ -128,11 +140,22 @@ class Catalog:
     @contextmanager
     def reader(self) -> Iterator[duckdb.DuckDBPyConnection]:
         if not self.layout.catalog.exists():
-            raise FileNotFoundError(
-                f"no catalog at {self.layout.catalog}: run `zcpipe ingest --store {self.layout.root} ...` first"
+            hint = (
+                f"`zcpipe store reconcile --store {self.layout.root}` registers the shards it holds"
+                if self.layout.shards.is_dir()
+                else f"run `zcpipe ingest --store {self.layout.root} ...` first"
             )
+            raise FileNotFoundError(f"no catalog at {self.layout.catalog}: {hint}")
         con = self._connect(read_only=True)
         try:
+            _add_missing_tables(con)
+            try:
+                install_views(con, self.layout)
+            except duckdb.Error as e:
+                raise CorruptShardError(
+                    f"a shard of {self.layout.root} is unreadable ({str(e).splitlines()[0]}); "
+                    f"`zcpipe store reconcile --store {self.layout.root}` verifies and quarantines it"
+                ) from None
             yield con
         finally:
             con.close()
@@ -141,6 +164,21 @@ class Catalog:
         with self.reader() as con:
             rel = con.sql(sql)
             return pa.table({}) if rel is None else rel.to_arrow_table()
+
+    def info(self) -> dict:
+        """What the store holds: per space and config, statistics rows by status; labels; models; bytes on disk."""
+        with self.reader() as con:
+            configs = con.sql(
+                "SELECT a.space, a.config_hash, count(*) AS archs, count(*) FILTER (status = 'ok') AS ok, "
+                "count(*) FILTER (status = 'partial') AS partial, count(*) FILTER (status = 'failed') AS failed, "
+                "count(DISTINCT a.shard_id) AS shards FROM archs a GROUP BY ALL ORDER BY ALL"
+            ).to_arrow_table().to_pylist()
+            labels = con.sql(
+                "SELECT space, label, count(DISTINCT arch) AS archs FROM labels GROUP BY ALL ORDER BY ALL"
+            ).to_arrow_table().to_pylist()
+            models = con.execute("SELECT count(*) FROM models_t").fetchone()[0]
+        size = sum(p.stat().st_size for p in self.layout.root.rglob("*") if p.is_file())
+        return {"root": str(self.layout.root), "configs": configs, "labels": labels, "models": models, "bytes": size}
 
     def committed_shard_dirs(self, space: str | None = None) -> list[Path]:
         with self.reader() as con:
@@ -156,8 +194,9 @@ class CatalogWriter:
 
     # ------------------------------------------------------------------ start-up
 
-    def reconcile(self) -> dict[str, int]:
-        """Bring files and catalog into agreement after a crash; returns what it did."""
+    def reconcile(self, verify_all: bool = False) -> dict[str, int]:
+        """Bring files and catalog into agreement after a crash, or after shards were copied in; returns
+        what it did. `verify_all` also re-checks the checksums of every registered shard."""
         did = {"staging_removed": 0, "orphans_registered": 0, "quarantined": 0, "missing_dropped": 0}
         if self.layout.staging.exists():
             for d in self.layout.staging.iterdir():
@@ -177,15 +216,27 @@ class CatalogWriter:
                 shard_dir.rename(self.layout.quarantine / shard_dir.name)
                 did["quarantined"] += 1
         for shard_id, rel in known.items():
-            if not (self.layout.root / rel).exists():
-                self.con.execute("BEGIN")
-                self.con.execute("DELETE FROM arch_index WHERE shard_id = ?", [shard_id])
-                self.con.execute("DELETE FROM shards_t WHERE shard_id = ?", [shard_id])
-                self.con.execute("COMMIT")
+            shard_dir = self.layout.root / rel
+            if not shard_dir.exists():
+                self._unregister(shard_id)
                 did["missing_dropped"] += 1
+            elif verify_all:
+                try:
+                    verify(shard_dir)
+                except CorruptShardError as e:
+                    log.warning("quarantining shard %s: %s", shard_dir, e)
+                    self._unregister(shard_id)
+                    self.layout.quarantine.mkdir(parents=True, exist_ok=True)
+                    shard_dir.rename(self.layout.quarantine / shard_dir.name)
+                    did["quarantined"] += 1
         self.con.execute("UPDATE runs_t SET state = 'interrupted' WHERE state = 'running'")
-        self.refresh_views()
         return did
+
+    def _unregister(self, shard_id: str) -> None:
+        self.con.execute("BEGIN")
+        self.con.execute("DELETE FROM arch_index WHERE shard_id = ?", [shard_id])
+        self.con.execute("DELETE FROM shards_t WHERE shard_id = ?", [shard_id])
+        self.con.execute("COMMIT")
 
     # ------------------------------------------------------------------ runs
 
@@ -219,7 +270,6 @@ class CatalogWriter:
         final.parent.mkdir(parents=True, exist_ok=True)
         staged.rename(final)  # atomic on one filesystem; a crash after it is finished by reconcile()
         self._register(manifest, final)
-        self.refresh_views()
         return final
 
     def _register(self, manifest: ShardManifest, shard_dir: Path) -> None:
@@ -281,29 +331,82 @@ class CatalogWriter:
             self.con.unregister("incoming_labels")
         return len(rows)
 
-    # ------------------------------------------------------------------ views
+    # ------------------------------------------------------------------ models
 
-    def refresh_views(self) -> None:
-        paths = [
-            self.layout.root / r[0]
-            for r in self.con.execute("SELECT path FROM shards_t ORDER BY committed_at, shard_id").fetchall()
-        ]
-        self._parquet_view("archs", [p / "archs.parquet" for p in paths], ARCH_COLUMNS)
-        self._parquet_view("layers", [p / "layers.parquet" for p in paths], LAYER_COLUMNS)
-        self.con.execute("CREATE OR REPLACE VIEW runs AS SELECT * FROM runs_t")
-        self.con.execute("CREATE OR REPLACE VIEW labels AS SELECT * EXCLUDE (imported_at) FROM labels_t")
-        # One row per (architecture statistics, label); filter on `label`, e.g. 'cifar10_valid'.
+    def register_model(self, row: dict) -> None:
+        """One row of `models`; the artifact folder it names must already be complete."""
+        cols = [
+            "name", "predictor", "space", "config_hash", "target", "train_size", "seed", "n_test",
+            "kendall", "spearman", "pearson", "hparams", "metrics", "artifact", "zcpipe_version",
+        ]  # fmt: skip
+        values = [json.dumps(row[c], sort_keys=True) if c in ("hparams", "metrics") else row[c] for c in cols]
         self.con.execute(
-            "CREATE OR REPLACE VIEW archs_labeled AS SELECT a.*, l.label, l.dataset, l.split, l.metric, l.epochs, "
-            "l.seed_agg, l.detail, l.value, l.source, l.source_row FROM archs a JOIN labels l USING (space, arch)"
+            f"INSERT INTO models_t ({', '.join(cols)}, created_at) VALUES ({', '.join('?' * len(cols))}, ?)",
+            [*values, _now()],
         )
-        self.con.execute("CREATE OR REPLACE VIEW shards AS SELECT * FROM shards_t")
 
-    def _parquet_view(self, name: str, files: list[Path], columns: list) -> None:
-        if files:
-            listing = ", ".join("'" + str(f).replace("'", "''") + "'" for f in files)
-            body = f"SELECT * FROM read_parquet([{listing}], union_by_name = true)"
-        else:
-            cols = ", ".join(f"CAST(NULL AS {_DUCK_TYPES[str(t)]}) AS {n}" for n, t in columns)
-            body = f"SELECT {cols} WHERE false"
-        self.con.execute(f"CREATE OR REPLACE VIEW {name} AS {body}")
+    def model_names(self) -> set[str]:
+        return {r[0] for r in self.con.execute("SELECT name FROM models_t").fetchall()}
+
+    def replace_predictions(self, model: str, space: str, archs: list[str], score, score_std) -> int:
+        """Replace a model's scores for a space in one transaction: readers see the old set or the new."""
+        table = pa.table(
+            {
+                "space": pa.array([space] * len(archs), pa.string()),
+                "arch": pa.array(archs, pa.string()),
+                "model": pa.array([model] * len(archs), pa.string()),
+                "score": pa.array(score, pa.float64(), from_pandas=True),  # NaN -> NULL
+                "score_std": pa.array(score_std, pa.float64(), from_pandas=True),
+            }
+        )
+        self.con.register("incoming_predictions", table)
+        try:
+            self.con.execute("BEGIN")
+            self.con.execute("DELETE FROM predictions_t WHERE model = ? AND space = ?", [model, space])
+            self.con.execute("INSERT INTO predictions_t SELECT *, now() FROM incoming_predictions")
+            self.con.execute("COMMIT")
+        except duckdb.Error:
+            self.con.execute("ROLLBACK")
+            raise
+        finally:
+            self.con.unregister("incoming_predictions")
+        return len(archs)
+
+
+
+def _add_missing_tables(con: duckdb.DuckDBPyConnection) -> None:
+    """A catalog from an older zcpipe, opened read-only, lacks newer tables: stand in empty TEMP ones."""
+    have = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables() WHERE NOT temporary").fetchall()}
+    for statement in filter(str.strip, _DDL.split(";")):
+        name = statement.split("EXISTS", 1)[1].split("(", 1)[0].strip()
+        if name not in have:
+            con.execute(statement.replace("CREATE TABLE", "CREATE TEMP TABLE", 1))
+
+
+def install_views(con: duckdb.DuckDBPyConnection, layout: StoreLayout) -> None:
+    """This connection's views over the store as it lies now (TEMP: nothing is written to the file)."""
+    paths = [
+        layout.root / r[0] for r in con.execute("SELECT path FROM shards_t ORDER BY committed_at, shard_id").fetchall()
+    ]
+    _parquet_view(con, "archs", [p / "archs.parquet" for p in paths], ARCH_COLUMNS)
+    _parquet_view(con, "layers", [p / "layers.parquet" for p in paths], LAYER_COLUMNS)
+    con.execute("CREATE OR REPLACE TEMP VIEW runs AS SELECT * FROM runs_t")
+    con.execute("CREATE OR REPLACE TEMP VIEW labels AS SELECT * EXCLUDE (imported_at) FROM labels_t")
+    # One row per (architecture statistics, label); filter on `label`, e.g. 'cifar10_valid'.
+    con.execute(
+        "CREATE OR REPLACE TEMP VIEW archs_labeled AS SELECT a.*, l.label, l.dataset, l.split, l.metric, l.epochs, "
+        "l.seed_agg, l.detail, l.value, l.source, l.source_row FROM archs a JOIN labels l USING (space, arch)"
+    )
+    con.execute("CREATE OR REPLACE TEMP VIEW shards AS SELECT * FROM shards_t")
+    con.execute("CREATE OR REPLACE TEMP VIEW models AS SELECT * FROM models_t")
+    con.execute("CREATE OR REPLACE TEMP VIEW predictions AS SELECT * FROM predictions_t")
+
+
+def _parquet_view(con: duckdb.DuckDBPyConnection, name: str, files: list[Path], columns: list) -> None:
+    if files:
+        listing = ", ".join("'" + str(f).replace("'", "''") + "'" for f in files)
+        body = f"SELECT * FROM read_parquet([{listing}], union_by_name = true)"
+    else:
+        cols = ", ".join(f"CAST(NULL AS {_DUCK_TYPES[str(t)]}) AS {n}" for n, t in columns)
+        body = f"SELECT {cols} WHERE false"
+    con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS {body}")

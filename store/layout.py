@@ -25,6 +25,13 @@ class StoreLayout:
     def quarantine(self) -> Path:
         return self.root / "quarantine"
 
+    @property
+    def models(self) -> Path:
+        return self.root / "models"
+
+    def model(self, name: str) -> Path:
+        return self.models / name
+
     def staged(self, shard_id: str) -> Path:
         return self.staging / shard_id
 

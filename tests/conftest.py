@@ -37,3 +37,39 @@ def ray_session():
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield ray
     ray.shutdown()
+
+
+REFERENCE_STORE = SHARED_DATA / "stores" / "nb201-c10-3000"
+
+
+@pytest.fixture(scope="session")
+def ref_store(tmp_path_factory):
+    """A writable copy of the shared 3,000-cell NB201 store, reconciled by `zcpipe store reconcile` and with
+    the real NB201 labels imported. Tests that write to it use their own model names."""
+    import shutil
+    import subprocess
+    import sys
+
+    from zcpipe.pipeline.labels import import_labels
+
+    store = tmp_path_factory.mktemp("ref") / "store"
+    shutil.copytree(REFERENCE_STORE, store, copy_function=shutil.copy)
+    for p in store.rglob("*"):  # the shared copy is read-only
+        p.chmod(0o755 if p.is_dir() else 0o644)
+    store.chmod(0o755)
+    out = subprocess.run(
+        [sys.executable, "-m", "zcpipe.cli", "store", "reconcile", "--store", str(store)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr
+    import_labels(str(store), "nb201", str(NB201_LABELS), "auto", False)
+    return store, out.stderr
+
+
+@pytest.fixture(scope="session")
+def ref_data(ref_store):
+    from zcpipe.store.training import load_training_set
+
+    return load_training_set(ref_store[0], "nb201", target="cifar10_valid")

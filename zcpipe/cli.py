@@ -22,7 +22,11 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     import duckdb
 
     from zcpipe.pipeline import ConfigError
+    from zcpipe.predictors import FeatureMismatchError, HyperParameterError, UnknownPredictorError
+    from zcpipe.predictors.protocol import ProtocolError
     from zcpipe.store import CatalogBusyError, CorruptShardError
+    from zcpipe.store.models import ModelError
+    from zcpipe.store.training import TrainingDataError
     from zcpipe.workers.data import DatasetError
     from zcpipe.workers.proxies import UnknownProxyError
     from zcpipe.workers.spaces import ArchError, UnknownSpaceError
@@ -36,6 +40,12 @@ def _user_errors() -> tuple[type[BaseException], ...]:
         CatalogBusyError,
         CorruptShardError,
         FileNotFoundError,
+        TrainingDataError,
+        ProtocolError,
+        UnknownPredictorError,
+        HyperParameterError,
+        FeatureMismatchError,
+        ModelError,
         duckdb.Error,
     )
 
@@ -157,6 +167,178 @@ def labels_import(
     except _user_errors() as e:
         _fail(str(e))
     typer.echo(f"imported {n} label rows for {space} from {file}", err=True)
+
+
+store_app = typer.Typer(no_args_is_help=True, help="Look after a store: register copied shards, describe it.")
+app.add_typer(store_app, name="store")
+
+
+@store_app.command("reconcile")
+def store_reconcile(store: Annotated[Path, typer.Option(help="store folder")] = Path("zcpipe-store")) -> None:
+    """Register committed shards the catalog lacks (e.g. copied in), verifying every shard's checksums."""
+    try:
+        from zcpipe.store import Catalog
+
+        catalog = Catalog(store)
+        if not catalog.layout.shards.is_dir() and not catalog.layout.catalog.exists():
+            _fail(f"{store} holds no shards/ folder and no catalog: is it a zcpipe store?")
+        with catalog.ingest_lock(), catalog.writer() as w:
+            did = w.reconcile(verify_all=True)
+        n = catalog.query("SELECT count(*) AS n FROM archs").column("n")[0].as_py()
+    except _user_errors() as e:
+        _fail(str(e).splitlines()[0])
+    typer.echo(
+        f"registered {did['orphans_registered']} shards, quarantined {did['quarantined']}, dropped "
+        f"{did['missing_dropped']} missing, cleared {did['staging_removed']} staging; archs holds {n} rows",
+        err=True,
+    )
+
+
+@store_app.command("info")
+def store_info(
+    store: Annotated[Path, typer.Option(help="store folder")] = Path("zcpipe-store"),
+    fmt: Annotated[str, typer.Option("--format", help="table | json")] = "table",
+) -> None:
+    """Spaces, configurations, row counts, labels, models and size of a store."""
+    try:
+        from zcpipe.store import Catalog
+
+        info = Catalog(store).info()
+    except _user_errors() as e:
+        _fail(str(e).splitlines()[0])
+    if fmt == "json":
+        typer.echo(json.dumps(info, default=str))
+        return
+    typer.echo(f"store {info['root']}: {info['bytes'] / 2**20:.1f} MiB, {info['models']} models")
+    for c in info["configs"]:
+        typer.echo(
+            f"  {c['space']:10s} config {c['config_hash']}: {c['archs']} archs ({c['ok']} ok, {c['partial']} partial, "
+            f"{c['failed']} failed) in {c['shards']} shards"
+        )
+    for lab in info["labels"]:
+        typer.echo(f"  {lab['space']:10s} label {lab['label']}: {lab['archs']} archs")
+
+
+def _hp_option(epochs: int | None, hp: list[str] | None) -> dict:
+    from zcpipe.pipeline.training import parse_hparams
+
+    hparams = parse_hparams(hp or [])
+    if epochs is not None:
+        hparams["epochs"] = epochs
+    return hparams
+
+
+@app.command()
+def train(
+    space: Annotated[str, typer.Option(help="search space whose statistics to learn from")],
+    predictor: Annotated[str, typer.Option(help="see `zcpipe predictors`; proxy:<name> for one proxy")],
+    target: Annotated[str, typer.Option(help="label to rank by, e.g. cifar10_valid")],
+    train_size: Annotated[int, typer.Option(help="training cells, drawn with --seed; every other cell tests")],
+    store: Annotated[Path, typer.Option(help="store folder")] = Path("zcpipe-store"),
+    seed: int = 0,
+    name: Annotated[str | None, typer.Option(help="model name (default: from the options)")] = None,
+    epochs: Annotated[int | None, typer.Option(help="training epochs (neural predictors)")] = None,
+    config_hash: Annotated[str | None, typer.Option(help="statistics configuration, where a space has several")] = None,
+    hp: Annotated[list[str] | None, typer.Option(help="predictor option key=value; repeatable")] = None,
+) -> None:
+    """Fit a predictor on N cells, evaluate it on all the other labeled cells, save and register it."""
+    try:
+        from zcpipe.pipeline.training import TrainConfig
+        from zcpipe.pipeline.training import train as run_train
+
+        cfg = TrainConfig(
+            store=str(store),
+            space=space,
+            predictor=predictor,
+            target=target,
+            train_size=train_size,
+            seed=seed,
+            name=name,
+            config_hash=config_hash,
+            hparams=_hp_option(epochs, hp),
+        )
+        result = run_train(cfg)
+    except _user_errors() as e:
+        _fail(str(e).splitlines()[0])
+    m = result.metrics
+    typer.echo(f"model {result.name} saved in {result.artifact}")
+    typer.echo(
+        f"pearson {m['pearson']:.4f} precision@10% {m['precision@0.1']:.3f} kendall@10% {m['kendall@0.1']:.4f} "
+        f"fit {result.fit_cpu_seconds:.1f} CPU s"
+    )
+    typer.echo(result.summary())
+
+
+@app.command()
+def evaluate(
+    model: Annotated[str, typer.Option(help="model name (see `zcpipe sql 'SELECT * FROM models'`)")],
+    store: Annotated[Path, typer.Option(help="store folder")] = Path("zcpipe-store"),
+    target: Annotated[str | None, typer.Option(help="label (default: the one it was trained on)")] = None,
+    space: Annotated[str | None, typer.Option(help="space (default: the one it was trained on)")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="table | json")] = "table",
+) -> None:
+    """Rank metrics of a saved model on every labeled cell it did not train on."""
+    if fmt not in ("table", "json"):
+        _fail(f"--format {fmt!r}: choose table or json")
+    try:
+        from zcpipe.pipeline.training import evaluate as run_evaluate
+
+        result = run_evaluate(str(store), model, target, space)
+    except _user_errors() as e:
+        _fail(str(e).splitlines()[0])
+    if fmt == "json":
+        typer.echo(json.dumps(result))
+    else:
+        typer.echo("\n".join(f"{k:14s} {v:.4f}" if isinstance(v, float) else f"{k:14s} {v}" for k, v in result.items()))
+
+
+@app.command()
+def predict(
+    model: Annotated[str, typer.Option(help="model name")],
+    store: Annotated[Path, typer.Option(help="store folder")] = Path("zcpipe-store"),
+    space: Annotated[str | None, typer.Option(help="space (default: the model's)")] = None,
+) -> None:
+    """Score every cell with statistics; the scores go to view `predictions` in one transaction."""
+    try:
+        from zcpipe.pipeline.training import predict as run_predict
+
+        n = run_predict(str(store), model, space)
+    except _user_errors() as e:
+        _fail(str(e).splitlines()[0])
+    typer.echo(f"scored {n} cells with {model}; SELECT * FROM predictions WHERE model = '{model}'", err=True)
+
+
+@app.command()
+def search(
+    model: Annotated[str, typer.Option(help="model name")],
+    store: Annotated[Path, typer.Option(help="store folder")] = Path("zcpipe-store"),
+    top_k: Annotated[int, typer.Option(help="how many cells to show")] = 10,
+    space: Annotated[str | None, typer.Option(help="space (default: the model's)")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="table | csv | json")] = "table",
+) -> None:
+    """The model's best cells, with their labels where known."""
+    try:
+        import pyarrow as pa
+
+        from zcpipe.pipeline.training import search as run_search
+
+        rows = run_search(str(store), model, top_k, space)
+    except _user_errors() as e:
+        _fail(str(e).splitlines()[0])
+    sys.stdout.write(_render(pa.Table.from_pylist(rows), fmt))
+
+
+@app.command("predictors")
+def list_predictors() -> None:
+    """List the registered predictors and their options."""
+    from zcpipe.predictors import available_predictors
+
+    for info in available_predictors():
+        name = "proxy:<name>" if info.name == "proxy" else info.name
+        typer.echo(f"{name:18s} {info.summary}")
+        if info.cls.defaults and info.name != "proxy":
+            opts = " ".join(f"{k}={v}" for k, v in info.cls.defaults.items())
+            typer.echo(f"{'':18s} options (--hp key=value): {opts}")
 
 
 @app.command()

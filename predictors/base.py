@@ -1,0 +1,99 @@
+"""The interface every predictor implements, whether it trains (ParZC, MLP, GBDT) or not (a proxy, the vote)."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+from zcpipe.store.training import TrainingSet
+
+
+class FeatureMismatchError(ValueError):
+    """A fitted predictor was handed statistics of another configuration, space or slot axis."""
+
+
+class HyperParameterError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Prediction:
+    score: np.ndarray  # higher = predicted better
+    std: np.ndarray | None = None  # predictive std (Monte-Carlo over Bayesian weights), where the model has one
+
+
+class Predictor(ABC):
+    """A ranker of architectures. `fit` on a labeled TrainingSet, `predict` any TrainingSet of the same
+    space and configuration. `export`/`restore` round-trip it as tensors (torch.save of a state dict)
+    plus JSON, never a pickled class."""
+
+    name: ClassVar[str]
+    trainable: ClassVar[bool] = True
+    defaults: ClassVar[dict[str, Any]] = {}
+
+    def __init__(self, **hparams: Any):
+        unknown = set(hparams) - set(self.defaults)
+        if unknown:
+            raise HyperParameterError(
+                f"predictor {self.name!r} has no option {', '.join(sorted(unknown))}; "
+                f"its options: {', '.join(sorted(self.defaults)) or 'none'}"
+            )
+        self.hparams = {**self.defaults, **hparams}
+        self.fitted_on: dict[str, Any] | None = None
+
+    # ------------------------------------------------------------------ contract
+
+    def fit(self, train: TrainingSet, *, seed: int) -> dict[str, Any]:
+        """Fit on `train` (labels required); returns a small training log."""
+        if train.labels is None:
+            raise ValueError("fit needs a TrainingSet loaded with a target label")
+        self.fitted_on = {"space": train.space, "config_hash": train.config_hash, "slots": train.slots}
+        return self._fit(train, seed)
+
+    def predict(self, data: TrainingSet) -> Prediction:
+        self.check_features(data)
+        return self._predict(data)
+
+    def check_features(self, data: TrainingSet) -> None:
+        fitted = self.fitted_on
+        if fitted is None:
+            if self.trainable:
+                raise RuntimeError(f"predictor {self.name!r} is not fitted")
+            return
+        if data.space != fitted["space"] or data.config_hash != fitted["config_hash"]:
+            raise FeatureMismatchError(
+                f"predictor {self.name!r} was trained on {fitted['space']} statistics of config_hash "
+                f"{fitted['config_hash']}, not on {data.space} / {data.config_hash}: its inputs would mean something "
+                "else; ingest that configuration, or train a model on this one"
+            )
+        if data.slots != fitted["slots"]:
+            raise FeatureMismatchError(f"predictor {self.name!r} was trained on another slot axis of {data.space}")
+
+    def export(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+        """(tensors for torch.save, JSON-safe state)."""
+        return self._export_tensors(), {"fitted_on": self.fitted_on, **self._export_meta()}
+
+    def restore(self, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
+        self.fitted_on = meta.get("fitted_on")
+        self._restore(tensors, meta)
+
+    # ------------------------------------------------------------------ for subclasses
+
+    def _fit(self, train: TrainingSet, seed: int) -> dict[str, Any]:
+        return {}
+
+    @abstractmethod
+    def _predict(self, data: TrainingSet) -> Prediction: ...
+
+    def _export_tensors(self) -> dict[str, torch.Tensor]:
+        return {}
+
+    def _export_meta(self) -> dict[str, Any]:
+        return {}
+
+    def _restore(self, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
+        return None

@@ -1,0 +1,45 @@
+"""Turning stored statistics into model inputs. Missing values become 0 only beside a mask channel."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from zcpipe.store.training import TrainingDataError, TrainingSet
+
+TRANSFORMS = ("none", "log")
+
+
+def _signed_log(v: np.ndarray) -> np.ndarray:
+    return np.sign(v) * np.log1p(np.abs(v))
+
+
+def nodewise_input(data: TrainingSet, proxies: list[str], transform: str = "none") -> np.ndarray:
+    """[A, P+1, S] float32: for each proxy, its node vector min-max normalised within each architecture
+    over the slots the architecture has (ParZC's encoding); then a mask channel, 1 where the slot is
+    present and every chosen proxy has a value there. Absent or missing entries are 0 in the proxy
+    channels. `transform="log"` takes a signed log first (synflow spans 1e0..1e50 inside one network)."""
+    if transform not in TRANSFORMS:
+        raise ValueError(f"transform {transform!r}: choose one of {', '.join(TRANSFORMS)}")
+    missing = [p for p in proxies if p not in data.proxies]
+    if missing:
+        raise TrainingDataError(
+            f"node-wise proxies {', '.join(missing)} are not in this configuration's tensors; it has: "
+            f"{', '.join(data.proxies)} (choose with --hp proxies=a,b,c, or ingest with --proxies)"
+        )
+    values = data.nodewise[:, [data.proxies.index(p) for p in proxies], :]
+    if transform == "log":
+        values = _signed_log(values)
+    valid = data.mask & np.isfinite(values).all(axis=1)  # [A, S]
+    v = np.where(valid[:, None, :], values, np.nan)
+    lo = np.nanmin(np.where(valid[:, None, :], v, np.inf), axis=2, keepdims=True)
+    hi = np.nanmax(np.where(valid[:, None, :], v, -np.inf), axis=2, keepdims=True)
+    span = hi - lo
+    # A proxy constant over an architecture's layers carries no profile: it encodes as 0.
+    norm = np.where(span > 0, (v - lo) / np.where(span > 0, span, 1.0), 0.0)
+    norm = np.where(valid[:, None, :], norm, 0.0)
+    return np.concatenate([norm, valid[:, None, :].astype(np.float64)], axis=1).astype(np.float32)
+
+
+def scalar_input(data: TrainingSet, names: list[str]) -> np.ndarray:
+    """[A, Q] float64 of whole-network values on a signed log scale (monotone; NaN kept for trees)."""
+    return _signed_log(np.stack([data.scalar(n) for n in names], axis=1))

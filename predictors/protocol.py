@@ -1,0 +1,30 @@
+"""The evaluation protocol: N training cells drawn with a seed, every other labeled cell is a test cell."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+class ProtocolError(ValueError):
+    pass
+
+
+def split(n_cells: int, train_size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(train, test) indices: a seeded draw of `train_size` cells and all the rest, disjoint."""
+    if train_size < 0:
+        raise ProtocolError(f"--train-size must be 0 or more, got {train_size}")
+    if train_size >= n_cells:
+        raise ProtocolError(
+            f"--train-size {train_size} leaves no test cell: only {n_cells} cells have both statistics and the label"
+        )
+    order = np.random.default_rng(seed).permutation(n_cells)
+    return np.sort(order[:train_size]), np.sort(order[train_size:])
+
+
+def carve_validation(train: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(fit, validation) from the training cells only: model selection never sees a test cell."""
+    n_val = max(2, round(fraction * len(train)))
+    if n_val >= len(train) - 1:
+        raise ProtocolError(f"{len(train)} training cells are too few to carve a validation split from")
+    order = np.random.default_rng([seed, 1]).permutation(len(train))
+    return np.sort(train[order[n_val:]]), np.sort(train[order[:n_val]])

@@ -1,0 +1,124 @@
+"""Predictors on real statistics (the shared 3,000-cell NB201 store) and their building blocks."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+from scipy import stats
+
+from zcpipe.predictors import FeatureMismatchError, HyperParameterError, UnknownPredictorError, get_predictor
+from zcpipe.predictors.features import nodewise_input
+from zcpipe.predictors.losses import diff_kendall
+from zcpipe.predictors.protocol import ProtocolError, carve_validation, split
+from zcpipe.predictors.zeroshot import copeland
+
+FAST = {"epochs": 60}
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_diff_kendall_tends_to_kendall_tau_for_large_alpha(seed):
+    rng = np.random.default_rng(seed)
+    x, y = rng.normal(size=12), rng.normal(size=12)  # continuous: no ties, so τ-a = τ-b
+    got = diff_kendall(torch.tensor(x), torch.tensor(y), alpha=1e6).item()
+    assert got == pytest.approx(stats.kendalltau(x, y).statistic, abs=1e-9)
+    smooth = diff_kendall(torch.tensor(x), torch.tensor(y), alpha=0.5).item()
+    assert abs(smooth) < abs(got) or got == 0  # a finite α shrinks every pair's ±1 toward 0
+
+
+def test_copeland_counts_majority_wins():
+    # three voters over three candidates: a beats b 2-1, a beats c 2-1, c beats b 2-1
+    scores = np.array([[3, 3, 1], [1, 2, 2], [2, 1, 3]], dtype=float)
+    assert copeland(scores, chunk=2).tolist() == [2, 0, 1]
+
+
+def test_split_is_seeded_disjoint_and_complete():
+    tr, te = split(100, 10, seed=3)
+    assert len(tr) == 10 and len(te) == 90 and not set(tr) & set(te) and set(tr) | set(te) == set(range(100))
+    assert np.array_equal(split(100, 10, seed=3)[0], tr) and not np.array_equal(split(100, 10, seed=4)[0], tr)
+    fit, val = carve_validation(tr, 0.2, seed=3)
+    assert set(fit) | set(val) == set(tr) and not set(fit) & set(val)
+    with pytest.raises(ProtocolError, match="leaves no test cell"):
+        split(100, 100, seed=0)
+
+
+def test_nodewise_input_is_minmax_within_each_arch_with_a_mask_channel(ref_data):
+    x = nodewise_input(ref_data, ["synflow", "snip"])
+    assert x.shape == (3000, 3, 188) and x.dtype == np.float32
+    present = ref_data.mask
+    assert np.array_equal(x[:, 2] == 1, present)
+    assert (x[:, :2][~np.broadcast_to(present[:, None], (3000, 2, 188))] == 0).all()
+    on = np.where(present[:, None], x[:, :2], np.nan)
+    raw = ref_data.nodewise[:, [ref_data.proxies.index("synflow"), ref_data.proxies.index("snip")]]
+    varies = np.nanmax(raw, axis=2) > np.nanmin(raw, axis=2)  # e.g. synflow is 0 everywhere if a cell cuts the path
+    assert varies.mean() > 0.9
+    np.testing.assert_allclose(np.nanmax(on, axis=2)[varies], 1.0)
+    np.testing.assert_allclose(np.nanmin(on, axis=2)[varies], 0.0)
+    assert (np.nanmax(on, axis=2)[~varies] == 0).all()  # a constant profile carries nothing: 0
+
+
+def _tau(pred, data):
+    return stats.kendalltau(pred.score, data.labels).statistic
+
+
+@pytest.fixture(scope="module")
+def splits(ref_data):
+    tr, te = split(len(ref_data), 156, seed=0)
+    return ref_data.subset(tr), ref_data.subset(te[:600])
+
+
+def test_parzc_learns_from_real_statistics_and_shuffled_labels_do_not(splits):
+    train, test = splits
+    model = get_predictor("parzc", **FAST)
+    model.fit(train, seed=0)
+    tau = _tau(model.predict(test), test)
+    shuffled = dataclasses.replace(train, labels=np.random.default_rng(0).permutation(train.labels))
+    control = get_predictor("parzc", **FAST)
+    control.fit(shuffled, seed=0)
+    tau_control = _tau(control.predict(test), test)
+    assert tau > 0.45 and tau > tau_control + 0.3, (tau, tau_control)
+
+
+def test_monte_carlo_averaging_reduces_prediction_variance(splits):
+    train, test = splits
+    model = get_predictor("parzc", **FAST)
+    model.fit(train, seed=0)
+    sub = dataclasses.replace(test.subset(range(50)))
+
+    def spread(k):
+        model.hparams["mc_samples"] = k
+        draws = np.stack([model.predict(sub).score for _ in range(12)])
+        return draws.var(axis=0).mean()
+
+    one, many = spread(1), spread(16)
+    assert many < one / 4, (one, many)  # ~1/16 in theory
+    model.hparams["mc_samples"] = 16
+    assert (model.predict(sub).std > 0).all()
+
+
+def test_a_model_refuses_statistics_of_another_configuration(splits):
+    train, test = splits
+    model = get_predictor("gbdt")
+    model.fit(train, seed=0)
+    other = dataclasses.replace(test, config_hash="0123456789abcdef")
+    with pytest.raises(FeatureMismatchError, match="config_hash b73d81fda35aaef5"):
+        model.predict(other)
+
+
+@pytest.mark.parametrize("name", ["gbdt", "parzc-nobayes", "mlp", "vote", "proxy:synflow"])
+def test_export_and_restore_give_the_same_scores(splits, name):
+    train, test = splits
+    model = get_predictor(name, **(FAST if name in ("parzc-nobayes", "mlp") else {}))
+    if model.trainable:
+        model.fit(train, seed=0)
+    tensors, meta = model.export()
+    again = get_predictor(name, **model.hparams)
+    again.restore(tensors, meta)
+    np.testing.assert_array_equal(again.predict(test).score, model.predict(test).score)
+
+
+def test_bad_predictor_names_and_options_are_one_line_errors():
+    with pytest.raises(UnknownPredictorError, match="choose one of: gbdt, mlp, parzc"):
+        get_predictor("parzc2")
+    with pytest.raises(HyperParameterError, match="has no option lrr"):
+        get_predictor("parzc", lrr=0.1)
