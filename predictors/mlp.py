@@ -22,12 +22,15 @@ class NodewiseMLP(TorchRanker):
         **TRAINING_DEFAULTS,
         "proxies": ",".join(PAPER_PROXIES),
         "transform": "none",
+        "align": "slot",  # slot: column s is the same layer position everywhere; position: the reference's padding
         "hidden": "256,128",
         "dropout": 0.1,
     }
 
     def inputs(self, data: TrainingSet) -> np.ndarray:
-        return nodewise_input(data, self.hparams["proxies"].split(","), self.hparams["transform"])
+        return nodewise_input(
+            data, self.hparams["proxies"].split(","), self.hparams["transform"], self.hparams["align"]
+        )
 
     def build(self, input_shape: tuple[int, ...]) -> nn.Module:
         layers: list[nn.Module] = [nn.Flatten()]

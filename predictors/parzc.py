@@ -92,6 +92,16 @@ class MABN(nn.Module):
         return self.head2(F.gelu(self.head1(x)))
 
 
+def cell_tokens(slots: list[str]) -> np.ndarray:
+    """[T, G] slot indices, one row per slot group (the slot name up to its first '/': the stem, each cell,
+    the classifier), padded with -1 to the widest group. Depth-first slot order keeps groups contiguous."""
+    groups: dict[str, list[int]] = {}
+    for i, slot in enumerate(slots):
+        groups.setdefault(slot.split("/", 1)[0], []).append(i)
+    width = max(len(g) for g in groups.values())
+    return np.array([g + [-1] * (width - len(g)) for g in groups.values()])
+
+
 class _ParZCBase(TorchRanker):
     bayesian: ClassVar[bool] = True
     mix_tokens: ClassVar[bool] = True
@@ -99,23 +109,73 @@ class _ParZCBase(TorchRanker):
         **TRAINING_DEFAULTS,
         "proxies": ",".join(PAPER_PROXIES),
         "transform": "none",  # per-architecture min-max of the raw values, as the paper
-        "segment": 12,  # slots per token; 12 is one NB201 cell's conv slots
+        "align": "slot",  # slot: column s is one layer position in every arch; position: the reference's padding
+        "segment": 12,  # slots per token (12: one NB201 cell's conv slots), or "cell": one token per cell
         "dim": 64,
         "depth": 2,
         "head_hidden": 64,
         "dropout": 0.1,
         "prior_std": 0.1,
+        # Beyond the paper: one more token with each proxy's whole-network value (signed log, standardised
+        # on the training cells), the magnitude that per-architecture min-max removes.
+        "global_token": False,
     }
 
+    def fit(self, train: TrainingSet, *, seed: int) -> dict[str, Any]:
+        self._cell_width = cell_tokens(train.slots).shape[1]
+        whole = self._whole_network(train)
+        self._whole_mean, self._whole_std = whole.mean(0).tolist(), np.maximum(whole.std(0), 1e-8).tolist()
+        return super().fit(train, seed=seed)
+
+    def _restore(self, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
+        self._cell_width = meta["cell_width"]
+        self._whole_mean, self._whole_std = meta["whole_mean"], meta["whole_std"]
+        super()._restore(tensors, meta)
+
+    def _export_meta(self) -> dict[str, Any]:
+        return {
+            **super()._export_meta(),
+            "cell_width": getattr(self, "_cell_width", None),
+            "whole_mean": self._whole_mean,
+            "whole_std": self._whole_std,
+        }
+
+    def _whole_network(self, data: TrainingSet) -> np.ndarray:
+        """[A, P] signed log of each chosen proxy summed over the architecture's layers."""
+        idx = [data.proxies.index(p) for p in self.hparams["proxies"].split(",")]
+        total = np.nansum(np.where(data.mask[:, None, :], data.nodewise[:, idx, :], np.nan), axis=2)
+        return np.sign(total) * np.log1p(np.abs(total))
+
+    def _global_token(self, data: TrainingSet, width: int) -> np.ndarray:
+        """[A, C, width]: the standardised whole-network values in slot 0 of each proxy channel."""
+        z = (self._whole_network(data) - np.array(self._whole_mean)) / np.array(self._whole_std)
+        token = np.zeros((len(data), len(self._whole_mean) + 1, width), np.float32)
+        token[:, :-1, 0] = z
+        token[:, -1, 0] = 1.0  # the mask channel marks it present
+        return token
+
     def inputs(self, data: TrainingSet) -> np.ndarray:
-        return nodewise_input(data, self.hparams["proxies"].split(","), self.hparams["transform"])
+        x = nodewise_input(data, self.hparams["proxies"].split(","), self.hparams["transform"], self.hparams["align"])
+        if self.hparams["segment"] == "cell":
+            index = cell_tokens(data.slots)  # [T, G], -1 = padding
+            padded = np.concatenate([x, np.zeros((*x.shape[:2], 1), x.dtype)], axis=2)
+            x = padded[:, :, index.reshape(-1)]  # padding reads the zero column
+        if not self.hparams["global_token"]:
+            return x
+        width = self._segment(x.shape[1:])
+        x = np.concatenate([x, np.zeros((*x.shape[:2], -x.shape[2] % width), x.dtype)], axis=2)
+        return np.concatenate([x, self._global_token(data, width)], axis=2)
+
+    def _segment(self, input_shape: tuple[int, ...]) -> int:
+        seg = self.hparams["segment"]
+        return int(seg) if seg != "cell" else self._cell_width
 
     def build(self, input_shape: tuple[int, ...]) -> nn.Module:
         h = self.hparams
         return MABN(
             input_shape[0],
             input_shape[1],
-            segment=h["segment"],
+            segment=self._segment(input_shape),
             dim=h["dim"],
             depth=h["depth"],
             head_hidden=h["head_hidden"],

@@ -11,6 +11,7 @@ import asyncio
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import duckdb
 import numpy as np
 import zarr.api.asynchronous as za
 
@@ -63,15 +64,19 @@ class TrainingSet:
         return self.scalars[:, self.scalar_names.index(name)]
 
 
-def config_hashes(store: str | Path, space: str) -> list[str]:
-    with Catalog(store).reader() as con:
-        rows = con.execute("SELECT DISTINCT config_hash FROM shards_t WHERE space = ? ORDER BY 1", [space]).fetchall()
+def config_hashes(store: str | Path, space: str, con: duckdb.DuckDBPyConnection | None = None) -> list[str]:
+    if con is None:
+        with Catalog(store).reader() as con:
+            return config_hashes(store, space, con)
+    rows = con.execute("SELECT DISTINCT config_hash FROM shards_t WHERE space = ? ORDER BY 1", [space]).fetchall()
     return [r[0] for r in rows]
 
 
-def resolve_config(store: str | Path, space: str, config_hash: str | None) -> str:
+def resolve_config(
+    store: str | Path, space: str, config_hash: str | None, con: duckdb.DuckDBPyConnection | None = None
+) -> str:
     """The one configuration of `space` to read: the given one, or the only one the store has."""
-    found = config_hashes(store, space)
+    found = config_hashes(store, space, con)
     if not found:
         raise TrainingDataError(
             f"store {store} has no statistics for space {space!r}; run `zcpipe ingest --space {space} --store {store}`"
@@ -105,9 +110,9 @@ def load_training_set(
 ) -> TrainingSet:
     """Every architecture of `space` with statistics under the configuration (status ok or partial),
     restricted to those with a `target` label when one is named; sorted by arch key."""
-    chash = resolve_config(store, space, config_hash)
     catalog = Catalog(store)
     with catalog.reader() as con:
+        chash = resolve_config(store, space, config_hash, con)
         shard_paths = [
             catalog.layout.root / r[0]
             for r in con.execute(
@@ -129,7 +134,7 @@ def load_training_set(
                 ).fetchall()
             )
     if target is not None and not labels:
-        have = labels_available(store, space)
+        have = labels_available(store, space)  # a second connection, on the error path only
         raise TrainingDataError(
             f"no {target!r} labels for {space} in {store}; "
             + (
@@ -155,7 +160,7 @@ def load_training_set(
             names.append(c)
             cols.append(v)
     scalars = np.stack(cols, axis=1) if cols else np.zeros((len(archs), 0))
-    proxies, slots, nodewise, mask = _read_nodewise(shard_paths, archs)
+    proxies, slots, nodewise, mask = read_nodewise(shard_paths, archs)
     y = np.array([labels[a] for a in archs], dtype=np.float64) if target is not None else None
     return TrainingSet(space, chash, archs, proxies, slots, nodewise, mask, names, scalars, target, y)
 
@@ -176,7 +181,7 @@ async def _read_all(paths: list[Path]) -> list[tuple[dict, np.ndarray, np.ndarra
     return await asyncio.gather(*(_read_shard(p) for p in paths))
 
 
-def _read_nodewise(paths: list[Path], archs: list[str]) -> tuple[list[str], list[str], np.ndarray, np.ndarray]:
+def read_nodewise(paths: list[Path], archs: list[str]) -> tuple[list[str], list[str], np.ndarray, np.ndarray]:
     blocks = asyncio.run(_read_all(paths))
     if not blocks:
         raise TrainingDataError("the configuration's shards hold no node-wise tensors")
