@@ -31,6 +31,7 @@ TRAINED = [
     ("parzc-nobayes", "parzc-nobayes", {}),
     ("parzc-notokenmix", "parzc-notokenmix", {}),
     ("parzc align=position", "parzc", {"align": "position"}),
+    ("parzc global_token=true", "parzc", {"global_token": True}),
     ("mlp", "mlp", {}),
     ("gbdt (whole-network)", "gbdt", {}),
     ("gbdt features=nodewise", "gbdt", {"features": "nodewise"}),

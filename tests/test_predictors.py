@@ -13,7 +13,7 @@ from zcpipe.predictors.losses import diff_kendall
 from zcpipe.predictors.protocol import ProtocolError, carve_validation, split
 from zcpipe.predictors.zeroshot import copeland
 
-FAST = {"epochs": 60}
+FAST = {"max_steps": 300}  # enough to learn; keeps the suite inside its budget
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])

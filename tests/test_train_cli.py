@@ -22,7 +22,7 @@ def run(*args, ok=True):
 def test_train_evaluate_predict_search(ref_store):
     store, _ = ref_store
     out = run("train", "--store", store, "--space", "nb201", "--predictor", "parzc", "--target", "cifar10_valid",
-              "--train-size", 156, "--seed", 0, "--name", "cli-parzc", "--epochs", 40)  # fmt: skip
+              "--train-size", 156, "--seed", 0, "--name", "cli-parzc", "--hp", "max_steps=300")  # fmt: skip
     last = out.stdout.strip().splitlines()[-1]
     m = re.fullmatch(r"kendall (\S+) spearman (\S+) n_test (\d+)", last)
     assert m and int(m[3]) == 3000 - 156 and float(m[1]) > 0.45, last

@@ -328,6 +328,36 @@ def search(
     sys.stdout.write(_render(pa.Table.from_pylist(rows), fmt))
 
 
+@app.command()
+def report(
+    out: Annotated[Path | None, typer.Option(help="HTML file to write (self-contained)")] = None,
+    store: Annotated[Path, typer.Option(help="store folder")] = Path("zcpipe-store"),
+    space: Annotated[str | None, typer.Option(help="space (default: the one with the most statistics)")] = None,
+    target: Annotated[str | None, typer.Option(help="label to rank by (default: cifar10_valid if present)")] = None,
+    png: Annotated[Path | None, typer.Option(help="also write each figure as a PNG into this folder")] = None,
+) -> None:
+    """Tables and plots of the store's proxies, labels and models as one HTML page."""
+    if out is None and png is None:
+        _fail("say where to write: --out report.html and/or --png DIR")
+    try:
+        from zcpipe.pipeline.report import ReportError, build_report
+        from zcpipe.pipeline.report_page import write_report
+
+        try:
+            rep = build_report(store, space, target)
+        except ReportError as e:
+            _fail(str(e))
+        figs = write_report(rep, out, png)
+    except _user_errors() as e:
+        _fail(str(e).splitlines()[0])
+    where = " and ".join(str(p) for p in (out, png) if p is not None)
+    typer.echo(
+        f"report of {rep.space} ({rep.meta.get('archs', 0)} archs, {len(figs)} figures) written to {where}", err=True
+    )
+    for m in rep.missing:
+        typer.echo(f"  missing: {m}", err=True)
+
+
 @app.command("predictors")
 def list_predictors() -> None:
     """List the registered predictors and their options."""
