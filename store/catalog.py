@@ -168,14 +168,20 @@ class Catalog:
     def info(self) -> dict:
         """What the store holds: per space and config, statistics rows by status; labels; models; bytes on disk."""
         with self.reader() as con:
-            configs = con.sql(
-                "SELECT a.space, a.config_hash, count(*) AS archs, count(*) FILTER (status = 'ok') AS ok, "
-                "count(*) FILTER (status = 'partial') AS partial, count(*) FILTER (status = 'failed') AS failed, "
-                "count(DISTINCT a.shard_id) AS shards FROM archs a GROUP BY ALL ORDER BY ALL"
-            ).to_arrow_table().to_pylist()
-            labels = con.sql(
-                "SELECT space, label, count(DISTINCT arch) AS archs FROM labels GROUP BY ALL ORDER BY ALL"
-            ).to_arrow_table().to_pylist()
+            configs = (
+                con.sql(
+                    "SELECT a.space, a.config_hash, count(*) AS archs, count(*) FILTER (status = 'ok') AS ok, "
+                    "count(*) FILTER (status = 'partial') AS partial, count(*) FILTER (status = 'failed') AS failed, "
+                    "count(DISTINCT a.shard_id) AS shards FROM archs a GROUP BY ALL ORDER BY ALL"
+                )
+                .to_arrow_table()
+                .to_pylist()
+            )
+            labels = (
+                con.sql("SELECT space, label, count(DISTINCT arch) AS archs FROM labels GROUP BY ALL ORDER BY ALL")
+                .to_arrow_table()
+                .to_pylist()
+            )
             models = con.execute("SELECT count(*) FROM models_t").fetchone()[0]
         size = sum(p.stat().st_size for p in self.layout.root.rglob("*") if p.is_file())
         return {"root": str(self.layout.root), "configs": configs, "labels": labels, "models": models, "bytes": size}
@@ -315,21 +321,26 @@ class CatalogWriter:
             "source",
             "source_row",
         ]
-        table = pa.Table.from_pylist([{c: r.get(c) for c in cols} for r in rows])
-        self.con.register("incoming_labels", table)
+        self._replace_with(
+            pa.Table.from_pylist([{c: r.get(c) for c in cols} for r in rows]),
+            ("DELETE FROM labels_t WHERE (space, source) IN (SELECT DISTINCT space, source FROM incoming)", []),
+            f"INSERT INTO labels_t SELECT {', '.join(cols)}, now() FROM incoming",
+        )
+        return len(rows)
+
+    def _replace_with(self, incoming: pa.Table, delete: tuple[str, list], insert: str) -> None:
+        """Register `incoming` as view `incoming`, then run `delete` and `insert` in one transaction."""
+        self.con.register("incoming", incoming)
         try:
             self.con.execute("BEGIN")
-            self.con.execute(
-                "DELETE FROM labels_t WHERE (space, source) IN (SELECT DISTINCT space, source FROM incoming_labels)"
-            )
-            self.con.execute(f"INSERT INTO labels_t SELECT {', '.join(cols)}, now() FROM incoming_labels")
+            self.con.execute(*delete)
+            self.con.execute(insert)
             self.con.execute("COMMIT")
         except duckdb.Error:
             self.con.execute("ROLLBACK")
             raise
         finally:
-            self.con.unregister("incoming_labels")
-        return len(rows)
+            self.con.unregister("incoming")
 
     # ------------------------------------------------------------------ models
 
@@ -359,19 +370,12 @@ class CatalogWriter:
                 "score_std": pa.array(score_std, pa.float64(), from_pandas=True),
             }
         )
-        self.con.register("incoming_predictions", table)
-        try:
-            self.con.execute("BEGIN")
-            self.con.execute("DELETE FROM predictions_t WHERE model = ? AND space = ?", [model, space])
-            self.con.execute("INSERT INTO predictions_t SELECT *, now() FROM incoming_predictions")
-            self.con.execute("COMMIT")
-        except duckdb.Error:
-            self.con.execute("ROLLBACK")
-            raise
-        finally:
-            self.con.unregister("incoming_predictions")
+        self._replace_with(
+            table,
+            ("DELETE FROM predictions_t WHERE model = ? AND space = ?", [model, space]),
+            "INSERT INTO predictions_t SELECT *, now() FROM incoming",
+        )
         return len(archs)
-
 
 
 def _add_missing_tables(con: duckdb.DuckDBPyConnection) -> None:
