@@ -60,12 +60,14 @@ def figures(report: Report) -> dict[str, bytes]:
         rows = -(-k // cols)
         fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.4 * rows), squeeze=False)
         for ax, (name, d) in zip(axes.flat, report.scatter.items(), strict=False):
-            ax.scatter(d["x"], d["y"], s=4, alpha=0.4)
-            x = np.asarray(d["x"])
-            if d["log"] and (x > 0).any():  # proxies spanning decades; zeros stay on the linear part
-                ax.set_xscale("symlog", linthresh=float(x[x > 0].min()))
+            x = np.asarray(d["x"], dtype=float)
+            xlabel = "score"
+            if d["log"] and (x > 0).any():  # proxies spanning decades (synflow): plot the exponent
+                x = np.log10(np.maximum(x, x[x > 0].min()))
+                xlabel = "log10 score (zeros drawn at the smallest positive)"
+            ax.scatter(x, d["y"], s=4, alpha=0.4)
             ax.set_title(name, fontsize=9)
-            ax.set_xlabel("score")
+            ax.set_xlabel(xlabel)
             ax.set_ylabel(report.target)
         for ax in list(axes.flat)[k:]:
             ax.axis("off")
