@@ -78,7 +78,9 @@ def build_report(store: str | Path, space: str | None = None, target: str | None
             where = f" for space {space!r}" if space else ""
             raise ReportError(f"store {store} has no statistics{where}; run `zcpipe ingest --store {store} ...` first")
         space, chash = configs[0][0], configs[0][1]
-        rel = con.sql(f"SELECT * FROM archs WHERE space = '{space}' AND config_hash = '{chash}' AND status <> 'failed'")
+        rel = con.sql(
+            "SELECT * FROM archs WHERE space = ? AND config_hash = ? AND status <> 'failed'", params=[space, chash]
+        )
         numeric = [c for c, t in zip(rel.columns, rel.types, strict=True) if str(t) == "DOUBLE"]
         archs = pl.from_arrow(rel.to_arrow_table())
         label_rows = pl.from_arrow(
