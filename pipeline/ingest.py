@@ -16,6 +16,7 @@ from tqdm import tqdm
 
 from zcpipe.pipeline.actors import remote_actor_class
 from zcpipe.pipeline.config import IngestConfig, config_hash
+from zcpipe.pipeline.graphs import graph_rows
 from zcpipe.pipeline.plan import plan_archs
 from zcpipe.pipeline.ray_runtime import actor_plan, ensure_ray
 from zcpipe.store import Catalog
@@ -74,6 +75,7 @@ def _ingest(cfg: IngestConfig, progress: bool) -> IngestSummary:
     with catalog.writer() as w:
         w.reconcile()
         committed = w.committed_archs(space.name, chash)
+        w.add_graphs(graph_rows(space, archs.items()))  # a function of the key: no need to wait for statistics
         w.start_run(run_id, space.name, chash, {"options": cfg.to_dict(), "values": values}, len(archs))
     todo = [(key, spec) for key, spec in archs.items() if key not in committed]
     summary = IngestSummary(run_id, chash, len(archs), 0, len(archs) - len(todo), 0, 0.0, 0.0)

@@ -14,6 +14,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from zcpipe.pipeline.graphs import graph_rows
 from zcpipe.store import Catalog
 from zcpipe.workers.spaces import ArchError, SearchSpace, get_space
 
@@ -288,8 +289,27 @@ def import_labels(store: str, space_name: str, path: str, fmt: str = "auto", tru
     if fmt not in FORMATS:
         raise LabelFormatError(f"--format {fmt!r}: choose one of {', '.join(FORMATS)}")
     space = get_space(space_name)
-    rows = READERS[detect_format(p) if fmt == "auto" else fmt](space, p, trust_pickle=trust_pickle)
+    keys = _SpecRecorder(space)
+    rows = READERS[detect_format(p) if fmt == "auto" else fmt](keys, p, trust_pickle=trust_pickle)
     if not rows:
         raise LabelFormatError(f"{p} holds no labels for {space_name}")
+    graphs = graph_rows(space, keys.specs.items())
     with Catalog(store).writer() as w:  # no reconcile: an ingest may be running on this store
+        w.add_graphs(graphs)
         return w.import_labels(rows)
+
+
+class _SpecRecorder:
+    """The space, remembering what each parsed arch key was parsed from: NB101's key (a hash) cannot
+    rebuild its graph, so the import records each labeled architecture's graph from its text."""
+
+    def __init__(self, space: SearchSpace):
+        self.space = space
+        self.name = space.name
+        self.specs: dict[str, str] = {}
+
+    def parse(self, text: str) -> str:
+        key = self.space.parse(text)
+        if key not in self.specs:
+            self.specs[key] = self.space.spec(text)
+        return key

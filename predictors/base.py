@@ -33,6 +33,8 @@ class Predictor(ABC):
 
     name: ClassVar[str]
     trainable: ClassVar[bool] = True
+    # What the training stage loads for it: statistics (a TrainingSet), graphs, or graphs+statistics (a GraphSet).
+    input_kind: ClassVar[str] = "statistics"
     defaults: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, **hparams: Any):

@@ -36,7 +36,7 @@ def register_predictor(name: str, summary: str) -> Callable[[type[Predictor]], t
 
 def _load_builtin() -> None:
     # Imported on first use, so `import zcpipe.predictors` does not pull lightgbm.
-    from zcpipe.predictors import gbdt, mlp, parzc, zeroshot  # noqa: F401
+    from zcpipe.predictors import gbdt, gcn, mlp, parzc, zeroshot  # noqa: F401
 
 
 def available_predictors() -> list[PredictorInfo]:

@@ -50,6 +50,9 @@ CREATE TABLE IF NOT EXISTS models_t (
     name VARCHAR PRIMARY KEY, predictor VARCHAR, space VARCHAR, config_hash VARCHAR, target VARCHAR,
     train_size INTEGER, seed INTEGER, n_test INTEGER, kendall DOUBLE, spearman DOUBLE, pearson DOUBLE,
     hparams JSON, metrics JSON, artifact VARCHAR, zcpipe_version VARCHAR, created_at TIMESTAMPTZ);
+CREATE TABLE IF NOT EXISTS graphs_t (
+    space VARCHAR, arch VARCHAR, ops VARCHAR[], src SMALLINT[], dst SMALLINT[],
+    PRIMARY KEY (space, arch));
 CREATE TABLE IF NOT EXISTS predictions_t (
     space VARCHAR, arch VARCHAR, model VARCHAR, score DOUBLE, score_std DOUBLE, created_at TIMESTAMPTZ,
     PRIMARY KEY (model, space, arch));
@@ -342,6 +345,22 @@ class CatalogWriter:
         finally:
             self.con.unregister("incoming")
 
+    # ------------------------------------------------------------------ graphs
+
+    def add_graphs(self, table: pa.Table) -> int:
+        """Operator graphs (space, arch, ops, src, dst): what TG-NAS reads instead of statistics. A graph is a
+        function of its arch key, so rows already present are kept."""
+        self.con.register("incoming_graphs", table)
+        try:
+            before = self.con.execute("SELECT count(*) FROM graphs_t").fetchall()[0][0]
+            self.con.execute(
+                "INSERT INTO graphs_t SELECT DISTINCT ON (space, arch) space, arch, ops, src, dst FROM incoming_graphs "
+                "ANTI JOIN graphs_t USING (space, arch)"
+            )
+            return self.con.execute("SELECT count(*) FROM graphs_t").fetchall()[0][0] - before
+        finally:
+            self.con.unregister("incoming_graphs")
+
     # ------------------------------------------------------------------ models
 
     def register_model(self, row: dict) -> None:
@@ -404,6 +423,7 @@ def install_views(con: duckdb.DuckDBPyConnection, layout: StoreLayout) -> None:
     con.execute("CREATE OR REPLACE TEMP VIEW shards AS SELECT * FROM shards_t")
     con.execute("CREATE OR REPLACE TEMP VIEW models AS SELECT * FROM models_t")
     con.execute("CREATE OR REPLACE TEMP VIEW predictions AS SELECT * FROM predictions_t")
+    con.execute("CREATE OR REPLACE TEMP VIEW graphs AS SELECT * FROM graphs_t")
 
 
 def _parquet_view(con: duckdb.DuckDBPyConnection, name: str, files: list[Path], columns: list) -> None:

@@ -24,6 +24,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from zcpipe.pipeline import ConfigError
     from zcpipe.predictors import FeatureMismatchError, HyperParameterError, UnknownPredictorError
     from zcpipe.predictors.protocol import ProtocolError
+    from zcpipe.predictors.text import UnknownOperatorError
     from zcpipe.store import CatalogBusyError, CorruptShardError
     from zcpipe.store.models import ModelError
     from zcpipe.store.training import TrainingDataError
@@ -46,6 +47,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
         HyperParameterError,
         FeatureMismatchError,
         ModelError,
+        UnknownOperatorError,
         duckdb.Error,
     )
 
@@ -230,10 +232,17 @@ def _hp_option(epochs: int | None, hp: list[str] | None) -> dict:
 
 @app.command()
 def train(
-    space: Annotated[str, typer.Option(help="search space whose statistics to learn from")],
     predictor: Annotated[str, typer.Option(help="see `zcpipe predictors`; proxy:<name> for one proxy")],
     target: Annotated[str, typer.Option(help="label to rank by, e.g. cifar10_valid")],
-    train_size: Annotated[int, typer.Option(help="training cells, drawn with --seed; every other cell tests")],
+    space: Annotated[
+        str | None, typer.Option(help="space to train on and test on (the test space, with --train-spaces)")
+    ] = None,
+    train_size: Annotated[
+        int | None, typer.Option(help="training cells, drawn with --seed; every other cell tests (default: all)")
+    ] = None,
+    train_spaces: Annotated[
+        str | None, typer.Option(help="graph predictors: comma-separated spaces whose labeled graphs train it")
+    ] = None,
     store: Annotated[Path, typer.Option(help="store folder")] = Path("zcpipe-store"),
     seed: int = 0,
     name: Annotated[str | None, typer.Option(help="model name (default: from the options)")] = None,
@@ -256,16 +265,18 @@ def train(
             name=name,
             config_hash=config_hash,
             hparams=_hp_option(epochs, hp),
+            train_spaces=tuple(s.strip() for s in train_spaces.split(",") if s.strip()) if train_spaces else (),
         )
         result = run_train(cfg)
     except _user_errors() as e:
         _fail(str(e).splitlines()[0])
     m = result.metrics
     typer.echo(f"model {result.name} saved in {result.artifact}")
-    typer.echo(
-        f"pearson {m['pearson']:.4f} precision@10% {m['precision@0.1']:.3f} kendall@10% {m['kendall@0.1']:.4f} "
-        f"fit {result.fit_cpu_seconds:.1f} CPU s"
-    )
+    if m["n"]:
+        typer.echo(
+            f"pearson {m['pearson']:.4f} precision@10% {m['precision@0.1']:.3f} kendall@10% {m['kendall@0.1']:.4f} "
+            f"fit {result.fit_cpu_seconds:.1f} CPU s"
+        )
     typer.echo(result.summary())
 
 

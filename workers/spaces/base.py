@@ -83,6 +83,11 @@ class SearchSpace(ABC):
     @abstractmethod
     def graph(self, arch: str) -> ArchGraph: ...
 
+    def node_slots(self, arch: str) -> list[list[str]]:
+        """For each node of `graph(arch)`, the slots of the weight layers it stands for in the built
+        network (all its repeats over the stacked cells); empty for nodes without weights."""
+        raise ArchError(f"space {self.name!r} does not map graph nodes to slots")
+
     @abstractmethod
     def slots(self) -> list[str]:
         """Every node slot the space can hold, in a fixed depth-first order."""

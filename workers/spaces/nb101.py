@@ -235,6 +235,17 @@ class NB101(SearchSpace):
         matrix, ops = _load(arch)
         return ArchGraph(ops=ops, adjacency=matrix.astype(np.int8))
 
+    def node_slots(self, arch: str) -> list[list[str]]:
+        matrix, ops = _load(arch)
+        n = len(ops)
+        cells = [f"s{s}c{c}" for s in range(self.stacks) for c in range(self.cells)]
+        nodes: list[list[str]] = [["stem/conv"]]
+        for v in range(1, n - 1):
+            own = [f"{c}/v{v}/{ops[v]}" for c in cells] if ops[v] != POOL else []
+            nodes.append(own + ([f"{c}/proj_v{v}" for c in cells] if matrix[0, v] else []))
+        nodes.append(([f"{c}/proj_out" for c in cells] if matrix[0, n - 1] else []) + ["classifier"])
+        return nodes
+
     def slots(self) -> list[str]:
         out = ["stem/conv"]
         for s in range(self.stacks):

