@@ -161,7 +161,11 @@ def load_graph_set(
                     )
                 )
             parts.append(part)
-    table = pa.concat_tables(parts)
+    return graph_set(pa.concat_tables(parts), target)
+
+
+def graph_set(table: pa.Table, target: str | None = None) -> GraphSet:
+    """A GraphSet from graph rows (GRAPH_SCHEMA, plus `label` where `target` is named)."""
     vocab, ops, adjacency = _padded(table)
     labels = table.column("label").to_numpy(zero_copy_only=False).astype(np.float64) if target else None
     return GraphSet(

@@ -326,6 +326,10 @@ def search(
     top_k: Annotated[int, typer.Option(help="how many cells to show")] = 10,
     space: Annotated[str | None, typer.Option(help="space (default: the model's)")] = None,
     fmt: Annotated[str, typer.Option("--format", help="table | csv | json")] = "table",
+    prune: Annotated[
+        bool,
+        typer.Option("--prune", help="TG-NAS's pruning search on the NB201 supernet instead of ranking every cell"),
+    ] = False,
 ) -> None:
     """The model's best cells, with their labels where known."""
     try:
@@ -333,6 +337,15 @@ def search(
 
         from zcpipe.pipeline.training import search as run_search
 
+        if prune:
+            from zcpipe.pipeline.prune import prune_search
+
+            result = prune_search(str(store), model, space or "nb201")
+            for n, removed in enumerate(result.rounds, start=1):
+                typer.echo(f"round {n}: removed " + ", ".join(op or "-" for op in removed))
+            labels = " ".join(f"{k} {v:.2f}" for k, v in sorted(result.labels.items()))
+            typer.echo(f"chosen {result.arch} in {result.seconds:.2f} s; {labels or 'no labels for it'}")
+            return
         rows = run_search(str(store), model, top_k, space)
     except _user_errors() as e:
         _fail(str(e).splitlines()[0])
