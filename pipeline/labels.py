@@ -18,7 +18,7 @@ from zcpipe.pipeline.graphs import graph_rows
 from zcpipe.store import Catalog
 from zcpipe.workers.spaces import ArchError, SearchSpace, get_space
 
-FORMATS = ("auto", "csv", "jsonl", "nb201-pth", "nats-tss", "nds-json", "zc-json")
+FORMATS = ("auto", "csv", "jsonl", "nb201-pth", "nats-tss", "nds-json", "zc-json", "nb101-tfrecord")
 # What the plain files in shared/data hold (shared/data/README.md): dataset, split, epochs, seed aggregation.
 PLAIN_COLUMNS = {
     "nb201": {
@@ -233,6 +233,42 @@ def read_nds_json(space: SearchSpace, path: Path, **_) -> list[dict]:
     return rows
 
 
+def read_nb101_tfrecord(space: SearchSpace, path: Path, **_) -> list[dict]:
+    """The official NAS-Bench-101 tfrecord: per cell, the mean over its repeats of the final validation
+    and test accuracy (in percent, as the other label files) at the file's largest epoch budget."""
+    from zcpipe.pipeline.nb101_tfrecord import decode_record, read_records
+
+    if space.name != "nb101":
+        raise LabelFormatError(f"{path} is a NAS-Bench-101 tfrecord; import it with --space nb101")
+    source = _source(path)
+    acc: dict[tuple[str, int], tuple[list[float], list[float]]] = defaultdict(lambda: ([], []))
+    for body in read_records(path):
+        _hash, epochs, matrix, ops, metrics = decode_record(body)
+        if not metrics.evaluation_data:
+            continue
+        final = metrics.evaluation_data[-1]  # the end of training (the official API's evaluation_data[2])
+        spec = json.dumps({"matrix": matrix, "ops": ops}, separators=(",", ":"))
+        valid, test = acc[(spec, epochs)]
+        valid.append(100.0 * final.validation_accuracy)
+        test.append(100.0 * final.test_accuracy)
+    if not acc:
+        raise LabelFormatError(f"{path} holds no NAS-Bench-101 records")
+    budget = max(e for _, e in acc)
+    rows = []
+    for (spec, epochs), (valid, test) in acc.items():
+        if epochs != budget:
+            continue
+        key = space.parse(spec)
+        agg = f"mean of {len(valid)} repeats"
+        rows.append(
+            _row(space.name, key, "cifar10", "valid", sum(valid) / len(valid), source, epochs=epochs, seed_agg=agg)
+        )
+        rows.append(
+            _row(space.name, key, "cifar10", "test", sum(test) / len(test), source, epochs=epochs, seed_agg=agg)
+        )
+    return rows
+
+
 def read_zc_json(space: SearchSpace, path: Path, **_) -> list[dict]:
     """NAS-Bench-Suite-Zero `zc_<space>.json`: {dataset: {arch: {"val_accuracy": ..., proxy: {...}}}}."""
     data = _read_json(path)
@@ -262,6 +298,7 @@ READERS: dict[str, Callable[..., list[dict]]] = {
     "nats-tss": read_nats_tss,
     "nds-json": read_nds_json,
     "zc-json": read_zc_json,
+    "nb101-tfrecord": read_nb101_tfrecord,
 }
 
 
@@ -275,6 +312,8 @@ def detect_format(path: Path) -> str:
         return "jsonl"
     if name.endswith(".pth"):
         return "nb201-pth"
+    if name.endswith(".tfrecord"):
+        return "nb101-tfrecord"
     if name.startswith("zc_") and name.endswith(".json"):
         return "zc-json"
     if name.endswith(".json"):
@@ -309,7 +348,6 @@ class _SpecRecorder:
         self.specs: dict[str, str] = {}
 
     def parse(self, text: str) -> str:
-        key = self.space.parse(text)
-        if key not in self.specs:
-            self.specs[key] = self.space.spec(text)
+        key, spec = self.space.key_and_spec(text)
+        self.specs.setdefault(key, spec)
         return key

@@ -68,6 +68,10 @@ class SearchSpace(ABC):
         """What `build` and `graph` take for `text`; the key itself where the key is buildable."""
         return self.parse(text)
 
+    def key_and_spec(self, text: str) -> tuple[str, str]:
+        """`(parse(text), spec(text))`, for spaces where both share one costly parse."""
+        return self.parse(text), self.spec(text)
+
     def enumerate(self) -> Iterator[str]:
         raise ArchError(f"space {self.name!r} is not enumerable; use --limit N to sample it")
 
