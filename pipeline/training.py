@@ -22,6 +22,7 @@ from zcpipe.store import Catalog
 from zcpipe.store.graphs import GraphSet, load_graph_set
 from zcpipe.store.models import ModelError, check_name, commit_model, model_dir, stage_model, unused_name
 from zcpipe.store.training import TrainingDataError, TrainingSet, load_training_set
+from zcpipe.workers.spaces import get_space
 
 Data = TrainingSet | GraphSet
 NO_TEST: dict[str, Any] = {"n": 0, "kendall": None, "spearman": None, "pearson": None}
@@ -71,6 +72,8 @@ class TrainConfig:
         if self.name is not None:
             check_name(self.name)
         predictor = get_predictor(self.predictor, **self.hparams)  # unknown predictor or option: fail now
+        for space in (*self.train_spaces, *([self.space] if self.space else [])):
+            get_space(space)  # an unknown space: one-line error naming the known ones
         if self.space is None and not self.train_spaces:
             raise ModelError("--space names the space to train on (or --train-spaces, for graph predictors)")
         if self.train_spaces and predictor.input_kind != "graphs":

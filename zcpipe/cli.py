@@ -154,17 +154,21 @@ def labels_import(
     space: Annotated[str, typer.Option(help="search space the labels belong to")],
     store: Annotated[Path, typer.Option(help="store folder")] = Path("zcpipe-store"),
     fmt: Annotated[
-        str, typer.Option("--format", help="auto | csv | jsonl | nb201-pth | nats-tss | nds-json | zc-json")
+        str,
+        typer.Option(
+            "--format", help="auto | csv | jsonl | nb201-pth | nats-tss | nds-json | zc-json | nb101-tfrecord"
+        ),
     ] = "auto",
     trust_pickle: Annotated[bool, typer.Option(help="allow loading pickle-based files (.pth, NATS)")] = False,
 ) -> None:
     """Import ground truth; view `labels`, joined with statistics in `archs_labeled`."""
     try:
         from zcpipe.pipeline.labels import LabelFormatError, import_labels
+        from zcpipe.pipeline.nb101_tfrecord import TfRecordError
 
         try:
             n = import_labels(str(store), space, str(file), fmt, trust_pickle)
-        except LabelFormatError as e:
+        except (LabelFormatError, TfRecordError) as e:
             _fail(str(e))
     except _user_errors() as e:
         _fail(str(e))

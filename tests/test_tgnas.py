@@ -1,0 +1,271 @@
+"""TG-NAS and ZC-GCN: graphs of known cells, operator sentences and their embeddings, the GCN on real
+labels, cross-space training and zero-shot evaluation through the CLI, the pruning search, and the
+official NAS-Bench-101 tfrecord reader."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from tests.conftest import NB201_LABELS, SHARED_DATA
+from tests.helpers import ZCPIPE
+from zcpipe.pipeline.labels import import_labels
+from zcpipe.predictors import get_predictor, rank_metrics
+from zcpipe.predictors.protocol import split
+from zcpipe.predictors.text import OP_SENTENCES, UnknownOperatorError, embed_operators, sentences_for
+from zcpipe.store import Catalog
+from zcpipe.store.graphs import graph_set, graph_table, load_graph_set
+from zcpipe.workers.spaces import get_space
+from zcpipe.workers.spaces.nb101 import graph_hash
+
+NB101_LABELS = SHARED_DATA / "nb101" / "labels.jsonl"
+DARTS_LABELS = SHARED_DATA / "darts" / "labels.jsonl"
+FAST = {"max_steps": 300, "hidden": 64}
+
+
+def run(*args, ok=True):
+    out = subprocess.run([*ZCPIPE, *map(str, args)], capture_output=True, text=True, timeout=600)
+    assert (out.returncode == 0) == ok, out.stderr
+    return out
+
+
+@pytest.fixture(autouse=True)
+def _embedding_cache(tmp_path_factory, monkeypatch):
+    monkeypatch.setenv("ZCPIPE_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "zcpipe-cache"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+
+
+def edges(g) -> set[tuple[int, int]]:
+    return {(int(i), int(j)) for i, j in zip(*np.nonzero(g.adjacency), strict=True)}
+
+
+# ---------------------------------------------------------------------------------------------- graphs
+
+
+def test_nb201_graph_by_hand():
+    g = get_space("nb201").graph("|nor_conv_3x3~0|+|none~0|skip_connect~1|+|avg_pool_3x3~0|nor_conv_1x1~1|none~2|")
+    assert g.ops == ["input", "nor_conv_3x3", "none", "skip_connect", "avg_pool_3x3", "nor_conv_1x1", "none", "output"]
+    # op nodes 1..6 are the edges 1<-0, 2<-0, 2<-1, 3<-0, 3<-1, 3<-2; an op feeds the ops leaving its target node.
+    assert edges(g) == {(0, 1), (0, 2), (0, 4), (1, 3), (1, 5), (2, 6), (3, 6), (4, 7), (5, 7), (6, 7)}
+
+
+def test_nb101_graph_by_hand_and_isomorphic_specs():
+    nb101 = get_space("nb101")
+    # input -> conv3 -> output, input -> conv1 -> output, plus a dead vertex (maxpool, no path to output).
+    a = {"matrix": [[0, 1, 1, 1, 0], [0, 0, 0, 0, 1], [0, 0, 0, 0, 0], [0, 0, 0, 0, 1], [0, 0, 0, 0, 0]],
+         "ops": ["input", "conv3x3-bn-relu", "maxpool3x3", "conv1x1-bn-relu", "output"]}  # fmt: skip
+    b = {"matrix": [[0, 1, 1, 0], [0, 0, 0, 1], [0, 0, 0, 1], [0, 0, 0, 0]],
+         "ops": ["input", "conv1x1-bn-relu", "conv3x3-bn-relu", "output"]}  # fmt: skip
+    ga = nb101.graph(nb101.spec(json.dumps(a)))
+    assert ga.ops == ["input", "conv3x3-bn-relu", "conv1x1-bn-relu", "output"]  # the dead vertex is pruned
+    assert edges(ga) == {(0, 1), (0, 2), (1, 3), (2, 3)}
+    assert nb101.parse(json.dumps(a)) == nb101.parse(json.dumps(b))
+    gb = nb101.graph(nb101.spec(json.dumps(b)))
+    # The same graph up to the order of its vertices: a GCN reads both alike.
+    table = graph_table("nb101", ["a", "b"], [ga.ops, gb.ops], [ga.adjacency, gb.adjacency])
+    data = graph_set(table, None)
+    p = get_predictor("tgnas", **FAST)
+    p.fit(_labeled(data, [0.0, 1.0]), seed=0)
+    score = p.predict(data).score
+    assert score[0] == pytest.approx(score[1], abs=1e-5)
+
+
+def _labeled(data, labels):
+    from dataclasses import replace
+
+    return replace(data, labels=np.asarray(labels, dtype=float), target="t")
+
+
+def test_darts_graph_holds_both_cells():
+    rec = json.loads(DARTS_LABELS.read_text().splitlines()[0])
+    darts = get_space("nds-darts")
+    g = darts.graph(darts.spec(json.dumps(rec)))
+    assert len(g.ops) == 2 * (2 + 8 + 1)
+    # normal: inputs 0,1,1,0,1,0,1,3 -> 7 single-source edges + 2 from node 3's two ops; 4 nodes x 2 ops -> output
+    # reduce: inputs 1,0,1,0,3,0,2,3 -> 5 + 3 x 2; 4 x 2 -> output
+    assert len(edges(g)) == (7 + 2 + 8) + (5 + 6 + 8)
+    assert g.ops[:2] == ["input_prev_prev", "input_prev"] and g.ops[10] == "output"
+    assert not any(j >= 11 for i, j in edges(g) if i < 11)  # the two cells are separate components
+
+
+def test_graphs_are_recorded_by_labels_import(tmp_path):
+    store = tmp_path / "s"
+    import_labels(str(store), "nds-darts", str(DARTS_LABELS))
+    data = load_graph_set(store, ["nds-darts"], target="cifar10_valid")
+    assert len(data) == 725 and data.ops.shape == (725, 22)
+    darts = get_space("nds-darts")
+    i = 17
+    g = darts.graph(data.archs[i])
+    assert [data.vocab[k] for k in data.ops[i]] == g.ops
+    assert np.array_equal(data.adjacency[i], g.adjacency.astype(bool))
+
+
+# ---------------------------------------------------------------------------------------------- text
+
+
+def test_sentences_are_shared_and_embeddings_deterministic(tmp_path, monkeypatch):
+    monkeypatch.setenv("ZCPIPE_CACHE_DIR", str(tmp_path))
+    assert len(set(sentences_for(["nor_conv_3x3", "conv3x3-bn-relu", "conv_3x3"]))) == 1
+    for space in ("nb201", "nb101", "nds-darts", "nds-enas", "nds-nasnet", "nds-amoeba", "nds-pnas"):
+        sp = get_space(space)
+        for arch in sp.sample(3, 0):
+            sentences_for(sp.graph(sp.spec(arch)).ops)  # every operator of every space has words
+    v = embed_operators(["nor_conv_3x3", "conv3x3-bn-relu", "avg_pool_3x3"])
+    assert v.shape == (3, 384) and np.allclose(np.linalg.norm(v, axis=1), 1, atol=1e-4)
+    assert np.array_equal(v[0], v[1]) and not np.allclose(v[0], v[2])
+    cached = list(tmp_path.glob("*.parquet"))
+    assert len(cached) == 1
+    again = embed_operators(["avg_pool_3x3"])  # from the cache
+    assert np.array_equal(again[0], v[2])
+    import pyarrow.parquet as pq
+
+    rows = pq.read_table(cached[0]).to_pylist()
+    assert {r["sentence"] for r in rows} == {OP_SENTENCES["nor_conv_3x3"], OP_SENTENCES["avg_pool_3x3"]}
+    assert all(r["model"].startswith("all-MiniLM-L6-v2@") for r in rows)
+    # Independently of the cache: the packaged model, loaded offline, gives the same vector.
+    from zcpipe.predictors.text import _encoder
+
+    assert np.allclose(_encoder().encode([OP_SENTENCES["avg_pool_3x3"]])[0], v[2], atol=1e-6)
+
+
+def test_operator_without_sentence_is_a_clear_error():
+    with pytest.raises(UnknownOperatorError, match=r"conv_11x11.*OP_SENTENCES"):
+        sentences_for(["input", "conv_11x11"])
+
+
+# ---------------------------------------------------------------------------------------------- GCN
+
+
+@pytest.mark.slow
+def test_gcn_learns_real_nb201_labels(ref_store):
+    data = load_graph_set(ref_store[0], ["nb201"], target="cifar10_valid")
+    assert len(data) == 15625
+    train, test = split(len(data), 156, 0)
+    test = test[:3000]
+    taus = {}
+    for kind in ("real", "shuffled"):
+        fit = data.subset(train)
+        if kind == "shuffled":
+            fit = _labeled(fit, np.random.default_rng(0).permutation(fit.labels))
+        p = get_predictor("tgnas", **FAST)
+        p.fit(fit, seed=0)
+        taus[kind] = rank_metrics(p.predict(data.subset(test)).score, data.labels[test])["kendall"]
+    assert taus["real"] > 0.5 and abs(taus["shuffled"]) < 0.25, taus
+
+
+@pytest.mark.slow
+def test_zc_gcn_node_statistics_and_training(ref_store, ref_data):
+    from zcpipe.pipeline.graphs import attach_node_stats
+
+    store, _ = ref_store
+    graphs = load_graph_set(store, ["nb201"], target="cifar10_valid", archs={"nb201": ref_data.archs})
+    zc = attach_node_stats(graphs, ref_data)
+    # A node's value is the sum over its layers in all 15 cells: over the nodes that is every slot but the
+    # three fixed residual blocks.
+    p = ref_data.proxies.index("synflow")
+    outside = np.array(["/resblock/" in s for s in ref_data.slots])
+    want = np.nansum(np.where(outside, np.nan, ref_data.nodewise[:, p]), axis=1)
+    assert np.allclose(np.nansum(zc.node_stats[:, :, p], axis=1), want, rtol=1e-9)
+    assert np.isnan(zc.node_stats[:, 1:7][np.isin(zc.ops[:, 1:7], [zc.vocab.index("none")])]).all()
+    out = run("train", "--store", store, "--space", "nb201", "--predictor", "zc-gcn", "--target", "cifar10_valid",
+              "--train-size", 156, "--name", "t-zc-gcn", "--hp", "max_steps=300")  # fmt: skip
+    m = re.fullmatch(r"kendall (\S+) spearman (\S+) n_test (\d+)", out.stdout.strip().splitlines()[-1])
+    assert m and int(m[3]) == 2844 and float(m[1]) > 0.6, out.stdout
+
+
+@pytest.mark.slow
+def test_cross_space_cli_zero_shot_and_pruning(tmp_path):
+    store = tmp_path / "s"
+    run("labels", "import", "--store", store, "--space", "nb201", NB201_LABELS)
+    run("labels", "import", "--store", store, "--space", "nb101", NB101_LABELS)
+    out = run("train", "--store", store, "--predictor", "tgnas", "--train-spaces", "nb101", "--target",
+              "cifar10_valid", "--name", "t-x", "--hp", "max_steps=200", "--hp", "hidden=64")  # fmt: skip
+    assert "evaluate --model t-x --space" in out.stdout
+    ev = json.loads(run("evaluate", "--store", store, "--model", "t-x", "--space", "nb201", "--format", "json").stdout)
+    assert ev["n_test"] == 15625 and ev["kendall"] > 0.3, ev
+    err = run("evaluate", "--store", store, "--model", "t-x", "--space", "nb101", ok=False).stderr
+    assert "trained on every labeled nb101 cell" in err
+    # Pruning: one op left per edge, a real NB201 cell with its benchmark labels.
+    out = run("search", "--store", store, "--model", "t-x", "--prune").stdout
+    assert len(re.findall(r"^round \d", out, re.M)) == 4
+    chosen = re.search(r"chosen (\S+) in .* cifar10_test (\S+)", out)
+    assert chosen and get_space("nb201").parse(chosen[1]) == chosen[1] and float(chosen[2]) > 10
+    top = run("search", "--store", store, "--model", "t-x", "--space", "nb201", "--top-k", 2, "--format", "json")
+    assert len(json.loads(top.stdout)) == 2
+    # A train space without the label is named in the error.
+    err = run("train", "--store", store, "--predictor", "tgnas", "--train-spaces", "nb101,nds-darts", "--target",
+              "cifar10_valid", ok=False).stderr  # fmt: skip
+    assert "nds-darts" in err and err.count("\n") == 1
+    err = run("train", "--store", store, "--predictor", "tgnas", "--train-spaces", "nb999", "--target",
+              "cifar10_valid", ok=False).stderr  # fmt: skip
+    assert "nb999" in err and err.count("\n") == 1
+    err = run("train", "--store", store, "--predictor", "parzc", "--train-spaces", "nb101", "--space", "nb201",
+              "--target", "cifar10_valid", "--train-size", 10, ok=False).stderr  # fmt: skip
+    assert "--train-spaces is for" in err
+
+
+# ---------------------------------------------------------------------------------------------- NB101 tfrecord
+
+
+def _nb101_records():
+    from zcpipe.pipeline.nb101_tfrecord import encode_record
+
+    cells = [
+        {"matrix": [[0, 1, 1, 0], [0, 0, 0, 1], [0, 0, 0, 1], [0, 0, 0, 0]],
+         "ops": ["input", "conv3x3-bn-relu", "maxpool3x3", "output"]},
+        {"matrix": [[0, 1, 0], [0, 0, 1], [0, 0, 0]], "ops": ["input", "conv1x1-bn-relu", "output"]},
+    ]  # fmt: skip
+    records = []
+    for c, cell in enumerate(cells):
+        h = graph_hash(np.array(cell["matrix"]), cell["ops"])
+        for r in range(3):
+            evals = [
+                {"current_epoch": 0.0, "validation_accuracy": 0.1},
+                {"current_epoch": 54.0, "validation_accuracy": 0.5},
+                {"current_epoch": 108.0, "validation_accuracy": 0.90 + 0.01 * r + 0.02 * c, "test_accuracy": 0.8},
+            ]
+            records.append(encode_record(h, 108, cell["matrix"], cell["ops"], evals, 1000 + c))
+        # A shorter budget of the same cell (the full file has 4, 12, 36, 108): not the label.
+        records.append(encode_record(h, 36, cell["matrix"], cell["ops"], [{"validation_accuracy": 0.3}], 1))
+    return cells, records
+
+
+def test_nb101_tfrecord_reader(tmp_path):
+    from zcpipe.pipeline.nb101_tfrecord import TfRecordError, write_records
+
+    cells, records = _nb101_records()
+    path = tmp_path / "nasbench_only108.tfrecord"
+    write_records(path, records)
+    store = tmp_path / "s"
+    assert import_labels(str(store), "nb101", str(path)) == 4
+    got = Catalog(store).query("SELECT arch, label, value, epochs, seed_agg FROM labels ORDER BY value").to_pylist()
+    key0 = graph_hash(np.array(cells[0]["matrix"]), cells[0]["ops"])
+    valid0 = next(r for r in got if r["arch"] == key0 and r["label"] == "cifar10_valid")
+    assert (
+        valid0["value"] == pytest.approx(91.0) and valid0["epochs"] == 108 and valid0["seed_agg"] == "mean of 3 repeats"
+    )
+    assert len(load_graph_set(store, ["nb101"], target="cifar10_valid")) == 2
+
+    damaged = bytearray(path.read_bytes())
+    damaged[40] ^= 0xFF
+    (tmp_path / "bad.tfrecord").write_bytes(bytes(damaged))
+    with pytest.raises(TfRecordError, match="CRC"):
+        import_labels(str(store), "nb101", str(tmp_path / "bad.tfrecord"))
+    (tmp_path / "cut.tfrecord").write_bytes(path.read_bytes()[:-3])
+    with pytest.raises(TfRecordError, match="truncated"):
+        import_labels(str(store), "nb101", str(tmp_path / "cut.tfrecord"))
+    err = run("labels", "import", "--store", store, "--space", "nb201", path, ok=False).stderr
+    assert "--space nb101" in err
+
+
+def test_rank_quantiles_put_spaces_on_one_scale():
+    from zcpipe.predictors.gcn import space_quantiles
+
+    labels = np.array([90.0, 91.0, 92.0, 0.1, 0.2, 0.3])  # percent in one space, fractions in another
+    q = space_quantiles(labels, np.array(["a", "a", "a", "b", "b", "b"], dtype=object))
+    assert np.allclose(q[:3], q[3:]) and stats.kendalltau(q[:3], labels[:3])[0] == 1
