@@ -114,7 +114,7 @@ def inspace(store: Path, stats_store: Path, sizes: list[int], seeds: list[int]) 
     return "\n".join(lines)
 
 
-def prune(store: Path) -> str:
+def prune(store: Path, stats_store: Path) -> str:
     from zcpipe.pipeline.prune import prune_search
     from zcpipe.pipeline.training import TrainConfig, train
     from zcpipe.store.models import model_names
@@ -140,6 +140,17 @@ def prune(store: Path) -> str:
             f"{lab.get('cifar100_valid', float('nan')):.2f} | {lab.get('imagenet16-120_valid', float('nan')):.2f} | "
             f"{r.seconds:.2f} |"
         )
+    # Zero-shot TG-NAS on the cells that have statistics, beside the in-space table (same cells as zc-gcn's tests).
+    from zcpipe.pipeline.training import load_model
+
+    stats = load_training_set(stats_store, "nb201", target=TARGET)
+    cells = load_graph_set(store, ["nb201"], target=TARGET, archs={"nb201": stats.archs})
+    model, _ = load_model(str(store), "bench-tgnas-nb101.darts")
+    m = rank_metrics(model.predict(cells).score, cells.labels)
+    lines.append(
+        f"\nZero-shot (NB101 + DARTS → NB201) on the {len(cells)} store cells: "
+        f"τ {m['kendall']:.3f} ρ {m['spearman']:.3f}"
+    )
     return "\n".join(lines)
 
 
@@ -218,7 +229,7 @@ def main() -> None:
         elif args.part == "inspace":
             out = inspace(store, args.stats_store, [int(s) for s in args.sizes.split(",")], seeds)
         else:
-            out = prune(store)
+            out = prune(store, args.stats_store)
     text = f"{out}\n\n({machine()}; {time.perf_counter() - t0:.0f} s; seeds {args.seeds})\n"
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"tgnas-{args.part}.md").write_text(text)

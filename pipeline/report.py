@@ -91,7 +91,8 @@ def build_report(store: str | Path, space: str | None = None, target: str | None
         models = pl.from_arrow(
             con.sql(
                 "SELECT name, predictor, target, train_size, seed, kendall, hparams FROM models_t "
-                "WHERE space = ? AND config_hash = ?",
+                # Graph-only models (TG-NAS) read no statistics: their config_hash is NULL.
+                "WHERE space = ? AND (config_hash = ? OR config_hash IS NULL) AND kendall IS NOT NULL",
                 params=[space, chash],
             ).to_arrow_table()
         )

@@ -26,7 +26,8 @@ from zcpipe.predictors.registry import register_predictor
 from zcpipe.predictors.text import embed_operators, model_id
 from zcpipe.store.graphs import GraphSet
 
-# Chosen on validation splits of training cells only (bench/README.md, "TG-NAS").
+# Fixed before any result was seen and not tuned since (no test cell chose them): TG-NAS-sized layers,
+# the training loop of the other neural rankers with a larger batch, since graphs are cheap.
 GCN_DEFAULTS: dict[str, Any] = {
     "hidden": 128,
     "layers": 4,
