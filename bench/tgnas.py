@@ -190,6 +190,12 @@ def stream(work: Path, cells: int) -> str:
     t0 = time.perf_counter()
     data = load_graph_set(store, ["nb101"], target=TARGET)
     t_load = time.perf_counter() - t0
+    distinct = len(data)
+    # Random cells collapse onto far fewer isomorphism classes than the benchmark's 423,624; the fit and the
+    # prediction run on that many graphs all the same (the distinct ones tiled), as they would on the real file.
+    reps = -(-cells // len(data))
+    tiled = np.tile(np.arange(len(data)), reps)[:cells]
+    data = data.subset(tiled)
     p = get_predictor("tgnas", batch_size=256, max_steps=1000)
     t0 = time.perf_counter()
     p.fit(data, seed=0)
@@ -201,9 +207,9 @@ def stream(work: Path, cells: int) -> str:
     return "\n".join(
         [
             "| records written | distinct cells | label rows | write s | import s | load s "
-            "| fit s (1000 steps × 256) | predict all s | peak RSS MiB |",
+            "| fit s (1000 steps × 256 of all graphs) | predict all graphs s | peak RSS MiB |",
             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
-            f"| {cells} | {len(data)} | {n_rows} | {t_write:.0f} | {t_import:.0f} | {t_load:.1f} | {t_fit:.0f} | "
+            f"| {cells} | {distinct} | {n_rows} | {t_write:.0f} | {t_import:.0f} | {t_load:.1f} | {t_fit:.0f} | "
             f"{t_pred:.0f} | {rss:.0f} |",
         ]
     )

@@ -254,11 +254,15 @@ def read_nb101_tfrecord(space: SearchSpace, path: Path, **_) -> list[dict]:
     if not acc:
         raise LabelFormatError(f"{path} holds no NAS-Bench-101 records")
     budget = max(e for _, e in acc)
-    rows = []
+    by_key: dict[str, tuple[list[float], list[float]]] = defaultdict(lambda: ([], []))
     for (spec, epochs), (valid, test) in acc.items():
-        if epochs != budget:
-            continue
-        key = space.parse(spec)
+        if epochs == budget:  # isomorphic specs share a key: their repeats are pooled
+            pooled = by_key[space.parse(spec)]
+            pooled[0].extend(valid)
+            pooled[1].extend(test)
+    rows = []
+    for key, (valid, test) in by_key.items():
+        epochs = budget
         agg = f"mean of {len(valid)} repeats"
         rows.append(
             _row(space.name, key, "cifar10", "valid", sum(valid) / len(valid), source, epochs=epochs, seed_agg=agg)
