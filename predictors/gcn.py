@@ -18,7 +18,6 @@ import numpy as np
 import torch
 import torch.nn as nn
 from scipy import stats as sps
-from torch_geometric.nn import DenseGCNConv
 
 from zcpipe.predictors.base import FeatureMismatchError, HyperParameterError, Prediction, Predictor
 from zcpipe.predictors.losses import diff_kendall
@@ -62,6 +61,9 @@ def signed_log(x: np.ndarray) -> np.ndarray:
 class GraphNet(nn.Module):
     def __init__(self, in_dim: int, hidden: int, layers: int, dropout: float):
         super().__init__()
+        # Imported here: torch-geometric adds seconds to every CLI start, and only graph models need it.
+        from torch_geometric.nn import DenseGCNConv
+
         dims = [in_dim] + [hidden] * layers
         self.convs = nn.ModuleList(DenseGCNConv(a, b) for a, b in itertools.pairwise(dims))
         self.norms = nn.ModuleList(nn.BatchNorm1d(hidden) for _ in range(layers))
