@@ -23,6 +23,7 @@ from zcpipe.predictors.base import FeatureMismatchError, HyperParameterError, Pr
 from zcpipe.predictors.losses import diff_kendall
 from zcpipe.predictors.registry import register_predictor
 from zcpipe.predictors.text import embed_operators, model_id
+from zcpipe.predictors.torch_ranker import optimiser
 from zcpipe.store.graphs import GraphSet
 
 # Fixed before any result was seen and not tuned since (no test cell chose them): TG-NAS-sized layers,
@@ -167,12 +168,7 @@ class GraphRanker(Predictor):
         y = torch.from_numpy(space_quantiles(train.labels, train.spaces)).float()
         self.in_dim = int(self._batch(train, np.arange(1), text)[0].shape[-1])
         self.model = GraphNet(self.in_dim, h["hidden"], h["layers"], h["dropout"])
-        opt = torch.optim.AdamW(self.model.parameters(), lr=h["lr"], weight_decay=h["weight_decay"])
-        steps_per_epoch = max(1, -(-len(train) // h["batch_size"]))
-        total = h["epochs"] * steps_per_epoch
-        if h["max_steps"]:
-            total = min(total, h["max_steps"])
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total)
+        opt, sched, total, steps_per_epoch = optimiser(self.model, h, len(train))
         self.model.train()
         step, last = 0, []
         while step < total:

@@ -32,6 +32,16 @@ TRAINING_DEFAULTS: dict[str, Any] = {
 }
 
 
+def optimiser(model: nn.Module, h: dict[str, Any], n: int) -> tuple[torch.optim.Optimizer, Any, int, int]:
+    """AdamW with cosine decay over `epochs` of `n` cells, capped at `max_steps`: (opt, sched, total, per epoch)."""
+    opt = torch.optim.AdamW(model.parameters(), lr=h["lr"], weight_decay=h["weight_decay"])
+    steps_per_epoch = max(1, -(-n // h["batch_size"]))
+    total = h["epochs"] * steps_per_epoch
+    if h["max_steps"]:
+        total = min(total, h["max_steps"])
+    return opt, torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total), total, steps_per_epoch
+
+
 def label_transform(labels: np.ndarray, kind: str) -> np.ndarray:
     """What the loss compares. zscore keeps label gaps (NB201's long tail of failed cells then dominates
     the pairs DiffKendall weighs); rank spaces cells evenly, as Kendall's τ counts them."""
@@ -69,12 +79,7 @@ class TorchRanker(Predictor):
         self.input_shape = tuple(x.shape[1:])
         self.model = self.build(self.input_shape)
         bayes = bool(bayesian_layers(self.model))
-        opt = torch.optim.AdamW(self.model.parameters(), lr=h["lr"], weight_decay=h["weight_decay"])
-        steps_per_epoch = max(1, -(-len(x) // h["batch_size"]))
-        total = h["epochs"] * steps_per_epoch
-        if h["max_steps"]:
-            total = min(total, h["max_steps"])
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total)
+        opt, sched, total, steps_per_epoch = optimiser(self.model, h, len(x))
         self.model.train()
         set_sampling(self.model, True)
         last: list[float] = []
