@@ -23,7 +23,7 @@ from zcpipe.predictors.base import FeatureMismatchError, HyperParameterError, Pr
 from zcpipe.predictors.losses import diff_kendall
 from zcpipe.predictors.registry import register_predictor
 from zcpipe.predictors.text import embed_operators, model_id
-from zcpipe.predictors.torch_ranker import optimiser
+from zcpipe.predictors.torch_ranker import descend, optimiser
 from zcpipe.store.graphs import GraphSet
 
 # Fixed before any result was seen and not tuned since (no test cell chose them): TG-NAS-sized layers,
@@ -182,12 +182,8 @@ class GraphRanker(Predictor):
                 loss = h["mse_weight"] * nn.functional.mse_loss(pred, target)
                 if h["rank_weight"]:
                     loss = loss - h["rank_weight"] * diff_kendall(pred, target, h["alpha"])
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                sched.step()
+                last.append(descend(opt, sched, loss))
                 step += 1
-                last.append(float(loss.detach()))
         return {"steps": step, "final_loss": float(np.mean(last[-steps_per_epoch:])) if last else None}
 
     def _fit_normalisation(self, train: GraphSet) -> None:

@@ -42,6 +42,15 @@ def optimiser(model: nn.Module, h: dict[str, Any], n: int) -> tuple[torch.optim.
     return opt, torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total), total, steps_per_epoch
 
 
+def descend(opt: torch.optim.Optimizer, sched: Any, loss: torch.Tensor) -> float:
+    """One optimiser step on `loss` and one schedule step; returns the loss."""
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    sched.step()
+    return float(loss.detach())
+
+
 def label_transform(labels: np.ndarray, kind: str) -> np.ndarray:
     """What the loss compares. zscore keeps label gaps (NB201's long tail of failed cells then dominates
     the pairs DiffKendall weighs); rank spaces cells evenly, as Kendall's τ counts them."""
@@ -96,12 +105,8 @@ class TorchRanker(Predictor):
                     loss = loss + h["mse_weight"] * nn.functional.mse_loss(pred, y[idx])
                 if bayes and h["kl_weight"]:
                     loss = loss + h["kl_weight"] * mean_kl(self.model)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                sched.step()
+                last.append(descend(opt, sched, loss))
                 step += 1
-                last.append(float(loss.detach()))
         return {
             "steps": step,
             "final_loss": float(np.mean(last[-steps_per_epoch:])) if last else None,
