@@ -6,7 +6,7 @@ import torch
 
 from tests.conftest import NB201_LABELS
 from zcpipe.workers.spaces import ArchError, BuildOptions, get_space, weight_layers
-from zcpipe.workers.spaces.nb201 import NUM_ARCHS, from_naslib, parse_cell, to_naslib
+from zcpipe.workers.spaces.nb201 import NUM_ARCHS, OPS, cell_string, from_naslib, parse_cell, to_naslib
 
 BEST = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|"
 # Parameters of one edge's conv across the 15 normal cells (C=16/32/64, 5 cells each, BN affine).
@@ -79,20 +79,35 @@ def test_forward_shape():
     assert model(torch.randn(2, 3, 32, 32)).shape == (2, 10)
 
 
-def _count(rows):
-    s = get_space("nb201")
-    out = []
-    for arch, label in rows:
-        model = s.build(arch, BuildOptions())
-        out.append((arch, sum(p.numel() for p in model.parameters()), label))
-    return out
+def _built_params(arch: str) -> int:
+    model = get_space("nb201").build(arch, BuildOptions())
+    return sum(p.numel() for p in model.parameters())
+
+
+def _count_all_cells() -> dict[str, int]:
+    """Every cell's parameter count, from built networks: a network's count is the cell-free part plus
+    one term per (edge, op), each measured on a network with that edge alone; the sum is checked
+    against 600 fully built networks, so a builder whose count is not additive fails here."""
+    none = ["none"] * 6
+    base = _built_params(cell_string(none))
+    edge_cost = {
+        (e, op): _built_params(cell_string([*none[:e], op, *none[e + 1 :]])) - base for e in range(6) for op in OPS
+    }
+    counts = {
+        arch: base + sum(edge_cost[e, op] for e, op in enumerate(parse_cell(arch)))
+        for arch in get_space("nb201").enumerate()
+    }
+    sample = get_space("nb201").sample(600, 11)
+    with ProcessPoolExecutor(2) as pool:
+        built = dict(zip(sample, pool.map(_built_params, sample, chunksize=50), strict=True))
+    assert {a: counts[a] for a in sample} == built
+    return counts
 
 
 @pytest.mark.slow
 def test_param_count_of_all_15625_cells_matches_the_benchmark():
-    rows = [(r["arch"], float(r["params_m"])) for r in _labels()]
-    with ProcessPoolExecutor(2) as pool:
-        counted = [x for part in pool.map(_count, [rows[i::16] for i in range(16)]) for x in part]
+    counts = _count_all_cells()
+    counted = [(r["arch"], counts[r["arch"]], float(r["params_m"])) for r in _labels()]
     assert len(counted) == 15625
     exact = [c for c in counted if round(c[1] / 1e6, 6) == c[2]]
     off = [c for c in counted if round(c[1] / 1e6, 6) != c[2]]

@@ -146,17 +146,19 @@ def test_each_nds_space_builds_runs_and_tags_every_layer(name):
         assert g.adjacency.shape == (len(g.ops), len(g.ops))
 
 
+def _runs_forward_and_backward(key: str) -> bool:
+    model = get_space("nds-darts").build(key, BuildOptions())
+    # 8x8 keeps every op and both reductions in play at a fraction of the 32x32 cost.
+    model(torch.randn(2, 3, 8, 8)).logsumexp(1).mean().backward()
+    return all(m.weight.grad is not None for _, m in weight_layers(model))
+
+
 @pytest.mark.slow
 def test_every_shared_darts_genotype_runs_forward_and_backward():
     s = get_space("nds-darts")
     rows = [json.loads(line) for line in open(SHARED_DATA / "darts" / "labels.jsonl")]
     assert len(rows) == 725
-    keys = set()
-    for r in rows:
-        key = s.parse(json.dumps(r))
-        keys.add(key)
-        model = s.build(key, BuildOptions())
-        loss = model(torch.randn(2, 3, 32, 32)).logsumexp(1).mean()
-        loss.backward()
-        assert all(m.weight.grad is not None for _, m in weight_layers(model))
-    assert len(keys) == 725
+    keys = [s.parse(json.dumps(r)) for r in rows]
+    assert len(set(keys)) == 725
+    # In-process: forked workers inherit torch's OpenMP pool and spin (GNU libgomp after fork).
+    assert all(_runs_forward_and_backward(k) for k in keys)
