@@ -9,7 +9,6 @@ import uuid
 from collections import deque
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from pathlib import Path
 
 import ray
 from tqdm import tqdm
@@ -20,6 +19,7 @@ from zcpipe.pipeline.graphs import graph_rows
 from zcpipe.pipeline.plan import plan_archs
 from zcpipe.pipeline.ray_runtime import actor_plan, ensure_ray
 from zcpipe.store import Catalog
+from zcpipe.store.layout import normalize_store
 from zcpipe.workers.data import DataSpec, batch_sha256, load_batch
 from zcpipe.workers.spaces import get_space
 from zcpipe.workers.worker import WorkerConfig
@@ -57,7 +57,7 @@ def new_run_id() -> str:
 
 
 def ingest(cfg: IngestConfig, progress: bool = True) -> IngestSummary:
-    with Catalog(str(Path(cfg.store).expanduser().resolve())).ingest_lock():
+    with Catalog(normalize_store(cfg.store)).ingest_lock():
         return _ingest(cfg, progress)
 
 
@@ -69,7 +69,7 @@ def _ingest(cfg: IngestConfig, progress: bool) -> IngestSummary:
     batch_sha = batch_sha256(*load_batch(data)[:2])
     values = cfg.value_config(batch_sha)
     chash = config_hash(values)
-    store = str(Path(cfg.store).expanduser().resolve())
+    store = normalize_store(cfg.store)
     catalog = Catalog(store)
     run_id = new_run_id()
     with catalog.writer() as w:

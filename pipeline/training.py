@@ -137,7 +137,7 @@ class TrainResult:
     name: str
     metrics: dict[str, float]
     fit_cpu_seconds: float
-    artifact: Path
+    artifact: Path | str
 
     def summary(self) -> str:
         m = self.metrics
@@ -202,7 +202,7 @@ def _train_archs(cfg: TrainConfig, data: Data, train_idx: np.ndarray) -> dict[st
     return out
 
 
-def _save(store: str, predictor: Predictor, config: dict) -> Path:
+def _save(store: str, predictor: Predictor, config: dict) -> Path | str:
     tensors, meta = predictor.export()
     staged = stage_model(store)
     torch.save(tensors, staged / WEIGHTS_FILE)

@@ -25,9 +25,10 @@ import duckdb
 import pyarrow as pa
 from tenacity import retry, retry_if_exception, stop_after_delay, wait_exponential
 
+from zcpipe.store import remote
 from zcpipe.store.layout import StoreLayout
 from zcpipe.store.schema import ARCH_COLUMNS, LAYER_COLUMNS
-from zcpipe.store.shards import CorruptShardError, ShardManifest, verify
+from zcpipe.store.shards import CorruptShardError, ShardManifest, verify, verify_remote
 
 log = logging.getLogger(__name__)
 
@@ -96,11 +97,32 @@ class Catalog:
     # ------------------------------------------------------------------ connections
 
     @_retry_lock
-    def _connect(self, read_only: bool) -> duckdb.DuckDBPyConnection:
-        return duckdb.connect(str(self.layout.catalog), read_only=read_only)
+    def _connect(self, read_only: bool, path: Path | None = None) -> duckdb.DuckDBPyConnection:
+        return duckdb.connect(str(path or self.layout.catalog), read_only=read_only)
 
     @contextmanager
     def writer(self) -> Iterator[CatalogWriter]:
+        if not self.layout.remote:
+            with self._writer() as w:
+                yield w
+            return
+        # Object storage: lease, sync the local copy down, write, publish (store/remote.py).
+        with remote.Lease(self.layout, "catalog.lock", ttl=60, wait=120, what=f"the catalog of {self.layout}"):
+            self.layout.root.mkdir(parents=True, exist_ok=True)
+            remote.sync_working_copy(self.layout)
+            ok = False
+            try:
+                with self._writer() as w:
+                    yield w
+                ok = True
+            finally:
+                if ok:
+                    remote.publish(self.layout)
+                else:  # the next writer starts again from the published catalog
+                    (self.layout.root / "catalog.etag").unlink(missing_ok=True)
+
+    @contextmanager
+    def _writer(self) -> Iterator[CatalogWriter]:
         self.layout.root.mkdir(parents=True, exist_ok=True)
         try:
             con = self._connect(read_only=False)
@@ -119,7 +141,12 @@ class Catalog:
     @contextmanager
     def ingest_lock(self) -> Iterator[None]:
         """Held by an ingest for its whole run: start-up reconciliation clears staging/, which must never
-        happen under another running ingest. The OS drops the lock if the process dies."""
+        happen under another running ingest. The OS drops the lock if the process dies; on object
+        storage the lock is a lease that expires when its holder stops renewing it."""
+        if self.layout.remote:
+            with remote.Lease(self.layout, "ingest.lock", ttl=300, wait=0, what=f"an ingest on {self.layout}"):
+                yield
+            return
         self.layout.root.mkdir(parents=True, exist_ok=True)
         path = self.layout.root / "ingest.lock"
         with path.open("a+") as f:
@@ -140,24 +167,33 @@ class Catalog:
             finally:
                 fcntl.flock(f, fcntl.LOCK_UN)
 
+    def exists(self) -> bool:
+        if self.layout.remote:
+            return remote.published_snapshot(self.layout) is not None
+        return self.layout.catalog.exists()
+
+    def has_shards(self) -> bool:
+        return bool(remote.shard_prefixes(self.layout)) if self.layout.remote else self.layout.shards.is_dir()
+
     @contextmanager
     def reader(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        if not self.layout.catalog.exists():
+        path = remote.published_snapshot(self.layout) if self.layout.remote else self.layout.catalog
+        if path is None or not path.exists():
             hint = (
-                f"`zcpipe store reconcile --store {self.layout.root}` registers the shards it holds"
-                if self.layout.shards.is_dir()
-                else f"run `zcpipe ingest --store {self.layout.root} ...` first"
+                f"`zcpipe store reconcile --store {self.layout}` registers the shards it holds"
+                if self.has_shards()
+                else f"run `zcpipe ingest --store {self.layout} ...` first"
             )
-            raise FileNotFoundError(f"no catalog at {self.layout.catalog}: {hint}")
-        con = self._connect(read_only=True)
+            raise FileNotFoundError(f"no catalog in {self.layout}: {hint}")
+        con = self._connect(read_only=True, path=path)
         try:
             _add_missing_tables(con)
             try:
                 install_views(con, self.layout)
             except duckdb.Error as e:
                 raise CorruptShardError(
-                    f"a shard of {self.layout.root} is unreadable ({str(e).splitlines()[0]}); "
-                    f"`zcpipe store reconcile --store {self.layout.root}` verifies and quarantines it"
+                    f"a shard of {self.layout} is unreadable ({str(e).splitlines()[0]}); "
+                    f"`zcpipe store reconcile --store {self.layout} --verify` verifies and quarantines it"
                 ) from None
             yield con
         finally:
@@ -186,13 +222,19 @@ class Catalog:
                 .to_pylist()
             )
             models = con.execute("SELECT count(*) FROM models_t").fetchone()[0]
-        size = sum(p.stat().st_size for p in self.layout.root.rglob("*") if p.is_file())
-        return {"root": str(self.layout.root), "configs": configs, "labels": labels, "models": models, "bytes": size}
+        if self.layout.remote:
+            size = self.layout.fs.du(self.layout.base)
+        else:
+            size = sum(p.stat().st_size for p in self.layout.root.rglob("*") if p.is_file())
+        return {"root": str(self.layout), "configs": configs, "labels": labels, "models": models, "bytes": size}
 
-    def committed_shard_dirs(self, space: str | None = None) -> list[Path]:
+    def committed_shard_dirs(self, space: str | None = None) -> list[Path] | list[str]:
+        """Committed shards: local folders, or URLs on a remote store."""
         with self.reader() as con:
             q = "SELECT path FROM shards_t" + (" WHERE space = ?" if space else "") + " ORDER BY committed_at"
             rows = con.execute(q, [space] if space else []).fetchall()
+        if self.layout.remote:
+            return [self.layout.uri(r[0]) for r in rows]
         return [self.layout.root / r[0] for r in rows]
 
 
@@ -207,6 +249,10 @@ class CatalogWriter:
         """Bring files and catalog into agreement after a crash, or after shards were copied in; returns
         what it did. `verify_all` also re-checks the checksums of every registered shard."""
         did = {"staging_removed": 0, "orphans_registered": 0, "quarantined": 0, "missing_dropped": 0}
+        if self.layout.remote:
+            self._reconcile_remote(did, verify_all)
+            self.con.execute("UPDATE runs_t SET state = 'interrupted' WHERE state = 'running'")
+            return did
         if self.layout.staging.exists():
             for d in self.layout.staging.iterdir():
                 shutil.rmtree(d) if d.is_dir() else d.unlink()
@@ -217,7 +263,7 @@ class CatalogWriter:
                 continue
             # Renamed into shards/ but the driver died before the catalog transaction: finish it.
             try:
-                self._register(verify(shard_dir), shard_dir)
+                self._register(verify(shard_dir), shard_dir.relative_to(self.layout.root).as_posix())
                 did["orphans_registered"] += 1
             except (CorruptShardError, duckdb.ConstraintException) as e:
                 log.warning("quarantining shard %s: %s", shard_dir, e)
@@ -240,6 +286,44 @@ class CatalogWriter:
                     did["quarantined"] += 1
         self.con.execute("UPDATE runs_t SET state = 'interrupted' WHERE state = 'running'")
         return did
+
+    def _reconcile_remote(self, did: dict[str, int], verify_all: bool) -> None:
+        """Reconcile on object storage (run under the ingest lease, so no upload is in flight): a prefix
+        without a manifest is an interrupted upload; one with a manifest but no catalog row was uploaded
+        whole but never committed, and is registered if it verifies."""
+        known = {r[1]: r[0] for r in self.con.execute("SELECT shard_id, path FROM shards_t").fetchall()}
+        prefixes = remote.shard_prefixes(self.layout)
+        for rel, has_manifest in sorted(prefixes.items()):
+            if rel in known:
+                continue
+            if not has_manifest:
+                remote.remove_prefix(self.layout, rel)
+                did["staging_removed"] += 1
+                continue
+            try:
+                self._register(verify_remote(self.layout, rel), rel)
+                did["orphans_registered"] += 1
+            except (CorruptShardError, duckdb.ConstraintException) as e:
+                log.warning("quarantining shard %s: %s", rel, e)
+                self._quarantine_remote(rel)
+                did["quarantined"] += 1
+        for rel, shard_id in known.items():
+            if rel not in prefixes:
+                self._unregister(shard_id)
+                did["missing_dropped"] += 1
+            elif verify_all:
+                try:
+                    verify_remote(self.layout, rel)
+                except CorruptShardError as e:
+                    log.warning("quarantining shard %s: %s", rel, e)
+                    self._unregister(shard_id)
+                    self._quarantine_remote(rel)
+                    did["quarantined"] += 1
+
+    def _quarantine_remote(self, rel: str) -> None:
+        fs, src = self.layout.fs, self.layout.key(rel)
+        fs.copy(src, self.layout.key(f"quarantine/{rel.rsplit('/', 1)[-1]}"), recursive=True)
+        remote.remove_prefix(self.layout, rel)
 
     def _unregister(self, shard_id: str) -> None:
         self.con.execute("BEGIN")
@@ -269,8 +353,16 @@ class CatalogWriter:
 
     # ------------------------------------------------------------------ commit
 
-    def commit(self, manifest: ShardManifest) -> Path:
-        """Verify a staged shard, move it into shards/ and record it, all or nothing."""
+    def commit(self, manifest: ShardManifest) -> Path | str:
+        """Verify a staged shard, move it into shards/ and record it, all or nothing. On object storage the
+        shard is already at its final prefix: verified and recorded, it becomes visible when the catalog
+        is published (the end of this writer's `with` block)."""
+        if self.layout.remote:
+            rel = self.layout.shard_rel(manifest.space, manifest.run_id, manifest.shard_id)
+            if verify_remote(self.layout, rel) != manifest:
+                raise CorruptShardError(f"shard {self.layout.uri(rel)} does not match the manifest its worker returned")
+            self._register(manifest, rel)
+            return self.layout.uri(rel)
         staged = self.layout.staged(manifest.shard_id)
         on_disk = verify(staged)
         if on_disk != manifest:
@@ -278,11 +370,10 @@ class CatalogWriter:
         final = self.layout.committed(manifest.space, manifest.run_id, manifest.shard_id)
         final.parent.mkdir(parents=True, exist_ok=True)
         staged.rename(final)  # atomic on one filesystem; a crash after it is finished by reconcile()
-        self._register(manifest, final)
+        self._register(manifest, final.relative_to(self.layout.root).as_posix())
         return final
 
-    def _register(self, manifest: ShardManifest, shard_dir: Path) -> None:
-        rel = shard_dir.relative_to(self.layout.root).as_posix()
+    def _register(self, manifest: ShardManifest, rel: str) -> None:
         self.con.execute("BEGIN")
         try:
             self.con.execute(
@@ -408,11 +499,13 @@ def _add_missing_tables(con: duckdb.DuckDBPyConnection) -> None:
 
 def install_views(con: duckdb.DuckDBPyConnection, layout: StoreLayout) -> None:
     """This connection's views over the store as it lies now (TEMP: nothing is written to the file)."""
-    paths = [
-        layout.root / r[0] for r in con.execute("SELECT path FROM shards_t ORDER BY committed_at, shard_id").fetchall()
-    ]
-    _parquet_view(con, "archs", [p / "archs.parquet" for p in paths], ARCH_COLUMNS)
-    _parquet_view(con, "layers", [p / "layers.parquet" for p in paths], LAYER_COLUMNS)
+    rels = [r[0] for r in con.execute("SELECT path FROM shards_t ORDER BY committed_at, shard_id").fetchall()]
+    if layout.remote and rels:
+        # DuckDB reads the shards through the store's fsspec filesystem (its httpfs extension cannot be
+        # downloaded here, and fsspec takes every protocol and the AWS_* settings the same way).
+        con.register_filesystem(layout.fs)
+    _parquet_view(con, "archs", [layout.uri(f"{r}/archs.parquet") for r in rels], ARCH_COLUMNS)
+    _parquet_view(con, "layers", [layout.uri(f"{r}/layers.parquet") for r in rels], LAYER_COLUMNS)
     con.execute("CREATE OR REPLACE TEMP VIEW runs AS SELECT * FROM runs_t")
     con.execute("CREATE OR REPLACE TEMP VIEW labels AS SELECT * EXCLUDE (imported_at) FROM labels_t")
     # One row per (architecture statistics, label); filter on `label`, e.g. 'cifar10_valid'.
@@ -426,7 +519,7 @@ def install_views(con: duckdb.DuckDBPyConnection, layout: StoreLayout) -> None:
     con.execute("CREATE OR REPLACE TEMP VIEW graphs AS SELECT * FROM graphs_t")
 
 
-def _parquet_view(con: duckdb.DuckDBPyConnection, name: str, files: list[Path], columns: list) -> None:
+def _parquet_view(con: duckdb.DuckDBPyConnection, name: str, files: list[str], columns: list) -> None:
     if files:
         listing = ", ".join("'" + str(f).replace("'", "''") + "'" for f in files)
         body = f"SELECT * FROM read_parquet([{listing}], union_by_name = true)"

@@ -1,13 +1,67 @@
-"""Where things live under a store root (DESIGN.md, "Store")."""
+"""Where things live under a store root (DESIGN.md, "Store"), on local disk or on object storage.
+
+A store is a folder or any fsspec URL (`s3://bucket/prefix`, `gs://...`, `memory://...`). The shards
+and model artifacts live there. The DuckDB catalog needs a file it can write in place, which object
+storage does not give, so a remote store's catalog is published there as one object and each process
+works on a copy in its local cache (`$ZCPIPE_CACHE_DIR`, default `~/.cache/zcpipe`): see
+`store/remote.py` for the commit protocol. S3 settings come from the standard AWS variables
+(`AWS_ENDPOINT_URL`, `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_DEFAULT_REGION`).
+"""
 
 from __future__ import annotations
 
+import hashlib
+import os
 from pathlib import Path
+
+import fsspec
+
+
+def is_remote(store: str | Path) -> bool:
+    text = str(store)
+    return "://" in text and not text.startswith("file://")
+
+
+def normalize_store(store: str | Path) -> str:
+    """The store as every stage passes it on: a URL unchanged (bar a trailing slash), a folder absolute."""
+    text = str(store)
+    if is_remote(text):
+        return text.rstrip("/")
+    return str(Path(text.removeprefix("file://")).expanduser().resolve())
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("ZCPIPE_CACHE_DIR") or Path.home() / ".cache" / "zcpipe").expanduser()
 
 
 class StoreLayout:
-    def __init__(self, root: str | Path):
-        self.root = Path(root).expanduser().resolve()
+    def __init__(self, store: str | Path):
+        self.url = normalize_store(store)
+        self.remote = is_remote(self.url)
+        if self.remote:
+            self.fs, self.base = fsspec.core.url_to_fs(self.url)
+            self.protocol = self.url.split("://", 1)[0]
+            # The local side of a remote store: the catalog's working copy, snapshots, downloaded models.
+            self.root = cache_dir() / "stores" / hashlib.sha256(self.url.encode()).hexdigest()[:16]
+        else:
+            self.fs = fsspec.filesystem("file")
+            self.base = self.url
+            self.root = Path(self.url)
+
+    def __str__(self) -> str:
+        return self.url
+
+    # ------------------------------------------------------------------ where readers find a file
+
+    def uri(self, rel: str) -> str:
+        """What DuckDB, zarr and pyarrow open for a path relative to the store: a URL or a local path."""
+        return f"{self.url}/{rel}" if self.remote else str(self.root / rel)
+
+    def key(self, rel: str) -> str:
+        """The fsspec path (no protocol) of a path relative to the store."""
+        return f"{self.base}/{rel}"
+
+    # ------------------------------------------------------------------ local paths
 
     @property
     def catalog(self) -> Path:
@@ -37,3 +91,7 @@ class StoreLayout:
 
     def committed(self, space: str, run_id: str, shard_id: str) -> Path:
         return self.shards / space / run_id / shard_id
+
+    @staticmethod
+    def shard_rel(space: str, run_id: str, shard_id: str) -> str:
+        return f"shards/{space}/{run_id}/{shard_id}"

@@ -1,6 +1,7 @@
-"""Trained-model artifacts: `<store>/models/<name>/`, written in a staging folder, renamed into place,
-then recorded in `models` in one transaction. The store keeps the folder; what goes in it (a state
-dict saved with torch.save, a JSON config) is the training stage's business."""
+"""Trained-model artifacts: `<store>/models/<name>/`, written in a staging folder, renamed into place
+(uploaded, on object storage), then recorded in `models` in one transaction. The store keeps the
+folder; what goes in it (a state dict saved with torch.save, a JSON config) is the training stage's
+business."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import shutil
 import uuid
 from pathlib import Path
 
+from zcpipe.store import remote
 from zcpipe.store.catalog import Catalog
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:=-]*$")
@@ -33,7 +35,7 @@ def stage_model(store: str | Path) -> Path:
     return staged
 
 
-def commit_model(store: str | Path, staged: Path, row: dict) -> Path:
+def commit_model(store: str | Path, staged: Path, row: dict) -> Path | str:
     """Move a staged model folder to models/<name> and register `row` (the `models` columns)."""
     catalog = Catalog(store)
     name = check_name(row["name"])
@@ -42,10 +44,17 @@ def commit_model(store: str | Path, staged: Path, row: dict) -> Path:
         if name in w.model_names():
             shutil.rmtree(staged, ignore_errors=True)
             raise ModelError(f"a model named {name!r} exists in {store}; choose another --name")
+        rel = f"models/{name}"
+        if catalog.layout.remote:
+            remote.remove_prefix(catalog.layout, rel)  # uploaded by a run that died before its catalog row
+            remote.upload_folder(catalog.layout, staged, rel, last="config.json")
+            shutil.rmtree(staged)
+            w.register_model({**row, "artifact": rel})
+            return catalog.layout.uri(rel)
         if final.exists():  # renamed by a run that died before its catalog row: never registered, so not a model
             shutil.rmtree(final)
         staged.rename(final)
-        w.register_model({**row, "artifact": final.relative_to(catalog.layout.root).as_posix()})
+        w.register_model({**row, "artifact": rel})
     return final
 
 
@@ -61,7 +70,7 @@ def unused_name(store: str | Path, base: str) -> str:
 
 def model_names(store: str | Path) -> list[str]:
     catalog = Catalog(store)
-    if not catalog.layout.catalog.exists():
+    if not catalog.exists():
         return []
     with catalog.reader() as con:
         return [r[0] for r in con.execute("SELECT name FROM models_t ORDER BY name").fetchall()]
@@ -77,6 +86,11 @@ def model_dir(store: str | Path, name: str) -> tuple[Path, dict]:
         hint = f"models there: {', '.join(have[:10])}" if have else "train one with `zcpipe train`"
         raise ModelError(f"no model {name!r} in {store}; {hint}")
     folder = catalog.layout.root / row[0]
+    if catalog.layout.remote and not folder.exists():  # artifacts are immutable: fetched once per cache
+        try:
+            remote.download_folder(catalog.layout, row[0], folder)
+        except FileNotFoundError as e:
+            raise ModelError(f"model {name!r}: its artifact is missing ({e}); train it again") from None
     try:
         config = json.loads((folder / "config.json").read_text())
     except (OSError, ValueError) as e:

@@ -10,6 +10,7 @@ import hashlib
 import json
 import os
 import shutil
+import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -19,6 +20,7 @@ import pyarrow.parquet as pq
 import zarr
 
 from zcpipe.store.layout import StoreLayout
+from zcpipe.store.remote import remove_prefix, upload_folder
 from zcpipe.store.schema import arch_schema, layer_schema
 
 MANIFEST = "manifest.json"
@@ -78,18 +80,39 @@ def _checksums(shard_dir: Path) -> dict[str, str]:
     return out
 
 
+def verify_remote(layout: StoreLayout, rel: str) -> ShardManifest:
+    """`verify` for a shard on object storage: every object read back and hashed."""
+    prefix = layout.key(rel).rstrip("/") + "/"
+    layout.fs.invalidate_cache()
+    try:
+        data = json.loads(layout.fs.cat_file(prefix + MANIFEST))
+        manifest = ShardManifest(**data)
+    except (OSError, ValueError, TypeError) as e:
+        raise CorruptShardError(f"shard {layout.uri(rel)} has no readable manifest ({e})") from None
+    actual = {}
+    for key in layout.fs.find(prefix):
+        name = key[len(prefix) :]
+        if name != MANIFEST:
+            actual[name] = hashlib.sha256(layout.fs.cat_file(key)).hexdigest()
+    _compare(layout.uri(rel), manifest, actual)
+    return manifest
+
+
+def _compare(where: str | Path, manifest: ShardManifest, actual: dict[str, str]) -> None:
+    for rel, digest in manifest.files.items():
+        if rel not in actual:
+            raise CorruptShardError(f"shard {where}: {rel} is missing")
+        if actual[rel] != digest:
+            raise CorruptShardError(f"shard {where}: {rel} does not match its checksum")
+    extra = set(actual) - set(manifest.files)
+    if extra:
+        raise CorruptShardError(f"shard {where}: unexpected files {sorted(extra)[:3]}")
+
+
 def verify(shard_dir: Path) -> ShardManifest:
     """The manifest, after checking every file against it; CorruptShardError says which file is wrong."""
     manifest = ShardManifest.read(shard_dir)
-    actual = _checksums(shard_dir)
-    for rel, digest in manifest.files.items():
-        if rel not in actual:
-            raise CorruptShardError(f"shard {shard_dir}: {rel} is missing")
-        if actual[rel] != digest:
-            raise CorruptShardError(f"shard {shard_dir}: {rel} does not match its checksum")
-    extra = set(actual) - set(manifest.files)
-    if extra:
-        raise CorruptShardError(f"shard {shard_dir}: unexpected files {sorted(extra)[:3]}")
+    _compare(shard_dir, manifest, _checksums(shard_dir))
     return manifest
 
 
@@ -105,9 +128,25 @@ def write_staged_shard(
     proxy_names: list[str],
     tensors: TensorBlock,
 ) -> ShardManifest:
-    """Write a complete shard under staging/ and return its manifest (the last file written)."""
+    """Write a complete shard under staging/ and return its manifest (the last file written). On a remote
+    store the shard is written in a local temporary folder and uploaded to its final prefix, manifest
+    last: there it stays invisible until the driver registers it (store/remote.py)."""
     layout = StoreLayout(store_root)
-    target = layout.staged(shard_id)
+    if layout.remote:
+        with tempfile.TemporaryDirectory(prefix="zcpipe-shard-") as tmp:
+            manifest = _write_shard(Path(tmp) / shard_id, shard_id, space, run_id, config_hash,
+                                    arch_rows, layer_rows, proxy_names, tensors)  # fmt: skip
+            rel = layout.shard_rel(space, run_id, shard_id)
+            remove_prefix(layout, rel)  # a retried task after a worker died mid-upload
+            upload_folder(layout, Path(tmp) / shard_id, rel, last=MANIFEST)
+        return manifest
+    return _write_shard(layout.staged(shard_id), shard_id, space, run_id, config_hash,
+                        arch_rows, layer_rows, proxy_names, tensors)  # fmt: skip
+
+
+def _write_shard(
+    target: Path, shard_id, space, run_id, config_hash, arch_rows, layer_rows, proxy_names, tensors
+) -> ShardManifest:
     if target.exists():  # a retried task after a worker died mid-write
         shutil.rmtree(target)
     target.mkdir(parents=True)
@@ -146,7 +185,8 @@ def _write_zarr(path: Path, t: TensorBlock, space: str, config_hash: str) -> Non
 
 
 def read_tensors(shard_dir: str | Path) -> TensorBlock:
-    g = zarr.open_group(str(Path(shard_dir) / "tensors.zarr"), mode="r")
+    """A shard's tensors, from a local folder or a URL (`s3://.../shards/<space>/<run>/<shard>`)."""
+    g = zarr.open_group(f"{str(shard_dir).rstrip('/')}/tensors.zarr", mode="r")
     attrs = dict(g.attrs)
     return TensorBlock(
         archs=list(attrs["archs"]),

@@ -114,7 +114,7 @@ def load_training_set(
     with catalog.reader() as con:
         chash = resolve_config(store, space, config_hash, con)
         shard_paths = [
-            catalog.layout.root / r[0]
+            catalog.layout.uri(r[0])
             for r in con.execute(
                 "SELECT path FROM shards_t WHERE space = ? AND config_hash = ? ORDER BY shard_id", [space, chash]
             ).fetchall()
@@ -169,19 +169,19 @@ def _q(text: str) -> str:
     return text.replace("'", "''")
 
 
-async def _read_shard(path: Path) -> tuple[dict, np.ndarray, np.ndarray]:
-    g = await za.open_group(str(path / "tensors.zarr"), mode="r")
+async def _read_shard(path: str) -> tuple[dict, np.ndarray, np.ndarray]:
+    g = await za.open_group(f"{path}/tensors.zarr", mode="r")  # a folder or a URL
     values, mask = await asyncio.gather(g.getitem("values"), g.getitem("mask"))
     v, m = await asyncio.gather(values.getitem(...), mask.getitem(...))
     return dict(g.attrs), np.asarray(v), np.asarray(m)
 
 
-async def _read_all(paths: list[Path]) -> list[tuple[dict, np.ndarray, np.ndarray]]:
+async def _read_all(paths: list[str]) -> list[tuple[dict, np.ndarray, np.ndarray]]:
     # One event loop over every shard: zarr's per-open latency overlaps instead of adding up.
     return await asyncio.gather(*(_read_shard(p) for p in paths))
 
 
-def read_nodewise(paths: list[Path], archs: list[str]) -> tuple[list[str], list[str], np.ndarray, np.ndarray]:
+def read_nodewise(paths: list[str], archs: list[str]) -> tuple[list[str], list[str], np.ndarray, np.ndarray]:
     blocks = asyncio.run(_read_all(paths))
     if not blocks:
         raise TrainingDataError("the configuration's shards hold no node-wise tensors")

@@ -11,6 +11,9 @@ from typing import Annotated
 import typer
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Node-wise zero-cost proxy statistics at scale.")
+StoreOpt = Annotated[
+    str, typer.Option(help="store: a folder (created if missing) or an fsspec URL such as s3://bucket/prefix")
+]
 
 
 def _fail(message: str) -> None:
@@ -27,6 +30,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from zcpipe.predictors.text import UnknownOperatorError
     from zcpipe.store import CatalogBusyError, CorruptShardError
     from zcpipe.store.models import ModelError
+    from zcpipe.store.remote import LeaseHeldError
     from zcpipe.store.training import TrainingDataError
     from zcpipe.workers.data import DatasetError
     from zcpipe.workers.proxies import UnknownProxyError
@@ -48,6 +52,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
         FeatureMismatchError,
         ModelError,
         UnknownOperatorError,
+        LeaseHeldError,
         duckdb.Error,
     )
 
@@ -55,7 +60,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
 @app.command()
 def ingest(
     space: Annotated[str, typer.Option(help="search space, e.g. nb201")],
-    store: Annotated[Path, typer.Option(help="store folder (created if missing)")] = Path("zcpipe-store"),
+    store: StoreOpt = "zcpipe-store",
     limit: Annotated[int | None, typer.Option(help="a seeded uniform sample of N architectures")] = None,
     archs: Annotated[Path | None, typer.Option(help="file with one arch key per line")] = None,
     all_archs: Annotated[bool, typer.Option("--all", help="every architecture of a finite space")] = False,
@@ -108,7 +113,7 @@ def ingest(
 @app.command()
 def sql(
     query: Annotated[str, typer.Argument(help="SQL over the views archs, layers, runs, shards")],
-    store: Annotated[Path, typer.Option(help="store folder")] = Path("zcpipe-store"),
+    store: StoreOpt = "zcpipe-store",
     fmt: Annotated[str, typer.Option("--format", help="table | csv | json")] = "table",
 ) -> None:
     """Run SQL against the catalog."""
@@ -152,7 +157,7 @@ app.add_typer(labels_app, name="labels")
 def labels_import(
     file: Annotated[Path, typer.Argument(help="labels file or (NATS-Bench) folder")],
     space: Annotated[str, typer.Option(help="search space the labels belong to")],
-    store: Annotated[Path, typer.Option(help="store folder")] = Path("zcpipe-store"),
+    store: StoreOpt = "zcpipe-store",
     fmt: Annotated[
         str,
         typer.Option(
@@ -180,13 +185,13 @@ app.add_typer(store_app, name="store")
 
 
 @store_app.command("reconcile")
-def store_reconcile(store: Annotated[Path, typer.Option(help="store folder")] = Path("zcpipe-store")) -> None:
+def store_reconcile(store: StoreOpt = "zcpipe-store") -> None:
     """Register committed shards the catalog lacks (e.g. copied in), verifying every shard's checksums."""
     try:
         from zcpipe.store import Catalog
 
         catalog = Catalog(store)
-        if not catalog.layout.shards.is_dir() and not catalog.layout.catalog.exists():
+        if not catalog.has_shards() and not catalog.exists():
             _fail(f"{store} holds no shards/ folder and no catalog: is it a zcpipe store?")
         with catalog.ingest_lock(), catalog.writer() as w:
             did = w.reconcile(verify_all=True)
@@ -202,7 +207,7 @@ def store_reconcile(store: Annotated[Path, typer.Option(help="store folder")] = 
 
 @store_app.command("info")
 def store_info(
-    store: Annotated[Path, typer.Option(help="store folder")] = Path("zcpipe-store"),
+    store: StoreOpt = "zcpipe-store",
     fmt: Annotated[str, typer.Option("--format", help="table | json")] = "table",
 ) -> None:
     """Spaces, configurations, row counts, labels, models and size of a store."""
@@ -247,7 +252,7 @@ def train(
     train_spaces: Annotated[
         str | None, typer.Option(help="graph predictors: comma-separated spaces whose labeled graphs train it")
     ] = None,
-    store: Annotated[Path, typer.Option(help="store folder")] = Path("zcpipe-store"),
+    store: StoreOpt = "zcpipe-store",
     seed: int = 0,
     name: Annotated[str | None, typer.Option(help="model name (default: from the options)")] = None,
     epochs: Annotated[int | None, typer.Option(help="training epochs (neural predictors)")] = None,
@@ -287,7 +292,7 @@ def train(
 @app.command()
 def evaluate(
     model: Annotated[str, typer.Option(help="model name (see `zcpipe sql 'SELECT * FROM models'`)")],
-    store: Annotated[Path, typer.Option(help="store folder")] = Path("zcpipe-store"),
+    store: StoreOpt = "zcpipe-store",
     target: Annotated[str | None, typer.Option(help="label (default: the one it was trained on)")] = None,
     space: Annotated[str | None, typer.Option(help="space (default: the one it was trained on)")] = None,
     fmt: Annotated[str, typer.Option("--format", help="table | json")] = "table",
@@ -310,7 +315,7 @@ def evaluate(
 @app.command()
 def predict(
     model: Annotated[str, typer.Option(help="model name")],
-    store: Annotated[Path, typer.Option(help="store folder")] = Path("zcpipe-store"),
+    store: StoreOpt = "zcpipe-store",
     space: Annotated[str | None, typer.Option(help="space (default: the model's)")] = None,
 ) -> None:
     """Score every cell with statistics; the scores go to view `predictions` in one transaction."""
@@ -326,7 +331,7 @@ def predict(
 @app.command()
 def search(
     model: Annotated[str, typer.Option(help="model name")],
-    store: Annotated[Path, typer.Option(help="store folder")] = Path("zcpipe-store"),
+    store: StoreOpt = "zcpipe-store",
     top_k: Annotated[int, typer.Option(help="how many cells to show")] = 10,
     space: Annotated[str | None, typer.Option(help="space (default: the model's)")] = None,
     fmt: Annotated[str, typer.Option("--format", help="table | csv | json")] = "table",
@@ -359,7 +364,7 @@ def search(
 @app.command()
 def report(
     out: Annotated[Path | None, typer.Option(help="HTML file to write (self-contained)")] = None,
-    store: Annotated[Path, typer.Option(help="store folder")] = Path("zcpipe-store"),
+    store: StoreOpt = "zcpipe-store",
     space: Annotated[str | None, typer.Option(help="space (default: the one with the most statistics)")] = None,
     target: Annotated[str | None, typer.Option(help="label to rank by (default: cifar10_valid if present)")] = None,
     png: Annotated[Path | None, typer.Option(help="also write each figure as a PNG into this folder")] = None,

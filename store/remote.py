@@ -1,0 +1,216 @@
+"""A store on object storage: the commit protocol without rename, the published catalog, leases.
+
+Object storage has atomic whole-object writes and (S3) conditional creates, but no rename and no
+file that two processes can update in place. So:
+
+- A worker uploads a shard's files straight to their final prefix `shards/<space>/<run>/<shard>/`,
+  `manifest.json` last. Shard ids are unique per run, so no two writers share a prefix.
+- The catalog is the commit point. Readers list shards from the catalog only, so an uploaded shard
+  is invisible until the driver has verified its files against the manifest, registered it, and
+  published the catalog. A driver killed in between leaves an unregistered prefix: the next
+  ingest's reconcile registers it if its manifest verifies, and deletes it if it has none.
+- The catalog lives in the bucket as one object, `catalog.duckdb`, replaced whole (S3 PUT is
+  atomic: readers get the old or the new file). The one writer works on a local copy and holds
+  the lease `catalog.lock` while it syncs down, writes and publishes. Readers download the
+  published version once per ETag into the local cache and open it read-only, so any number of
+  readers on any number of nodes see a consistent committed state.
+- Leases are objects created with S3's conditional PUT (If-None-Match: *), carrying an expiry that
+  a background thread renews; a lease whose holder died expires and is taken over.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import socket
+import threading
+import time
+import uuid
+from pathlib import Path
+
+from zcpipe.store.layout import StoreLayout
+
+log = logging.getLogger(__name__)
+
+CATALOG_KEY = "catalog.duckdb"
+
+
+class LeaseHeldError(RuntimeError):
+    """Another process holds a store lease (a running ingest, or a catalog commit)."""
+
+
+def _create_exclusive(fs, key: str, data: bytes) -> None:
+    try:
+        fs.pipe_file(key, data, mode="create")
+    except TypeError:  # a filesystem without conditional writes: check-then-write is the best it offers
+        if fs.exists(key):
+            raise FileExistsError(key) from None
+        fs.pipe_file(key, data)
+
+
+class Lease:
+    """An exclusive lease on `<store>/<name>` for the `with` block, renewed while held."""
+
+    def __init__(self, layout: StoreLayout, name: str, *, ttl: float, wait: float, what: str):
+        self.fs, self.key, self.ttl, self.wait, self.what = layout.fs, layout.key(name), ttl, wait, what
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _body(self) -> bytes:
+        return json.dumps({"owner": self.owner, "expires": time.time() + self.ttl}).encode()
+
+    def __enter__(self) -> Lease:
+        deadline, pause = time.monotonic() + self.wait, 0.05
+        while True:
+            try:
+                _create_exclusive(self.fs, self.key, self._body())
+                break
+            except FileExistsError:
+                held = self._holder()
+                if held is not None and held.get("expires", 0) < time.time():
+                    log.warning("taking over %s: its holder %s let it expire", self.key, held.get("owner"))
+                    self._remove()
+                    continue
+                if time.monotonic() > deadline:
+                    who = held.get("owner", "another process") if held else "another process"
+                    raise LeaseHeldError(
+                        f"{self.what} is held by {who} (lease {self.key}); wait for it to finish, or, if that "
+                        f"process is dead, for the lease to expire (at most {self.ttl:.0f}s)"
+                    ) from None
+                time.sleep(pause)
+                pause = min(pause * 2, 1.0)
+        self._thread = threading.Thread(target=self._renew, daemon=True, name=f"lease {self.key}")
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        self._remove()
+
+    def _holder(self) -> dict | None:
+        try:
+            return json.loads(self.fs.cat_file(self.key))
+        except (FileNotFoundError, ValueError):
+            return None
+
+    def _remove(self) -> None:
+        try:
+            self.fs.rm_file(self.key)
+        except FileNotFoundError:
+            pass
+
+    def _renew(self) -> None:
+        while not self._stop.wait(self.ttl / 3):
+            try:
+                self.fs.pipe_file(self.key, self._body())
+            except OSError as e:  # a missed renewal is retried; the lease only lapses after ttl
+                log.warning("could not renew %s: %s", self.key, e)
+
+
+# ---------------------------------------------------------------------- the published catalog
+
+
+def _etag(layout: StoreLayout) -> str | None:
+    layout.fs.invalidate_cache()
+    try:
+        info = layout.fs.info(layout.key(CATALOG_KEY))
+    except FileNotFoundError:
+        return None
+    return str(info.get("ETag") or info.get("etag") or info.get("mtime") or info.get("size")).strip('"')
+
+
+def _download(layout: StoreLayout, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}")
+    layout.fs.get_file(layout.key(CATALOG_KEY), str(tmp))
+    tmp.replace(target)
+
+
+def published_snapshot(layout: StoreLayout) -> Path | None:
+    """A local read-only copy of the catalog as last published (downloaded once per version)."""
+    etag = _etag(layout)
+    if etag is None:
+        return None
+    snap = layout.root / "snapshots" / f"{etag}.duckdb"
+    if not snap.exists():
+        _download(layout, snap)
+        for old in snap.parent.glob("*.duckdb"):  # earlier versions; an open reader keeps its inode
+            if old != snap:
+                old.unlink(missing_ok=True)
+    return snap
+
+
+def sync_working_copy(layout: StoreLayout) -> None:
+    """Make the writer's local catalog the published one (call under the catalog lease)."""
+    etag = _etag(layout)
+    mark = layout.root / "catalog.etag"
+    if etag is None:  # a new store, or one whose catalog was removed: start from nothing
+        layout.catalog.unlink(missing_ok=True)
+        mark.unlink(missing_ok=True)
+        return
+    if not layout.catalog.exists() or not mark.exists() or mark.read_text() != etag:
+        _download(layout, layout.catalog)
+        mark.write_text(etag)
+
+
+def publish(layout: StoreLayout) -> None:
+    """Upload the writer's closed catalog file as the store's catalog (one atomic PUT)."""
+    layout.fs.put_file(str(layout.catalog), layout.key(CATALOG_KEY))
+    etag = _etag(layout)
+    (layout.root / "catalog.etag").write_text(etag or "")
+
+
+# ---------------------------------------------------------------------- folders
+
+
+def upload_folder(layout: StoreLayout, local: Path, rel: str, last: str | None = None) -> None:
+    """Copy a local folder to `<store>/<rel>/`, the file named `last` after all the others."""
+    files = sorted(p for p in local.rglob("*") if p.is_file())
+    files.sort(key=lambda p: p.name == last)
+    for p in files:
+        layout.fs.put_file(str(p), layout.key(f"{rel}/{p.relative_to(local).as_posix()}"))
+
+
+def download_folder(layout: StoreLayout, rel: str, local: Path) -> None:
+    prefix = layout.key(rel).rstrip("/") + "/"
+    tmp = local.with_name(f".{local.name}.{uuid.uuid4().hex[:8]}")
+    for key in layout.fs.find(prefix):
+        target = tmp / key[len(prefix) :]
+        target.parent.mkdir(parents=True, exist_ok=True)
+        layout.fs.get_file(key, str(target))
+    if not tmp.exists():
+        raise FileNotFoundError(f"{layout.uri(rel)} is empty or missing")
+    if local.exists():  # another process fetched it meanwhile: the same immutable files
+        shutil.rmtree(tmp)
+        return
+    tmp.rename(local)
+
+
+def remove_prefix(layout: StoreLayout, rel: str) -> None:
+    try:
+        layout.fs.rm(layout.key(rel), recursive=True)
+    except FileNotFoundError:
+        pass
+
+
+def shard_prefixes(layout: StoreLayout) -> dict[str, bool]:
+    """Every `shards/<space>/<run>/<shard>` prefix in the store, mapped to whether it has a manifest."""
+    layout.fs.invalidate_cache()
+    root = layout.key("shards") + "/"
+    out: dict[str, bool] = {}
+    try:
+        keys = layout.fs.find(root)
+    except FileNotFoundError:
+        return out
+    for key in keys:
+        parts = key[len(root) :].split("/")
+        if len(parts) < 4:
+            continue
+        rel = "shards/" + "/".join(parts[:3])
+        out[rel] = out.get(rel, False) or (len(parts) == 4 and parts[3] == "manifest.json")
+    return out
