@@ -43,6 +43,7 @@ class IngestActor:
             shard_id=shard_id,
             proxies=self.proxies,
             slots=self.slots,
+            node=(ray.util.get_node_ip_address(), ray.get_runtime_context().get_node_id()),
         )
         manifest = write_staged_shard(
             self.store,

@@ -41,6 +41,8 @@ class IngestConfig:
     chunk_size: int = 16
     micro_batch: int | None = None
     memory_budget_mb: float | None = None
+    device: str = "auto"  # auto: cuda with --gpus, else cpu; cpu with --gpus places by GPU, computes on CPU
+    retry_failed: bool = False
     space_params: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -60,7 +62,11 @@ class IngestConfig:
                 raise ConfigError(f"--{name.replace('_', '-')} must be at least 1")
         if self.gpus < 0:
             raise ConfigError("--gpus must be zero or more")
-        if self.gpus and not torch.cuda.is_available() and self.ray_address is None:
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise ConfigError(f"--device {self.device!r}: choose auto, cpu or cuda")
+        if self.device == "cuda" and not self.gpus:
+            raise ConfigError("--device cuda needs --gpus N (one actor per GPU)")
+        if self.gpus and self.device != "cpu" and not torch.cuda.is_available() and self.ray_address is None:
             raise ConfigError(f"--gpus {self.gpus} but torch sees no CUDA device here; use --workers N for CPU actors")
         if self.micro_batch is not None and self.micro_batch < 1:
             raise ConfigError("--micro-batch must be at least 1")

@@ -75,10 +75,14 @@ def _ingest(cfg: IngestConfig, progress: bool) -> IngestSummary:
     with catalog.writer() as w:
         w.reconcile()
         committed = w.committed_archs(space.name, chash)
+    if cfg.retry_failed and committed:
+        committed -= catalog.failed_archs(space.name, chash)
+    with catalog.writer() as w:
         w.add_graphs(graph_rows(space, archs.items()))  # a function of the key: no need to wait for statistics
         w.start_run(run_id, space.name, chash, {"options": cfg.to_dict(), "values": values}, len(archs))
     todo = [(key, spec) for key, spec in archs.items() if key not in committed]
     summary = IngestSummary(run_id, chash, len(archs), 0, len(archs) - len(todo), 0, 0.0, 0.0)
+    # With --retry-failed the skipped count excludes the failed architectures being recomputed.
     state = "interrupted"
     started_ray = False
     try:
@@ -137,7 +141,7 @@ def _run(cfg, todo, data, batch_sha, store, run_id, chash, catalog, summary, pro
             actor = pending.pop(ready[0])
             manifest, failed, worker_seconds = ray.get(ready[0])
             with catalog.writer() as w:
-                w.commit(manifest)
+                w.commit(manifest, replace=cfg.retry_failed)
             summary.done += len(manifest.archs)
             summary.failed += failed
             summary.worker_seconds += worker_seconds

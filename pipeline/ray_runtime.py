@@ -34,5 +34,6 @@ def actor_plan(cfg: IngestConfig) -> tuple[int, dict, str, int]:
     """(number of actors, ray resource options, torch device, torch threads per actor)."""
     if cfg.gpus:
         share = 1.0 / cfg.actors_per_gpu
-        return cfg.gpus * cfg.actors_per_gpu, {"num_gpus": share, "num_cpus": 1}, "cuda", 1
+        device = "cpu" if cfg.device == "cpu" else "cuda"
+        return cfg.gpus * cfg.actors_per_gpu, {"num_gpus": share, "num_cpus": 1}, device, 1
     return cfg.workers, {"num_cpus": cfg.cpus_per_worker}, "cpu", cfg.cpus_per_worker

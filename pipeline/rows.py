@@ -25,6 +25,7 @@ def to_shard(
     shard_id: str,
     proxies: tuple[str, ...],
     slots: list[str],
+    node: tuple[str, str] = (None, None),
 ) -> tuple[list[dict], list[dict], TensorBlock]:
     layer_proxies = layer_proxy_names(proxies)
     tensor_proxies = [*layer_proxies, "params", "flops"]
@@ -48,6 +49,8 @@ def to_shard(
             "seconds": rec.seconds,
             "micro_batches": st.micro_batches if st else None,
             "device": rec.device,
+            "node_ip": node[0],
+            "node_id": node[1],
             "zcpipe_version": zcpipe.__version__,
             "torch_version": torch.__version__,
         }

@@ -228,6 +228,13 @@ class Catalog:
             size = sum(p.stat().st_size for p in self.layout.root.rglob("*") if p.is_file())
         return {"root": str(self.layout), "configs": configs, "labels": labels, "models": models, "bytes": size}
 
+    def failed_archs(self, space: str, config_hash: str) -> set[str]:
+        with self.reader() as con:
+            rows = con.execute(
+                "SELECT arch FROM archs WHERE space = ? AND config_hash = ? AND status = 'failed'", [space, config_hash]
+            ).fetchall()
+        return {r[0] for r in rows}
+
     def committed_shard_dirs(self, space: str | None = None) -> list[Path] | list[str]:
         """Committed shards: local folders, or URLs on a remote store."""
         with self.reader() as con:
@@ -353,7 +360,7 @@ class CatalogWriter:
 
     # ------------------------------------------------------------------ commit
 
-    def commit(self, manifest: ShardManifest) -> Path | str:
+    def commit(self, manifest: ShardManifest, replace: bool = False) -> Path | str:
         """Verify a staged shard, move it into shards/ and record it, all or nothing. On object storage the
         shard is already at its final prefix: verified and recorded, it becomes visible when the catalog
         is published (the end of this writer's `with` block)."""
@@ -361,7 +368,7 @@ class CatalogWriter:
             rel = self.layout.shard_rel(manifest.space, manifest.run_id, manifest.shard_id)
             if verify_remote(self.layout, rel) != manifest:
                 raise CorruptShardError(f"shard {self.layout.uri(rel)} does not match the manifest its worker returned")
-            self._register(manifest, rel)
+            self._register(manifest, rel, replace)
             return self.layout.uri(rel)
         staged = self.layout.staged(manifest.shard_id)
         on_disk = verify(staged)
@@ -370,12 +377,19 @@ class CatalogWriter:
         final = self.layout.committed(manifest.space, manifest.run_id, manifest.shard_id)
         final.parent.mkdir(parents=True, exist_ok=True)
         staged.rename(final)  # atomic on one filesystem; a crash after it is finished by reconcile()
-        self._register(manifest, final.relative_to(self.layout.root).as_posix())
+        self._register(manifest, final.relative_to(self.layout.root).as_posix(), replace)
         return final
 
-    def _register(self, manifest: ShardManifest, rel: str) -> None:
+    def _register(self, manifest: ShardManifest, rel: str, replace: bool = False) -> None:
+        """Record a shard and point its archs at it. `replace` lets it supersede earlier rows of the same
+        archs (a --retry-failed recomputation): views show only the rows arch_index points at."""
         self.con.execute("BEGIN")
         try:
+            if replace:
+                self.con.executemany(
+                    "DELETE FROM arch_index WHERE space = ? AND arch = ? AND config_hash = ?",
+                    [[manifest.space, a, manifest.config_hash] for a in manifest.archs],
+                )
             self.con.execute(
                 "INSERT INTO shards_t VALUES (?, ?, ?, ?, ?, ?, ?)",
                 [
@@ -522,7 +536,11 @@ def install_views(con: duckdb.DuckDBPyConnection, layout: StoreLayout) -> None:
 def _parquet_view(con: duckdb.DuckDBPyConnection, name: str, files: list[str], columns: list) -> None:
     if files:
         listing = ", ".join("'" + str(f).replace("'", "''") + "'" for f in files)
-        body = f"SELECT * FROM read_parquet([{listing}], union_by_name = true)"
+        # Only rows arch_index points at: a row recomputed by --retry-failed supersedes the failed one.
+        body = (
+            f"SELECT * FROM read_parquet([{listing}], union_by_name = true) "
+            "SEMI JOIN arch_index USING (space, arch, config_hash, shard_id)"
+        )
     else:
         cols = ", ".join(f"CAST(NULL AS {_DUCK_TYPES[str(t)]}) AS {n}" for n, t in columns)
         body = f"SELECT {cols} WHERE false"

@@ -22,6 +22,8 @@ ARCH_TAIL = [
     ("seconds", pa.float64()),
     ("micro_batches", pa.int32()),
     ("device", pa.string()),
+    ("node_ip", pa.string()),  # the Ray node that computed the row
+    ("node_id", pa.string()),
     ("zcpipe_version", pa.string()),
     ("torch_version", pa.string()),
 ]

@@ -14,6 +14,7 @@ from pathlib import Path
 import duckdb
 import numpy as np
 import zarr.api.asynchronous as za
+from zarr.core.sync import sync as zarr_sync
 
 from zcpipe.store.catalog import Catalog
 
@@ -113,12 +114,15 @@ def load_training_set(
     catalog = Catalog(store)
     with catalog.reader() as con:
         chash = resolve_config(store, space, config_hash, con)
-        shard_paths = [
-            catalog.layout.uri(r[0])
-            for r in con.execute(
-                "SELECT path FROM shards_t WHERE space = ? AND config_hash = ? ORDER BY shard_id", [space, chash]
+        # Each arch's current shard (a --retry-failed recomputation supersedes an earlier row).
+        owner = {
+            arch: catalog.layout.uri(path)
+            for arch, path in con.execute(
+                "SELECT i.arch, s.path FROM arch_index i JOIN shards_t s USING (shard_id) "
+                "WHERE i.space = ? AND i.config_hash = ?",
+                [space, chash],
             ).fetchall()
-        ]
+        }
         rel = con.sql(
             f"SELECT * FROM archs WHERE space = '{_q(space)}' AND config_hash = '{_q(chash)}' "
             "AND status <> 'failed' ORDER BY arch"
@@ -160,7 +164,7 @@ def load_training_set(
             names.append(c)
             cols.append(v)
     scalars = np.stack(cols, axis=1) if cols else np.zeros((len(archs), 0))
-    proxies, slots, nodewise, mask = read_nodewise(shard_paths, archs)
+    proxies, slots, nodewise, mask = read_nodewise(sorted({owner[a] for a in archs}), archs, owner)
     y = np.array([labels[a] for a in archs], dtype=np.float64) if target is not None else None
     return TrainingSet(space, chash, archs, proxies, slots, nodewise, mask, names, scalars, target, y)
 
@@ -181,8 +185,14 @@ async def _read_all(paths: list[str]) -> list[tuple[dict, np.ndarray, np.ndarray
     return await asyncio.gather(*(_read_shard(p) for p in paths))
 
 
-def read_nodewise(paths: list[str], archs: list[str]) -> tuple[list[str], list[str], np.ndarray, np.ndarray]:
-    blocks = asyncio.run(_read_all(paths))
+def read_nodewise(
+    paths: list[str], archs: list[str], owner: dict[str, str] | None = None
+) -> tuple[list[str], list[str], np.ndarray, np.ndarray]:
+    """Node-wise tensors of `archs` from the shards at `paths`; `owner` (arch -> path) picks the shard
+    an arch is read from where several hold it."""
+    # On zarr's own event loop: fsspec caches remote filesystems per loop, so a private loop per call
+    # (asyncio.run) would leave the next call holding a filesystem bound to a closed loop.
+    blocks = zarr_sync(_read_all(paths))
     if not blocks:
         raise TrainingDataError("the configuration's shards hold no node-wise tensors")
     proxies, slots = list(blocks[0][0]["proxies"]), list(blocks[0][0]["slots"])
@@ -193,7 +203,8 @@ def read_nodewise(paths: list[str], archs: list[str]) -> tuple[list[str], list[s
                 f"shard {paths[b]} has another proxy or slot axis than {paths[0]}; one configuration must share them"
             )
         for r, a in enumerate(attrs["archs"]):
-            where[a] = (b, r)
+            if owner is None or owner.get(a) == str(paths[b]):
+                where[a] = (b, r)
     values = np.full((len(archs), len(proxies), len(slots)), np.nan)
     mask = np.zeros((len(archs), len(slots)), dtype=bool)
     for i, a in enumerate(archs):

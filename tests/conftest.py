@@ -73,3 +73,31 @@ def ref_data(ref_store):
     from zcpipe.store.training import load_training_set
 
     return load_training_set(ref_store[0], "nb201", target="cifar10_valid")
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """moto's S3 server for the session, its AWS_* settings exported so subprocesses and Ray workers
+    started from here reach it too."""
+    from tests.s3 import moto_server
+
+    with moto_server() as env:
+        saved = {k: os.environ.get(k) for k in env}
+        os.environ.update(env)
+        try:
+            yield env
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+
+
+@pytest.fixture
+def s3_store(s3_server, tmp_path, monkeypatch):
+    """A store URL in a fresh bucket, with this test's own local cache."""
+    from tests.s3 import new_bucket
+
+    monkeypatch.setenv("ZCPIPE_CACHE_DIR", str(tmp_path / "cache"))
+    return f"s3://{new_bucket(s3_server)}/store"

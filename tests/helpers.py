@@ -32,7 +32,7 @@ def ingest_args(store, n: int, *extra: str) -> list[str]:
     ]
 
 
-def commit_arch_rows(store, space: str, rows: list[dict], proxy_names: list[str]) -> Catalog:
+def commit_arch_rows(store, space: str, rows: list[dict], proxy_names: list[str], config_hash: str = "c") -> Catalog:
     """Commit `rows` (archs.parquet rows) as one shard with an empty tensor block; returns the catalog."""
     n = len(rows)
     block = TensorBlock([r["arch"] for r in rows], [], ["x"], np.zeros((n, 0, 1)), np.zeros((n, 1), bool))
@@ -44,7 +44,7 @@ def commit_arch_rows(store, space: str, rows: list[dict], proxy_names: list[str]
             shard_id="s",
             space=space,
             run_id="r",
-            config_hash="c",
+            config_hash=config_hash,
             arch_rows=rows,
             layer_rows=[],
             proxy_names=proxy_names,

@@ -77,6 +77,8 @@ def ingest(
     chunk_size: Annotated[int, typer.Option(help="architectures per shard")] = 16,
     micro_batch: Annotated[int | None, typer.Option(help="split the batch into micro-batches of this size")] = None,
     memory_budget_mb: Annotated[float | None, typer.Option(help="split the batch to fit this much memory")] = None,
+    device: Annotated[str, typer.Option(help="auto | cpu | cuda; cpu with --gpus places actors by GPU")] = "auto",
+    retry_failed: Annotated[bool, typer.Option(help="recompute architectures that failed before")] = False,
     progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
 ) -> None:
     """Compute node-wise proxy statistics and commit them to the store."""
@@ -103,6 +105,8 @@ def ingest(
             chunk_size=chunk_size,
             micro_batch=micro_batch,
             memory_budget_mb=memory_budget_mb,
+            device=device,
+            retry_failed=retry_failed,
         )
         summary = run_ingest(cfg, progress=progress)
     except _user_errors() as e:
