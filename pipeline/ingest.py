@@ -48,6 +48,9 @@ class IngestSummary:
         )
 
 
+MAX_CHUNK_ATTEMPTS = 4
+
+
 def physical_memory_mb() -> float:
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**20
 
@@ -124,12 +127,14 @@ def _run(cfg, todo, data, batch_sha, store, run_id, chash, catalog, summary, pro
     # At most --chunk-size per shard, but small enough that every actor gets a few chunks.
     size = max(1, min(cfg.chunk_size, math.ceil(len(todo) / (3 * len(actors)))))
     chunks = deque((f"{run_id}-{i:05d}", todo[s : s + size]) for i, s in enumerate(range(0, len(todo), size)))
-    pending: dict[ray.ObjectRef, object] = {}
+    pending: dict[ray.ObjectRef, tuple[object, tuple]] = {}
+    attempts: dict[str, int] = {}
+    live = list(actors)
 
     def submit(actor) -> None:
         if chunks:
-            shard_id, archs = chunks.popleft()
-            pending[actor.run_chunk.remote(run_id, shard_id, chash, archs)] = actor
+            chunk = chunks.popleft()
+            pending[actor.run_chunk.remote(run_id, chunk[0], chash, chunk[1])] = (actor, chunk)
 
     for actor in actors:  # two chunks per actor, so one is queued while the driver commits
         submit(actor)
@@ -138,8 +143,26 @@ def _run(cfg, todo, data, batch_sha, store, run_id, chash, catalog, summary, pro
     try:
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1)
-            actor = pending.pop(ready[0])
-            manifest, failed, worker_seconds = ray.get(ready[0])
+            actor, chunk = pending.pop(ready[0])
+            try:
+                manifest, failed, worker_seconds = ray.get(ready[0])
+            except (ray.exceptions.ActorUnavailableError, ray.exceptions.RayActorError) as e:
+                # The actor's node or process died with this chunk in flight. Nothing of it was committed
+                # (only the driver commits), so run it again: on the same actor once Ray has restarted it,
+                # or on another one if it is gone for good.
+                attempts[chunk[0]] = attempts.get(chunk[0], 0) + 1
+                if attempts[chunk[0]] > MAX_CHUNK_ATTEMPTS:
+                    raise RuntimeError(
+                        f"chunk {chunk[0]} lost its actor {MAX_CHUNK_ATTEMPTS} times (last: {type(e).__name__}); "
+                        "its architectures may crash workers: rerun with a smaller --chunk-size to isolate them"
+                    ) from e
+                chunks.appendleft(chunk)
+                if not isinstance(e, ray.exceptions.ActorUnavailableError) and actor in live:
+                    live.remove(actor)  # died for good (its restarts used up): the others take its work
+                if not live:
+                    raise RuntimeError("every ingest actor died; committed shards are kept, rerun to finish") from e
+                submit(actor if actor in live else live[attempts[chunk[0]] % len(live)])
+                continue
             with catalog.writer() as w:
                 w.commit(manifest, replace=cfg.retry_failed)
             summary.done += len(manifest.archs)
