@@ -17,7 +17,7 @@ import torch
 import zcpipe
 from zcpipe.pipeline.graphs import attach_node_stats
 from zcpipe.predictors import Predictor, get_predictor, rank_metrics
-from zcpipe.predictors.protocol import ProtocolError, split
+from zcpipe.predictors.protocol import ProtocolError, carve_validation, split
 from zcpipe.store import Catalog
 from zcpipe.store.graphs import GraphSet, load_graph_set
 from zcpipe.store.models import ModelError, check_name, commit_model, model_dir, stage_model, unused_name
@@ -188,6 +188,19 @@ def train(cfg: TrainConfig) -> TrainResult:
     }
     artifact = _save(cfg.store, predictor, config)
     return TrainResult(name, metrics, fit_cpu, artifact)
+
+
+def validate(cfg: TrainConfig, fraction: float = 0.25) -> dict[str, float]:
+    """Model selection's score of one configuration: fit on the training cells minus a validation part
+    carved from them (seeded), and rank that part. No test cell is read, and nothing is saved."""
+    predictor = get_predictor(cfg.predictor, **cfg.hparams)
+    data = load_data(predictor.input_kind, cfg.store, cfg.pool, cfg.target, cfg.config_hash)
+    train_idx, _ = _split_pool(cfg, data)
+    fit_idx, val_idx = carve_validation(train_idx, fraction, cfg.seed)
+    if predictor.trainable:
+        predictor.fit(data.subset(fit_idx), seed=cfg.seed)
+    val = data.subset(val_idx)
+    return rank_metrics(predictor.predict(val).score, val.labels)
 
 
 def _train_archs(cfg: TrainConfig, data: Data, train_idx: np.ndarray) -> dict[str, list[str] | str]:

@@ -245,7 +245,9 @@ def _hp_option(epochs: int | None, hp: list[str] | None) -> dict:
 
 @app.command()
 def train(
-    predictor: Annotated[str, typer.Option(help="see `zcpipe predictors`; proxy:<name> for one proxy")],
+    predictor: Annotated[
+        str, typer.Option(help="see `zcpipe predictors`; proxy:<name> for one proxy; comma-separated with --sweep")
+    ],
     target: Annotated[str, typer.Option(help="label to rank by, e.g. cifar10_valid")],
     space: Annotated[
         str | None, typer.Option(help="space to train on and test on (the test space, with --train-spaces)")
@@ -262,8 +264,24 @@ def train(
     epochs: Annotated[int | None, typer.Option(help="training epochs (neural predictors)")] = None,
     config_hash: Annotated[str | None, typer.Option(help="statistics configuration, where a space has several")] = None,
     hp: Annotated[list[str] | None, typer.Option(help="predictor option key=value; repeatable")] = None,
+    sweep: Annotated[
+        str | None,
+        typer.Option(help="run a sweep of this name as Ray Tune trials: every --predictor x --train-sizes x --seeds"),
+    ] = None,
+    train_sizes: Annotated[str | None, typer.Option(help="sweep: comma-separated train sizes")] = None,
+    seeds: Annotated[str | None, typer.Option(help="sweep: comma-separated seeds")] = None,
+    hpo: Annotated[int, typer.Option(help="sweep: N Optuna trials on validation cells, then refit the best")] = 0,
+    ray_address: Annotated[str | None, typer.Option(help="sweep: run on this Ray cluster")] = None,
+    cpus_per_trial: Annotated[float, typer.Option(help="sweep: CPUs per Tune trial")] = 1.0,
+    progress: Annotated[bool, typer.Option(help="sweep: show a progress bar")] = True,
 ) -> None:
-    """Fit a predictor on N cells, evaluate it on all the other labeled cells, save and register it."""
+    """Fit a predictor on N cells, evaluate it on all the other labeled cells, save and register it.
+    With --sweep NAME, run many such fits (or a hyper-parameter search, --hpo N) as Ray Tune trials."""
+    if sweep is not None:
+        _train_sweep(locals())
+        return
+    if any([train_sizes, seeds, hpo, ray_address]):
+        _fail("--train-sizes, --seeds, --hpo and --ray-address belong to a sweep: add --sweep NAME")
     try:
         from zcpipe.pipeline.training import TrainConfig
         from zcpipe.pipeline.training import train as run_train
@@ -278,7 +296,7 @@ def train(
             name=name,
             config_hash=config_hash,
             hparams=_hp_option(epochs, hp),
-            train_spaces=tuple(s.strip() for s in train_spaces.split(",") if s.strip()) if train_spaces else (),
+            train_spaces=_names(train_spaces),
         )
         result = run_train(cfg)
     except _user_errors() as e:
@@ -314,6 +332,52 @@ def evaluate(
         typer.echo(json.dumps(result))
     else:
         typer.echo("\n".join(f"{k:14s} {v:.4f}" if isinstance(v, float) else f"{k:14s} {v}" for k, v in result.items()))
+
+
+def _names(text: str | None) -> tuple[str, ...]:
+    return tuple(t.strip() for t in text.split(",") if t.strip()) if text else ()
+
+
+def _ints(text: str | None, default: list) -> list:
+    if text is None:
+        return default
+    try:
+        return [None if t.strip() == "all" else int(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        _fail(f"{text!r}: give comma-separated whole numbers, e.g. 100,200")
+
+
+def _train_sweep(o: dict) -> None:
+    try:
+        from zcpipe.pipeline.sweep import SweepConfig, run_hpo, run_sweep
+        from zcpipe.pipeline.training import TrainConfig
+
+        predictors = _names(o["predictor"])
+        sizes = tuple(_ints(o["train_sizes"], [o["train_size"]]))
+        base = TrainConfig(
+            store=o["store"],
+            space=o["space"],
+            predictor=predictors[0],
+            target=o["target"],
+            train_size=sizes[0],
+            config_hash=o["config_hash"],
+            hparams=_hp_option(o["epochs"], o["hp"]),
+            train_spaces=_names(o["train_spaces"]),
+        )
+        cfg = SweepConfig(
+            base=base,
+            name=o["sweep"],
+            predictors=predictors,
+            train_sizes=sizes,
+            seeds=tuple(_ints(o["seeds"], [o["seed"]])),
+            hpo_trials=o["hpo"],
+            cpus_per_trial=o["cpus_per_trial"],
+            ray_address=o["ray_address"],
+        )
+        names = [run_hpo(cfg, o["progress"])] if cfg.hpo_trials else run_sweep(cfg, o["progress"])
+    except _user_errors() as e:
+        _fail(str(e).splitlines()[0])
+    typer.echo(f"sweep {o['sweep']}: {len(names)} models; SELECT * FROM models WHERE name LIKE '{o['sweep']}-%'")
 
 
 @app.command()

@@ -1,0 +1,90 @@
+"""Batch re-training as Ray Tune trials: a grid sweep killed part-way resumes to exactly its points, and a
+hyper-parameter search selects on validation cells and registers its refit."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+
+from tests.helpers import ZCPIPE
+from zcpipe.store import Catalog
+
+
+def _sweep_rows(store, sweep: str) -> list[dict]:
+    return (
+        Catalog(store)
+        .query(
+            f"SELECT name, predictor, seed, train_size, n_test, hparams FROM models WHERE name LIKE '{sweep}-%' ORDER BY 1"
+        )
+        .to_pylist()
+    )
+
+
+@pytest.mark.slow
+def test_sweep_of_two_predictors_by_two_seeds_resumes_after_a_kill(ref_store):
+    store = ref_store[0]
+    args = [*ZCPIPE, "train", "--store", str(store), "--space", "nb201", "--target", "cifar10_valid",
+            "--sweep", "grid", "--predictor", "mlp,parzc", "--train-sizes", "100", "--seeds", "0,1",
+            "--epochs", "40", "--no-progress"]  # fmt: skip
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.monotonic() + 300
+    while not _sweep_rows(store, "grid"):
+        assert proc.poll() is None, proc.communicate()[1]
+        assert time.monotonic() < deadline
+        time.sleep(0.3)
+    os.killpg(proc.pid, signal.SIGKILL)  # the driver, its Ray and its trials, mid-sweep
+    proc.wait()
+    interrupted = _sweep_rows(store, "grid")
+    assert 1 <= len(interrupted) < 4
+
+    again = subprocess.run(args, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr
+    rows = _sweep_rows(store, "grid")
+    assert [r["name"] for r in rows] == [f"grid-{p}-n100-s{s}" for p in ("mlp", "parzc") for s in (0, 1)]
+    assert {(r["predictor"], r["seed"], r["train_size"]) for r in rows} == {
+        (p, s, 100) for p in ("mlp", "parzc") for s in (0, 1)
+    }
+    assert all(r["n_test"] == 3000 - 100 for r in rows)
+    kept = {r["name"] for r in interrupted}
+    assert all(json.loads(r["hparams"])["epochs"] == 40 for r in rows) and kept <= {r["name"] for r in rows}
+
+    done = subprocess.run(args, capture_output=True, text=True, timeout=300)  # nothing left: no new rows
+    assert done.returncode == 0 and len(_sweep_rows(store, "grid")) == 4
+
+
+@pytest.mark.slow
+def test_hpo_selects_on_validation_cells_and_registers_the_refit(ref_store):
+    from zcpipe.pipeline.sweep import SweepConfig, run_hpo
+    from zcpipe.pipeline.training import TrainConfig
+
+    store = str(ref_store[0])
+    base = TrainConfig(store=store, space="nb201", predictor="gbdt", target="cifar10_valid", train_size=80)
+    cfg = SweepConfig(base=base, name="search", predictors=("gbdt",), train_sizes=(80,), seeds=(3,), hpo_trials=4)
+    name = run_hpo(cfg, progress=False)
+    assert name == "search-best"
+    (row,) = _sweep_rows(store, "search")
+    hp = json.loads(row["hparams"])
+    assert 100 <= hp["n_estimators"] < 800 and 4 <= hp["num_leaves"] < 64 and 0.01 <= hp["learning_rate"] <= 0.3
+    assert row["train_size"] == 80 and row["seed"] == 3
+    trials = [p for p in (ref_store[0] / "sweeps" / "search-hpo").iterdir() if p.is_dir()]
+    assert len(trials) == 4
+    for t in trials:  # each trial scored on validation cells: 25% of the 80 training cells
+        result = json.loads((t / "result.json").read_text().splitlines()[-1])
+        assert -1 <= result["val_kendall"] <= 1
+    assert run_hpo(cfg, progress=False) == "search-best"  # done: nothing runs again
+    assert len(_sweep_rows(store, "search")) == 1
+
+
+def test_sweep_options_fail_early_with_a_fix():
+    out = subprocess.run([*ZCPIPE, "train", "--store", "nowhere", "--space", "nb201", "--target", "x",
+                          "--predictor", "gbdt", "--seeds", "0,1"], capture_output=True, text=True)  # fmt: skip
+    assert out.returncode == 2 and "add --sweep NAME" in out.stderr
+    out = subprocess.run([*ZCPIPE, "train", "--store", "nowhere", "--space", "nb201", "--target", "x",
+                          "--predictor", "gbdt,mlp", "--sweep", "s", "--hpo", "3", "--train-sizes", "10"],
+                         capture_output=True, text=True)  # fmt: skip
+    assert out.returncode == 2 and "--hpo searches one predictor" in out.stderr
