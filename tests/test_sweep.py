@@ -19,7 +19,8 @@ def _sweep_rows(store, sweep: str) -> list[dict]:
     return (
         Catalog(store)
         .query(
-            f"SELECT name, predictor, seed, train_size, n_test, hparams FROM models WHERE name LIKE '{sweep}-%' ORDER BY 1"
+            "SELECT name, predictor, seed, train_size, n_test, hparams FROM models "
+            f"WHERE name LIKE '{sweep}-%' ORDER BY 1"
         )
         .to_pylist()
     )
