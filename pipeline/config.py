@@ -43,6 +43,7 @@ class IngestConfig:
     memory_budget_mb: float | None = None
     device: str = "auto"  # auto: cuda with --gpus, else cpu; cpu with --gpus places by GPU, computes on CPU
     retry_failed: bool = False
+    compact: bool = True  # merge small shards after a run that left many (store/compact.py)
     space_params: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:

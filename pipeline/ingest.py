@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import time
@@ -18,11 +19,15 @@ from zcpipe.pipeline.config import IngestConfig, config_hash
 from zcpipe.pipeline.graphs import graph_rows
 from zcpipe.pipeline.plan import plan_archs
 from zcpipe.pipeline.ray_runtime import actor_plan, ensure_ray
-from zcpipe.store import Catalog
+from zcpipe.store import Catalog, CatalogBusyError
+from zcpipe.store.compact import compact, small_shards
 from zcpipe.store.layout import normalize_store
+from zcpipe.store.remote import LeaseHeldError
 from zcpipe.workers.data import DataSpec, batch_sha256, load_batch
 from zcpipe.workers.spaces import get_space
 from zcpipe.workers.worker import WorkerConfig
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -35,6 +40,7 @@ class IngestSummary:
     failed: int
     seconds: float
     worker_seconds: float
+    compacted: int = 0
 
     @property
     def seconds_per_arch(self) -> float:
@@ -45,6 +51,7 @@ class IngestSummary:
             f"run {self.run_id}: {self.done} done, {self.skipped} skipped (already committed), "
             f"{self.failed} failed, of {self.planned} planned; {self.seconds:.1f}s wall, "
             f"{self.seconds_per_arch:.2f}s per arch in workers; config_hash {self.config_hash}"
+            + (f"; merged {self.compacted} small shards" if self.compacted else "")
         )
 
 
@@ -59,9 +66,20 @@ def new_run_id() -> str:
     return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
 
 
+AUTO_COMPACT_SHARDS = 64
+
+
 def ingest(cfg: IngestConfig, progress: bool = True) -> IngestSummary:
     with Catalog(normalize_store(cfg.store)).ingest_lock():
-        return _ingest(cfg, progress)
+        summary = _ingest(cfg, progress)
+    # A full run leaves ~1,000 shards of 16 archs, and every query opens every file: merge them.
+    if cfg.compact and summary.done and small_shards(cfg.store, cfg.space, summary.config_hash) >= AUTO_COMPACT_SHARDS:
+        try:
+            compacted = compact(normalize_store(cfg.store))
+            summary.compacted = compacted.shards_before
+        except (CatalogBusyError, LeaseHeldError) as e:  # another ingest started meanwhile: it can compact
+            log.warning("skipped compaction: %s", e)
+    return summary
 
 
 def _ingest(cfg: IngestConfig, progress: bool) -> IngestSummary:

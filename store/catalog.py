@@ -54,6 +54,8 @@ CREATE TABLE IF NOT EXISTS models_t (
 CREATE TABLE IF NOT EXISTS graphs_t (
     space VARCHAR, arch VARCHAR, ops VARCHAR[], src SMALLINT[], dst SMALLINT[],
     PRIMARY KEY (space, arch));
+CREATE TABLE IF NOT EXISTS retired_t (
+    shard_id VARCHAR PRIMARY KEY, path VARCHAR, retired_at TIMESTAMPTZ);
 CREATE TABLE IF NOT EXISTS predictions_t (
     space VARCHAR, arch VARCHAR, model VARCHAR, score DOUBLE, score_std DOUBLE, created_at TIMESTAMPTZ,
     PRIMARY KEY (model, space, arch));
@@ -264,6 +266,7 @@ class CatalogWriter:
             for d in self.layout.staging.iterdir():
                 shutil.rmtree(d) if d.is_dir() else d.unlink()
                 did["staging_removed"] += 1
+        self.purge_retired()
         known = {r[0]: r[1] for r in self.con.execute("SELECT shard_id, path FROM shards_t").fetchall()}
         for shard_dir in sorted(self.layout.shards.glob("*/*/*")) if self.layout.shards.exists() else []:
             if shard_dir.name in known:
@@ -298,6 +301,7 @@ class CatalogWriter:
         """Reconcile on object storage (run under the ingest lease, so no upload is in flight): a prefix
         without a manifest is an interrupted upload; one with a manifest but no catalog row was uploaded
         whole but never committed, and is registered if it verifies."""
+        self.purge_retired()
         known = {r[1]: r[0] for r in self.con.execute("SELECT shard_id, path FROM shards_t").fetchall()}
         prefixes = remote.shard_prefixes(self.layout)
         for rel, has_manifest in sorted(prefixes.items()):
@@ -331,6 +335,60 @@ class CatalogWriter:
         fs, src = self.layout.fs, self.layout.key(rel)
         fs.copy(src, self.layout.key(f"quarantine/{rel.rsplit('/', 1)[-1]}"), recursive=True)
         remote.remove_prefix(self.layout, rel)
+
+    # ------------------------------------------------------------------ compaction
+
+    def replace_shards(self, manifests: list[ShardManifest], old: list[str]) -> None:
+        """Swap the shards `old` for `manifests` (staged, holding the same rows) in one transaction: readers
+        see the old set or the new one. The old shards' files are deleted after the commit; a crash before
+        that leaves them in `retired_t`, and the next reconcile deletes them instead of registering them."""
+        rels = []
+        for m in manifests:
+            if self.layout.remote:
+                rel = self.layout.shard_rel(m.space, m.run_id, m.shard_id)
+                if verify_remote(self.layout, rel) != m:
+                    raise CorruptShardError(f"compacted shard {self.layout.uri(rel)} does not match its manifest")
+            else:
+                staged = self.layout.staged(m.shard_id)
+                if verify(staged) != m:
+                    raise CorruptShardError(f"compacted shard {staged} does not match its manifest")
+                final = self.layout.committed(m.space, m.run_id, m.shard_id)
+                final.parent.mkdir(parents=True, exist_ok=True)
+                staged.rename(final)
+                rel = final.relative_to(self.layout.root).as_posix()
+            rels.append(rel)
+        self.con.execute("BEGIN")
+        try:
+            self.con.executemany(
+                "INSERT INTO retired_t SELECT shard_id, path, now() FROM shards_t WHERE shard_id = ?",
+                [[o] for o in old],
+            )
+            self.con.executemany("DELETE FROM arch_index WHERE shard_id = ?", [[o] for o in old])
+            self.con.executemany("DELETE FROM shards_t WHERE shard_id = ?", [[o] for o in old])
+            for m, rel in zip(manifests, rels, strict=True):
+                self.con.execute(
+                    "INSERT INTO shards_t VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    [m.shard_id, m.space, m.run_id, m.config_hash, rel, len(m.archs), _now()],
+                )
+                self.con.executemany(
+                    "INSERT INTO arch_index VALUES (?, ?, ?, ?)",
+                    [[m.space, a, m.config_hash, m.shard_id] for a in m.archs],
+                )
+            self.con.execute("COMMIT")
+        except duckdb.Error:
+            self.con.execute("ROLLBACK")
+            raise
+
+    def purge_retired(self) -> int:
+        """Delete the files of shards that compaction replaced; returns how many."""
+        rows = self.con.execute("SELECT shard_id, path FROM retired_t").fetchall()
+        for shard_id, rel in rows:
+            if self.layout.remote:
+                remote.remove_prefix(self.layout, rel)
+            else:
+                shutil.rmtree(self.layout.root / rel, ignore_errors=True)
+            self.con.execute("DELETE FROM retired_t WHERE shard_id = ?", [shard_id])
+        return len(rows)
 
     def _unregister(self, shard_id: str) -> None:
         self.con.execute("BEGIN")

@@ -123,8 +123,8 @@ def write_staged_shard(
     space: str,
     run_id: str,
     config_hash: str,
-    arch_rows: list[dict],
-    layer_rows: list[dict],
+    arch_rows: list[dict] | pa.Table,
+    layer_rows: list[dict] | pa.Table,
     proxy_names: list[str],
     tensors: TensorBlock,
 ) -> ShardManifest:
@@ -150,16 +150,23 @@ def _write_shard(
     if target.exists():  # a retried task after a worker died mid-write
         shutil.rmtree(target)
     target.mkdir(parents=True)
-    pq.write_table(pa.Table.from_pylist(arch_rows, schema=arch_schema(proxy_names)), target / "archs.parquet")
-    layer_proxies = list(tensors.proxies)
-    pq.write_table(pa.Table.from_pylist(layer_rows, schema=layer_schema(layer_proxies)), target / "layers.parquet")
+    # Rows come as dicts from a worker, or as Arrow tables already in the shard schema (compaction, benchmarks).
+    archs = (
+        arch_rows
+        if isinstance(arch_rows, pa.Table)
+        else pa.Table.from_pylist(arch_rows, schema=arch_schema(proxy_names))
+    )
+    layers = (layer_rows if isinstance(layer_rows, pa.Table)
+              else pa.Table.from_pylist(layer_rows, schema=layer_schema(list(tensors.proxies))))  # fmt: skip
+    pq.write_table(archs, target / "archs.parquet")
+    pq.write_table(layers, target / "layers.parquet")
     _write_zarr(target / "tensors.zarr", tensors, space, config_hash)
     manifest = ShardManifest(
         shard_id=shard_id,
         space=space,
         run_id=run_id,
         config_hash=config_hash,
-        archs=[r["arch"] for r in arch_rows],
+        archs=archs.column("arch").to_pylist(),
         files=_checksums(target),
     )
     tmp = target / (MANIFEST + ".tmp")

@@ -79,6 +79,7 @@ def ingest(
     memory_budget_mb: Annotated[float | None, typer.Option(help="split the batch to fit this much memory")] = None,
     device: Annotated[str, typer.Option(help="auto | cpu | cuda; cpu with --gpus places actors by GPU")] = "auto",
     retry_failed: Annotated[bool, typer.Option(help="recompute architectures that failed before")] = False,
+    compact: Annotated[bool, typer.Option(help="merge small shards when a run leaves many")] = True,
     progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
 ) -> None:
     """Compute node-wise proxy statistics and commit them to the store."""
@@ -107,6 +108,7 @@ def ingest(
             memory_budget_mb=memory_budget_mb,
             device=device,
             retry_failed=retry_failed,
+            compact=compact,
         )
         summary = run_ingest(cfg, progress=progress)
     except _user_errors() as e:
@@ -207,6 +209,22 @@ def store_reconcile(store: StoreOpt = "zcpipe-store") -> None:
         f"{did['missing_dropped']} missing, cleared {did['staging_removed']} staging; archs holds {n} rows",
         err=True,
     )
+
+
+@store_app.command("compact")
+def store_compact(
+    store: StoreOpt = "zcpipe-store",
+    max_archs: Annotated[int, typer.Option(help="architectures per compacted shard")] = 100_000,
+    small: Annotated[int, typer.Option(help="merge shards with fewer architectures than this")] = 1_000,
+) -> None:
+    """Rewrite many small shards of a configuration as a few large ones (atomically; no ingest may run)."""
+    try:
+        from zcpipe.store.compact import compact
+
+        summary = compact(store, max_archs=max_archs, small=small)
+    except _user_errors() as e:
+        _fail(str(e).splitlines()[0])
+    typer.echo(summary.line(), err=True)
 
 
 @store_app.command("info")

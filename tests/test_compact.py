@@ -1,0 +1,89 @@
+"""`zcpipe store compact`: many small shards become one, atomically, with the same rows and tensors, on
+local disk and on S3; superseded rows are dropped; a crash after the swap is finished by reconcile."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from zcpipe.store import Catalog, TensorBlock, write_staged_shard
+from zcpipe.store.compact import compact
+from zcpipe.store.training import load_training_set
+from zcpipe.workers.spaces import get_space
+
+SLOTS = ["a", "b", "c"]
+
+
+def _commit(store, shard_id: str, archs: list[str], status: str = "ok", replace: bool = False, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    n = len(archs)
+    rows = [{"space": "nb201", "arch": a, "config_hash": "c", "run_id": "r", "shard_id": shard_id, "status": status,
+             "synflow": float(rng.normal())} for a in archs]  # fmt: skip
+    layers = [{"space": "nb201", "arch": a, "config_hash": "c", "shard_id": shard_id, "slot": s, "layer_index": i,
+               "synflow": float(rng.normal())} for a in archs for i, s in enumerate(SLOTS)]  # fmt: skip
+    block = TensorBlock(archs, ["synflow"], SLOTS, rng.normal(size=(n, 1, 3)), np.ones((n, 3), bool))
+    cat = Catalog(store)
+    with cat.writer() as w:
+        m = write_staged_shard(store, shard_id=shard_id, space="nb201", run_id="r", config_hash="c", arch_rows=rows,
+                               layer_rows=layers, proxy_names=["synflow"], tensors=block)  # fmt: skip
+        w.commit(m, replace=replace)
+
+
+def _snapshot(store):
+    cat = Catalog(store)
+    archs = cat.query("SELECT arch, status, synflow FROM archs ORDER BY arch").to_pylist()
+    layers = cat.query("SELECT arch, slot, synflow FROM layers ORDER BY arch, slot").to_pylist()
+    data = load_training_set(store, "nb201")
+    return archs, layers, data.archs, data.nodewise
+
+
+@pytest.mark.parametrize("where", ["local", "s3"])
+def test_compaction_keeps_every_row_and_tensor(where, tmp_path, request):
+    store = str(tmp_path / "store") if where == "local" else request.getfixturevalue("s3_store")
+    archs = get_space("nb201").sample(12, 0)
+    for k in range(4):
+        _commit(store, f"s{k}", archs[3 * k : 3 * k + 3], seed=k)
+    before = _snapshot(store)
+    assert len(before[0]) == 12
+    summary = compact(store)
+    assert (summary.shards_before, summary.shards_after, summary.archs) == (4, 1, 12)
+    after = _snapshot(store)
+    assert after[:3] == before[:3]
+    np.testing.assert_array_equal(after[3], before[3])
+    cat = Catalog(store)
+    assert cat.query("SELECT count(*) AS n FROM shards").column("n")[0].as_py() == 1
+    assert cat.query("SELECT count(DISTINCT shard_id) AS n FROM layers").column("n")[0].as_py() == 1
+    if where == "local":  # the replaced shards' folders are gone
+        assert len(list((tmp_path / "store" / "shards" / "nb201").glob("*/*"))) == 1
+    assert compact(store).shards_before == 0  # one shard left: nothing to merge
+
+
+def test_a_retried_arch_keeps_only_its_new_row_through_compaction(tmp_path):
+    store = str(tmp_path / "store")
+    archs = get_space("nb201").sample(4, 1)
+    _commit(store, "s0", archs[:2], status="failed")
+    _commit(store, "s1", archs[2:])
+    _commit(store, "s2", archs[:1], replace=True, seed=5)  # --retry-failed recomputed one of them
+    rows = Catalog(store).query("SELECT arch, status FROM archs ORDER BY arch").to_pylist()
+    assert len(rows) == 4 and sum(r["status"] == "ok" for r in rows) == 3
+    compact(store)
+    assert Catalog(store).query("SELECT arch, status FROM archs ORDER BY arch").to_pylist() == rows
+
+
+def test_reconcile_deletes_retired_shards_left_by_a_crash(tmp_path):
+    store = str(tmp_path / "store")
+    archs = get_space("nb201").sample(4, 2)
+    _commit(store, "s0", archs[:2])
+    _commit(store, "s1", archs[2:])
+    cat = Catalog(store)
+    # the swap committed, then the process died before deleting the old folders
+    with cat.writer() as w:
+        w.con.execute("INSERT INTO retired_t SELECT shard_id, path, now() FROM shards_t WHERE shard_id = 's0'")
+        w.con.execute("DELETE FROM arch_index WHERE shard_id = 's0'")
+        w.con.execute("DELETE FROM shards_t WHERE shard_id = 's0'")
+    old = tmp_path / "store" / "shards" / "nb201" / "r" / "s0"
+    assert old.is_dir()
+    with cat.writer() as w:
+        did = w.reconcile()
+    assert not old.exists() and did["orphans_registered"] == 0  # deleted, not taken back as an orphan
+    assert cat.query("SELECT count(*) AS n FROM archs").column("n")[0].as_py() == 2
