@@ -35,6 +35,7 @@ from zcpipe.store.layout import StoreLayout
 log = logging.getLogger(__name__)
 
 CATALOG_KEY = "catalog.duckdb"
+SNAPSHOT_GRACE_S = 600
 
 
 class LeaseHeldError(RuntimeError):
@@ -139,8 +140,9 @@ def published_snapshot(layout: StoreLayout) -> Path | None:
     snap = layout.root / "snapshots" / f"{etag}.duckdb"
     if not snap.exists():
         _download(layout, snap)
-        for old in snap.parent.glob("*.duckdb"):  # earlier versions; an open reader keeps its inode
-            if old != snap:
+        # Earlier versions: an open reader keeps its inode, and one about to open gets a grace period.
+        for old in snap.parent.glob("*.duckdb"):
+            if old != snap and time.time() - old.stat().st_mtime > SNAPSHOT_GRACE_S:
                 old.unlink(missing_ok=True)
     return snap
 
