@@ -52,3 +52,19 @@ def commit_arch_rows(store, space: str, rows: list[dict], proxy_names: list[str]
         )
         w.commit(manifest)
     return cat
+
+
+def nb201_labels_for(archs, folder) -> str:
+    """The real NB201 label rows of `archs` only, as a CSV in `folder` (an import of all 15,625 takes seconds)."""
+    import csv
+
+    from tests.conftest import NB201_LABELS
+
+    wanted = set(archs)
+    path = folder / "nb201-labels-subset.csv"
+    with open(NB201_LABELS) as src, open(path, "w", newline="") as dst:
+        reader = csv.DictReader(src)
+        writer = csv.DictWriter(dst, fieldnames=reader.fieldnames)
+        writer.writeheader()
+        writer.writerows(r for r in reader if r["arch"] in wanted)
+    return str(path)

@@ -11,7 +11,7 @@ import pytest
 from tests.helpers import ingest_args
 from zcpipe.store import Catalog
 
-N_ARCHS = 12
+N_ARCHS = 8
 
 
 def _committed(store: str) -> int:

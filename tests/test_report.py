@@ -8,9 +8,10 @@ import subprocess
 import pytest
 from scipy import stats
 
-from tests.conftest import NB201_LABELS, ROOT
-from tests.helpers import ZCPIPE, ingest_args
+from tests.conftest import ROOT
+from tests.helpers import ZCPIPE, ingest_args, nb201_labels_for
 from zcpipe.store import Catalog
+from zcpipe.workers.spaces import get_space
 
 pytestmark = pytest.mark.slow
 SECTIONS = ["correlations", "average-rank", "heatmap", "scatter", "curves", "profile", "metadata"]
@@ -41,7 +42,8 @@ def test_report_renders_what_the_store_has_and_says_what_it_lacks(tmp_path):
     assert "zcpipe labels import" in missing and "no models" in missing
     assert _data(bare)["proxies"] == ["params", "flops", "synflow"]  # params and flops come with every ingest
 
-    zcpipe("labels", "import", "--store", store, "--space", "nb201", NB201_LABELS)
+    archs = get_space("nb201").sample(6, 0)  # what `--limit 6` ingested
+    zcpipe("labels", "import", "--store", store, "--space", "nb201", nb201_labels_for(archs, tmp_path))
     zcpipe("train", "--store", store, "--space", "nb201", "--predictor", "proxy:synflow", "--target", "cifar10_valid",
            "--train-size", 2, "--name", "syn")  # fmt: skip
     zcpipe("predict", "--store", store, "--model", "syn")

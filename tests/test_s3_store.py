@@ -10,8 +10,8 @@ import time
 import numpy as np
 import pytest
 
-from tests.conftest import CIFAR_NPZ, NB201_LABELS
-from tests.helpers import commit_arch_rows
+from tests.conftest import CIFAR_NPZ
+from tests.helpers import commit_arch_rows, nb201_labels_for
 from zcpipe.pipeline import IngestConfig, ingest
 from zcpipe.pipeline.graphs import graph_rows
 from zcpipe.pipeline.labels import import_labels
@@ -44,7 +44,7 @@ def _shard(store: str, shard_id: str, archs: list[str], run_id: str = "r1"):
 
 
 @pytest.mark.slow
-def test_ingest_sql_labels_train_predict_on_s3(s3_store):
+def test_ingest_sql_labels_train_predict_on_s3(s3_server, ray_session, s3_store, tmp_path):
     summary = ingest(_cfg(s3_store, limit=6), progress=False)
     assert (summary.done, summary.failed) == (6, 0)
     keys = _keys(s3_store)
@@ -59,7 +59,8 @@ def test_ingest_sql_labels_train_predict_on_s3(s3_store):
     again = ingest(_cfg(s3_store, limit=6), progress=False)  # nothing left to do, nothing duplicated
     assert (again.done, again.skipped) == (0, 6)
 
-    import_labels(s3_store, "nb201", str(NB201_LABELS), "auto", False)
+    archs = [r["arch"] for r in rows]
+    import_labels(s3_store, "nb201", nb201_labels_for(archs, tmp_path), "auto", False)
     data = load_training_set(s3_store, "nb201", target="cifar10_valid")  # zarr tensors read from S3
     assert data.nodewise.shape[0] == 6 and data.mask.any(axis=1).all()
     result = train(TrainConfig(store=s3_store, space="nb201", predictor="mlp", target="cifar10_valid",
@@ -118,7 +119,7 @@ def test_catalog_lease_excludes_a_second_writer_and_expires_when_its_holder_dies
 
 
 @pytest.mark.slow
-def test_retry_failed_recomputes_failed_archs_once(s3_store, tmp_path):
+def test_retry_failed_recomputes_failed_archs_once(s3_server, ray_session, s3_store, tmp_path):
     archs = get_space("nb201").sample(3, 5)
     listing = tmp_path / "archs.txt"
     listing.write_text("\n".join(archs))

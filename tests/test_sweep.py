@@ -31,7 +31,7 @@ def test_sweep_of_two_predictors_by_two_seeds_resumes_after_a_kill(ref_store):
     store = ref_store[0]
     args = [*ZCPIPE, "train", "--store", str(store), "--space", "nb201", "--target", "cifar10_valid",
             "--sweep", "grid", "--predictor", "mlp,parzc", "--train-sizes", "100", "--seeds", "0,1",
-            "--epochs", "40", "--no-progress"]  # fmt: skip
+            "--epochs", "20", "--no-progress"]  # fmt: skip
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     deadline = time.monotonic() + 300
     while not _sweep_rows(store, "grid"):
@@ -52,7 +52,7 @@ def test_sweep_of_two_predictors_by_two_seeds_resumes_after_a_kill(ref_store):
     }
     assert all(r["n_test"] == 3000 - 100 for r in rows)
     kept = {r["name"] for r in interrupted}
-    assert all(json.loads(r["hparams"])["epochs"] == 40 for r in rows) and kept <= {r["name"] for r in rows}
+    assert all(json.loads(r["hparams"])["epochs"] == 20 for r in rows) and kept <= {r["name"] for r in rows}
 
     done = subprocess.run(args, capture_output=True, text=True, timeout=300)  # nothing left: no new rows
     assert done.returncode == 0 and len(_sweep_rows(store, "grid")) == 4
