@@ -68,3 +68,19 @@ def nb201_labels_for(archs, folder) -> str:
         writer.writeheader()
         writer.writerows(r for r in reader if r["arch"] in wanted)
     return str(path)
+
+
+class CliResult:
+    def __init__(self, returncode: int, stdout: str, stderr: str):
+        self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
+
+
+def cli(*args) -> CliResult:
+    """Run a `zcpipe` command in this process (click's runner: same parsing, exit codes and streams, without
+    an interpreter start and imports per call). Tests of the process contract itself use subprocesses."""
+    from typer.testing import CliRunner
+
+    from zcpipe.cli import app
+
+    result = CliRunner().invoke(app, [str(a) for a in args], catch_exceptions=False)
+    return CliResult(result.exit_code, result.stdout, result.stderr)

@@ -8,8 +8,7 @@ import subprocess
 import pytest
 from scipy import stats
 
-from tests.conftest import ROOT
-from tests.helpers import ZCPIPE, ingest_args, nb201_labels_for
+from tests.helpers import ZCPIPE, cli, ingest_args, nb201_labels_for
 from zcpipe.store import Catalog
 from zcpipe.workers.spaces import get_space
 
@@ -18,7 +17,7 @@ SECTIONS = ["correlations", "average-rank", "heatmap", "scatter", "curves", "pro
 
 
 def zcpipe(*args):
-    out = subprocess.run([*ZCPIPE, *map(str, args)], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    out = cli(*args)
     assert out.returncode == 0, out.stderr
     return out
 
@@ -29,9 +28,7 @@ def _data(page: str) -> dict:
 
 def test_report_renders_what_the_store_has_and_says_what_it_lacks(tmp_path):
     store = tmp_path / "s"
-    out = subprocess.run(ingest_args(store, 6, "--proxies", "synflow"), cwd=ROOT, capture_output=True, text=True,
-                         timeout=600)  # fmt: skip
-    assert out.returncode == 0, out.stderr
+    zcpipe(*ingest_args(store, 6, "--proxies", "synflow")[len(ZCPIPE) :])
 
     # one proxy, no labels, no models: it still renders, and says what is missing
     page = tmp_path / "bare.html"

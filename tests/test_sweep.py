@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from tests.helpers import ZCPIPE
+from tests.helpers import ZCPIPE, cli
 from zcpipe.store import Catalog
 
 
@@ -82,10 +82,8 @@ def test_hpo_selects_on_validation_cells_and_registers_the_refit(ref_store):
 
 
 def test_sweep_options_fail_early_with_a_fix():
-    out = subprocess.run([*ZCPIPE, "train", "--store", "nowhere", "--space", "nb201", "--target", "x",
-                          "--predictor", "gbdt", "--seeds", "0,1"], capture_output=True, text=True)  # fmt: skip
+    base = ["train", "--store", "nowhere", "--space", "nb201", "--target", "x"]
+    out = cli(*base, "--predictor", "gbdt", "--seeds", "0,1")
     assert out.returncode == 2 and "add --sweep NAME" in out.stderr
-    out = subprocess.run([*ZCPIPE, "train", "--store", "nowhere", "--space", "nb201", "--target", "x",
-                          "--predictor", "gbdt,mlp", "--sweep", "s", "--hpo", "3", "--train-sizes", "10"],
-                         capture_output=True, text=True)  # fmt: skip
+    out = cli(*base, "--predictor", "gbdt,mlp", "--sweep", "s", "--hpo", "3", "--train-sizes", "10")
     assert out.returncode == 2 and "--hpo searches one predictor" in out.stderr

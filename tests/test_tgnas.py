@@ -5,14 +5,13 @@ official NAS-Bench-101 tfrecord reader."""
 from __future__ import annotations
 
 import json
-import subprocess
 
 import numpy as np
 import pytest
 from scipy import stats
 
 from tests.conftest import NB201_LABELS, SHARED_DATA
-from tests.helpers import ZCPIPE
+from tests.helpers import cli
 from zcpipe.pipeline.labels import import_labels
 from zcpipe.predictors import get_predictor, rank_metrics
 from zcpipe.predictors.protocol import split
@@ -28,7 +27,7 @@ FAST = {"max_steps": 150, "hidden": 64}
 
 
 def run(*args, ok=True):
-    out = subprocess.run([*ZCPIPE, *map(str, args)], capture_output=True, text=True, timeout=600)
+    out = cli(*args)
     assert (out.returncode == 0) == ok, out.stderr
     return out
 

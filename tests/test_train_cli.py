@@ -3,18 +3,17 @@
 
 import json
 import re
-import subprocess
 
 import pytest
 
-from tests.helpers import ZCPIPE
+from tests.helpers import cli
 from zcpipe.store import Catalog
 
 pytestmark = pytest.mark.slow
 
 
 def run(*args, ok=True):
-    out = subprocess.run([*ZCPIPE, *map(str, args)], capture_output=True, text=True, timeout=600)
+    out = cli(*args)
     assert (out.returncode == 0) == ok, out.stderr
     return out
 
