@@ -10,24 +10,30 @@ import ray
 from zcpipe.pipeline.config import IngestConfig
 
 
-def ensure_ray(cfg: IngestConfig) -> bool:
-    """Start an embedded Ray (or join `--ray-address`); True if this call started it."""
+def start_ray(address: str | None, num_cpus: int | None = None) -> bool:
+    """Join the cluster at `address`, or start an embedded Ray of `num_cpus`; True if this call started it
+    (the caller shuts it down), False if this process was already connected."""
     if ray.is_initialized():
         return False
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    if cfg.ray_address:
-        ray.init(address=cfg.ray_address, logging_level=logging.WARNING, log_to_driver=False)
+    if address:
+        ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
         return True
     # The embedded cluster is private to this process: token auth only adds a warning here.
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    need = cfg.workers * cfg.cpus_per_worker if not cfg.gpus else cfg.gpus * cfg.actors_per_gpu
     ray.init(
-        num_cpus=max(os.cpu_count() or 1, need),
+        num_cpus=num_cpus or os.cpu_count(),
         include_dashboard=False,
         logging_level=logging.WARNING,
         log_to_driver=False,
     )
     return True
+
+
+def ensure_ray(cfg: IngestConfig) -> bool:
+    """Start an embedded Ray sized for the ingest's actors (or join `--ray-address`)."""
+    need = cfg.workers * cfg.cpus_per_worker if not cfg.gpus else cfg.gpus * cfg.actors_per_gpu
+    return start_ray(cfg.ray_address, max(os.cpu_count() or 1, need))
 
 
 def actor_plan(cfg: IngestConfig) -> tuple[int, dict, str, int]:

@@ -19,6 +19,7 @@ import os
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
+from zcpipe.pipeline.ray_runtime import start_ray
 from zcpipe.pipeline.training import TrainConfig, train, validate
 from zcpipe.store.layout import StoreLayout
 from zcpipe.store.models import ModelError, check_name, model_names
@@ -79,18 +80,7 @@ class SweepConfig:
 
 
 def _start_ray(cfg: SweepConfig) -> bool:
-    import ray
-
-    if ray.is_initialized():
-        return False
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    if cfg.ray_address:
-        ray.init(address=cfg.ray_address, logging_level=logging.WARNING, log_to_driver=False)
-    else:
-        os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-        ray.init(num_cpus=os.cpu_count(), include_dashboard=False, logging_level=logging.WARNING,
-                 log_to_driver=False)  # fmt: skip
-    return True
+    return start_ray(cfg.ray_address)
 
 
 def _progress(total: int, desc: str, enabled: bool):
