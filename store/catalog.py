@@ -25,7 +25,7 @@ import duckdb
 import pyarrow as pa
 from tenacity import retry, retry_if_exception, stop_after_delay, wait_exponential
 
-from zcpipe.store import remote
+from zcpipe.store import remote, shard_cache
 from zcpipe.store.layout import StoreLayout
 from zcpipe.store.schema import ARCH_COLUMNS, LAYER_COLUMNS
 from zcpipe.store.shards import CorruptShardError, ShardManifest, verify, verify_remote
@@ -303,9 +303,10 @@ class CatalogWriter:
         whole but never committed, and is registered if it verifies."""
         self.purge_retired()
         known = {r[1]: r[0] for r in self.con.execute("SELECT shard_id, path FROM shards_t").fetchall()}
+        retired = {r[0] for r in self.con.execute("SELECT path FROM retired_t").fetchall()}  # still in grace
         prefixes = remote.shard_prefixes(self.layout)
         for rel, has_manifest in sorted(prefixes.items()):
-            if rel in known:
+            if rel in known or rel in retired:
                 continue
             if not has_manifest:
                 remote.remove_prefix(self.layout, rel)
@@ -380,8 +381,13 @@ class CatalogWriter:
             raise
 
     def purge_retired(self) -> int:
-        """Delete the files of shards that compaction replaced; returns how many."""
-        rows = self.con.execute("SELECT shard_id, path FROM retired_t").fetchall()
+        """Delete the files of shards that compaction replaced; returns how many. On object storage only
+        those retired `remote.SNAPSHOT_GRACE_S` ago or more: a reader on another node may still hold a
+        catalog snapshot from before the swap, and reads the old shards until its next snapshot."""
+        grace = remote.SNAPSHOT_GRACE_S if self.layout.remote else 0
+        rows = self.con.execute(
+            "SELECT shard_id, path FROM retired_t WHERE retired_at <= now() - to_seconds(?)", [float(grace)]
+        ).fetchall()
         for shard_id, rel in rows:
             if self.layout.remote:
                 remote.remove_prefix(self.layout, rel)
@@ -572,12 +578,17 @@ def _add_missing_tables(con: duckdb.DuckDBPyConnection) -> None:
 def install_views(con: duckdb.DuckDBPyConnection, layout: StoreLayout) -> None:
     """This connection's views over the store as it lies now (TEMP: nothing is written to the file)."""
     rels = [r[0] for r in con.execute("SELECT path FROM shards_t ORDER BY committed_at, shard_id").fetchall()]
-    if layout.remote and rels:
+    # A remote store's Parquet files are read from local copies (store/shard_cache.py), fetched once.
+    where = shard_cache.shard_dirs(layout, rels, ("archs.parquet", "layers.parquet"))
+    shard_cache.prune(layout, rels)
+    if layout.remote and rels and not shard_cache.enabled():
         # DuckDB reads the shards through the store's fsspec filesystem (its httpfs extension cannot be
         # downloaded here, and fsspec takes every protocol and the AWS_* settings the same way).
-        con.register_filesystem(layout.fs)
-    _parquet_view(con, "archs", [layout.uri(f"{r}/archs.parquet") for r in rels], ARCH_COLUMNS)
-    _parquet_view(con, "layers", [layout.uri(f"{r}/layers.parquet") for r in rels], LAYER_COLUMNS)
+        # Connections to one catalog file in one process share a database instance, and its registry.
+        if not any(con.filesystem_is_registered(p) for p in _protocols(layout.fs)):
+            con.register_filesystem(layout.fs)
+    _parquet_view(con, "archs", [f"{d}/archs.parquet" for d in where], ARCH_COLUMNS)
+    _parquet_view(con, "layers", [f"{d}/layers.parquet" for d in where], LAYER_COLUMNS)
     con.execute("CREATE OR REPLACE TEMP VIEW runs AS SELECT * FROM runs_t")
     con.execute("CREATE OR REPLACE TEMP VIEW labels AS SELECT * EXCLUDE (imported_at) FROM labels_t")
     # One row per (architecture statistics, label); filter on `label`, e.g. 'cifar10_valid'.
@@ -589,6 +600,10 @@ def install_views(con: duckdb.DuckDBPyConnection, layout: StoreLayout) -> None:
     con.execute("CREATE OR REPLACE TEMP VIEW models AS SELECT * FROM models_t")
     con.execute("CREATE OR REPLACE TEMP VIEW predictions AS SELECT * FROM predictions_t")
     con.execute("CREATE OR REPLACE TEMP VIEW graphs AS SELECT * FROM graphs_t")
+
+
+def _protocols(fs) -> tuple[str, ...]:
+    return (fs.protocol,) if isinstance(fs.protocol, str) else tuple(fs.protocol)
 
 
 def _parquet_view(con: duckdb.DuckDBPyConnection, name: str, files: list[str], columns: list) -> None:

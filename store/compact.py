@@ -18,7 +18,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from zcpipe.store.catalog import Catalog
-from zcpipe.store.layout import StoreLayout
+from zcpipe.store.shard_cache import shard_dirs
 from zcpipe.store.shards import TensorBlock, read_tensors, write_staged_shard
 
 
@@ -34,12 +34,6 @@ class CompactionSummary:
             f"compacted {self.groups} configurations: {self.shards_before} shards into {self.shards_after} "
             f"({self.archs} architectures)"
         )
-
-
-def _read_parquet(layout: StoreLayout, rel: str) -> pa.Table:
-    if layout.remote:
-        return pq.read_table(layout.key(rel), filesystem=layout.fs)
-    return pq.read_table(layout.root / rel)
 
 
 def _concat_blocks(blocks: list[TensorBlock], keep: list[np.ndarray]) -> TensorBlock:
@@ -93,23 +87,25 @@ def compact(store: str, max_archs: int = 100_000, min_shards: int = 2, small: in
             summary.shards_before += len(members)
             summary.shards_after += len(manifests)
             summary.archs += sum(len(m.archs) for m in manifests)
-        with catalog.writer() as w:  # after the swap is published: no reader is sent to these files any more
-            w.purge_retired()
+        with catalog.writer() as w:  # after the swap is published: no new reader is sent to these files
+            w.purge_retired()  # on object storage after a grace period (old snapshots), by a later call
     return summary
 
 
 def _rewrite(layout, store, space, chash, members, owner, run_id, max_archs) -> list:
     arch_tables, layer_tables, blocks, keeps = [], [], [], []
+    # A remote store's shards are fetched first, all in one concurrent copy, then read from local disk.
+    where = dict(zip([m[1] for m in members], shard_dirs(layout, [m[1] for m in members]), strict=True))
     for shard_id, rel in members:
-        archs = _read_parquet(layout, f"{rel}/archs.parquet")
+        archs = pq.read_table(f"{where[rel]}/archs.parquet")
         live = np.array(
             [owner.get((space, a, chash)) == shard_id for a in archs.column("arch").to_pylist()], dtype=bool
         )
         arch_tables.append(archs.filter(pa.array(live)))
-        layers = _read_parquet(layout, f"{rel}/layers.parquet")
+        layers = pq.read_table(f"{where[rel]}/layers.parquet")
         live_archs = pa.array([a for a, k in zip(archs.column("arch").to_pylist(), live, strict=True) if k])
         layer_tables.append(layers.filter(pc.is_in(layers.column("arch"), value_set=live_archs)))
-        block = read_tensors(layout.uri(rel))
+        block = read_tensors(where[rel])
         blocks.append(block)
         keeps.append(np.array([owner.get((space, a, chash)) == shard_id for a in block.archs], dtype=bool))
     archs = pa.concat_tables(arch_tables, promote_options="default")

@@ -173,9 +173,10 @@ def publish(layout: StoreLayout) -> None:
 def upload_folder(layout: StoreLayout, local: Path, rel: str, last: str | None = None) -> None:
     """Copy a local folder to `<store>/<rel>/`, the file named `last` after all the others."""
     files = sorted(p for p in local.rglob("*") if p.is_file())
-    files.sort(key=lambda p: p.name == last)
-    for p in files:
-        layout.fs.put_file(str(p), layout.key(f"{rel}/{p.relative_to(local).as_posix()}"))
+    for batch in ([p for p in files if p.name != last], [p for p in files if p.name == last]):
+        if batch:  # one call per batch: an async filesystem (s3fs) uploads its files concurrently
+            keys = [layout.key(f"{rel}/{p.relative_to(local).as_posix()}") for p in batch]
+            layout.fs.put([str(p) for p in batch], keys)
 
 
 def download_folder(layout: StoreLayout, rel: str, local: Path) -> None:

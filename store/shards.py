@@ -25,6 +25,7 @@ from zcpipe.store.schema import arch_schema, layer_schema
 
 MANIFEST = "manifest.json"
 FORMAT_VERSION = 1
+ARCH_CHUNK = 1024
 
 
 class CorruptShardError(RuntimeError):
@@ -64,7 +65,7 @@ class ShardManifest:
             raise CorruptShardError(f"shard {shard_dir} has no readable manifest ({e})") from None
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
     h = hashlib.sha256()
     with path.open("rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -76,7 +77,7 @@ def _checksums(shard_dir: Path) -> dict[str, str]:
     out = {}
     for p in sorted(shard_dir.rglob("*")):
         if p.is_file() and p.name != MANIFEST:
-            out[p.relative_to(shard_dir).as_posix()] = _sha256(p)
+            out[p.relative_to(shard_dir).as_posix()] = file_sha256(p)
     return out
 
 
@@ -181,8 +182,10 @@ def _write_shard(
 def _write_zarr(path: Path, t: TensorBlock, space: str, config_hash: str) -> None:
     g = zarr.open_group(str(path), mode="w")
     a, p, s = len(t.archs), len(t.proxies), len(t.slots)
-    g.create_array("values", shape=(a, p, s), dtype="f8", chunks=(max(a, 1), max(p, 1), max(s, 1)))
-    g.create_array("mask", shape=(a, s), dtype="bool", chunks=(max(a, 1), max(s, 1)))
+    # Chunks of ARCH_CHUNK architectures: a large (compacted) shard then decodes on several threads.
+    rows = min(max(a, 1), ARCH_CHUNK)
+    g.create_array("values", shape=(a, p, s), dtype="f8", chunks=(rows, max(p, 1), max(s, 1)))
+    g.create_array("mask", shape=(a, s), dtype="bool", chunks=(rows, max(s, 1)))
     if a:
         g["values"][:] = t.values
         g["mask"][:] = t.mask

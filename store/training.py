@@ -16,6 +16,7 @@ import numpy as np
 import zarr.api.asynchronous as za
 from zarr.core.sync import sync as zarr_sync
 
+from zcpipe.store import shard_cache
 from zcpipe.store.catalog import Catalog
 
 # archs columns that are provenance, not statistics.
@@ -115,14 +116,14 @@ def load_training_set(
     with catalog.reader() as con:
         chash = resolve_config(store, space, config_hash, con)
         # Each arch's current shard (a --retry-failed recomputation supersedes an earlier row).
-        owner = {
-            arch: catalog.layout.uri(path)
-            for arch, path in con.execute(
-                "SELECT i.arch, s.path FROM arch_index i JOIN shards_t s USING (shard_id) "
-                "WHERE i.space = ? AND i.config_hash = ?",
-                [space, chash],
-            ).fetchall()
-        }
+        owned = con.execute(
+            "SELECT i.arch, s.path FROM arch_index i JOIN shards_t s USING (shard_id) "
+            "WHERE i.space = ? AND i.config_hash = ?",
+            [space, chash],
+        ).fetchall()
+        rels = sorted({path for _, path in owned})
+        where = dict(zip(rels, shard_cache.shard_dirs(catalog.layout, rels, ("tensors.zarr",)), strict=True))
+        owner = {arch: where[path] for arch, path in owned}
         rel = con.sql(
             f"SELECT * FROM archs WHERE space = '{_q(space)}' AND config_hash = '{_q(chash)}' "
             "AND status <> 'failed' ORDER BY arch"
@@ -196,7 +197,8 @@ def read_nodewise(
     if not blocks:
         raise TrainingDataError("the configuration's shards hold no node-wise tensors")
     proxies, slots = list(blocks[0][0]["proxies"]), list(blocks[0][0]["slots"])
-    where: dict[str, tuple[int, int]] = {}
+    where: dict[str, int] = {}  # arch -> row in the shards' rows stacked in order
+    offset = 0
     for b, (attrs, _, _) in enumerate(blocks):
         if list(attrs["proxies"]) != proxies or list(attrs["slots"]) != slots:
             raise TrainingDataError(
@@ -204,11 +206,11 @@ def read_nodewise(
             )
         for r, a in enumerate(attrs["archs"]):
             if owner is None or owner.get(a) == str(paths[b]):
-                where[a] = (b, r)
-    values = np.full((len(archs), len(proxies), len(slots)), np.nan)
-    mask = np.zeros((len(archs), len(slots)), dtype=bool)
-    for i, a in enumerate(archs):
-        b, r = where[a]
-        values[i] = blocks[b][1][r]
-        mask[i] = blocks[b][2][r]
+                where[a] = offset + r
+        offset += len(attrs["archs"])
+    rows = np.fromiter((where[a] for a in archs), dtype=np.int64, count=len(archs))
+    if len(blocks) == 1:  # a compacted configuration: no stacked copy
+        return proxies, slots, blocks[0][1][rows], blocks[0][2][rows]
+    values = np.concatenate([b[1] for b in blocks])[rows]
+    mask = np.concatenate([b[2] for b in blocks])[rows]
     return proxies, slots, values, mask

@@ -87,3 +87,27 @@ def test_reconcile_deletes_retired_shards_left_by_a_crash(tmp_path):
         did = w.reconcile()
     assert not old.exists() and did["orphans_registered"] == 0  # deleted, not taken back as an orphan
     assert cat.query("SELECT count(*) AS n FROM archs").column("n")[0].as_py() == 2
+
+
+def test_on_s3_replaced_shards_outlive_the_swap_for_readers_on_older_snapshots(s3_store, monkeypatch):
+    from zcpipe.store import remote
+    from zcpipe.store.layout import StoreLayout
+
+    monkeypatch.setenv("ZCPIPE_SHARD_CACHE", "0")  # this reader goes to the bucket for every file
+    archs = get_space("nb201").sample(6, 4)
+    for k in range(3):
+        _commit(s3_store, f"s{k}", archs[2 * k : 2 * k + 2], seed=k)
+    cat = Catalog(s3_store)
+    with cat.reader() as before:  # a reader on another node, on the snapshot from before compaction
+        assert compact(s3_store).shards_after == 1
+        assert before.sql("SELECT count(*) FROM layers").fetchall() == [(18,)]
+    old = {f"shards/nb201/r/s{k}" for k in range(3)}
+    assert old <= set(remote.shard_prefixes(StoreLayout(s3_store)))
+    with cat.writer() as w:  # within the grace period reconcile neither deletes nor takes them back
+        assert w.reconcile()["orphans_registered"] == 0
+    assert old <= set(remote.shard_prefixes(StoreLayout(s3_store)))
+    monkeypatch.setattr(remote, "SNAPSHOT_GRACE_S", 0)
+    with cat.writer() as w:
+        w.reconcile()
+    assert not old & set(remote.shard_prefixes(StoreLayout(s3_store)))
+    assert cat.query("SELECT count(*) AS n FROM archs").column("n")[0].as_py() == 6
