@@ -109,19 +109,18 @@ class Catalog:
                 yield w
             return
         # Object storage: lease, sync the local copy down, write, publish (store/remote.py).
-        with remote.Lease(self.layout, "catalog.lock", ttl=60, wait=120, what=f"the catalog of {self.layout}"):
+        what = f"the catalog of {self.layout}"
+        with remote.Lease(self.layout, "catalog.lock", ttl=60, wait=120, what=what) as lease:
             self.layout.root.mkdir(parents=True, exist_ok=True)
             remote.sync_working_copy(self.layout)
-            ok = False
             try:
                 with self._writer() as w:
                     yield w
-                ok = True
-            finally:
-                if ok:
-                    remote.publish(self.layout)
-                else:  # the next writer starts again from the published catalog
-                    (self.layout.root / "catalog.etag").unlink(missing_ok=True)
+                lease.ensure_held()
+                remote.publish(self.layout)
+            except BaseException:  # the next writer starts again from the published catalog
+                (self.layout.root / "catalog.etag").unlink(missing_ok=True)
+                raise
 
     @contextmanager
     def _writer(self) -> Iterator[CatalogWriter]:

@@ -30,6 +30,7 @@ import time
 import uuid
 from pathlib import Path
 
+from zcpipe.store.conditional import ConditionFailed, delete_if, etag_of, put_if
 from zcpipe.store.layout import StoreLayout
 
 log = logging.getLogger(__name__)
@@ -42,47 +43,62 @@ class LeaseHeldError(RuntimeError):
     """Another process holds a store lease (a running ingest, or a catalog commit)."""
 
 
-def _create_exclusive(fs, key: str, data: bytes) -> None:
-    try:
-        fs.pipe_file(key, data, mode="create")
-    except TypeError:  # a filesystem without conditional writes: check-then-write is the best it offers
-        if fs.exists(key):
-            raise FileExistsError(key) from None
-        fs.pipe_file(key, data)
+class PublishConflictError(RuntimeError):
+    """The published catalog changed between this writer's sync and its publish."""
+
+
+class LeaseLostError(RuntimeError):
+    """This process's lease lapsed (renewals failed past its expiry) or another process took it over."""
 
 
 class Lease:
-    """An exclusive lease on `<store>/<name>` for the `with` block, renewed while held."""
+    """An exclusive lease on `<store>/<name>` for the `with` block, renewed while held.
+
+    Every change to the lease object is conditional on the version last seen (store/conditional.py):
+    of several processes taking over an expired lease exactly one wins, and a holder that stalled past
+    its expiry and was taken over can neither renew nor delete its successor's lease; `ensure_held()`
+    tells it so before it acts on the lease's protection."""
 
     def __init__(self, layout: StoreLayout, name: str, *, ttl: float, wait: float, what: str):
         self.fs, self.key, self.ttl, self.wait, self.what = layout.fs, layout.key(name), ttl, wait, what
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._etag: str | None = None
+        self._valid_until = 0.0  # our expiry as last written
+        self.lost = False
 
-    def _body(self) -> bytes:
-        return json.dumps({"owner": self.owner, "expires": time.time() + self.ttl}).encode()
+    def _body(self) -> tuple[bytes, float]:
+        expires = time.time() + self.ttl
+        return json.dumps({"owner": self.owner, "expires": expires}).encode(), expires
 
     def __enter__(self) -> Lease:
         deadline, pause = time.monotonic() + self.wait, 0.05
         while True:
+            body, expires = self._body()
             try:
-                _create_exclusive(self.fs, self.key, self._body())
+                self._etag = put_if(self.fs, self.key, body, None)
                 break
-            except FileExistsError:
-                held = self._holder()
-                if held is not None and held.get("expires", 0) < time.time():
-                    log.warning("taking over %s: its holder %s let it expire", self.key, held.get("owner"))
-                    self._remove()
+            except ConditionFailed:
+                pass
+            seen = etag_of(self.fs, self.key)  # read before the body: the body is at least this new
+            held = self._holder()
+            if seen is not None and held is not None and held.get("expires", 0) < time.time():
+                try:
+                    self._etag = put_if(self.fs, self.key, body, seen)
+                    log.warning("took over %s: its holder %s let it expire", self.key, held.get("owner"))
+                    break
+                except ConditionFailed:  # another process took it first, or the holder renewed
                     continue
-                if time.monotonic() > deadline:
-                    who = held.get("owner", "another process") if held else "another process"
-                    raise LeaseHeldError(
-                        f"{self.what} is held by {who} (lease {self.key}); wait for it to finish, or, if that "
-                        f"process is dead, for the lease to expire (at most {self.ttl:.0f}s)"
-                    ) from None
-                time.sleep(pause)
-                pause = min(pause * 2, 1.0)
+            if time.monotonic() > deadline:
+                who = held.get("owner", "another process") if held else "another process"
+                raise LeaseHeldError(
+                    f"{self.what} is held by {who} (lease {self.key}); wait for it to finish, or, if that "
+                    f"process is dead, for the lease to expire (at most {self.ttl:.0f}s)"
+                ) from None
+            time.sleep(pause)
+            pause = min(pause * 2, 1.0)
+        self._valid_until = expires
         self._thread = threading.Thread(target=self._renew, daemon=True, name=f"lease {self.key}")
         self._thread.start()
         return self
@@ -91,7 +107,16 @@ class Lease:
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
-        self._remove()
+        if not self.lost and self._etag is not None:
+            delete_if(self.fs, self.key, self._etag)
+
+    def ensure_held(self) -> None:
+        """Raise LeaseLostError unless this process still holds the lease, with some time left on it."""
+        if self.lost or time.time() > self._valid_until - self.ttl / 10:
+            raise LeaseLostError(
+                f"this process lost {self.what} (lease {self.key}): it stalled or could not renew it for "
+                f"{self.ttl:.0f}s, and another process may hold it now; nothing was published, run it again"
+            )
 
     def _holder(self) -> dict | None:
         try:
@@ -99,16 +124,16 @@ class Lease:
         except (FileNotFoundError, ValueError):
             return None
 
-    def _remove(self) -> None:
-        try:
-            self.fs.rm_file(self.key)
-        except FileNotFoundError:
-            pass
-
     def _renew(self) -> None:
         while not self._stop.wait(self.ttl / 3):
+            body, expires = self._body()
             try:
-                self.fs.pipe_file(self.key, self._body())
+                self._etag = put_if(self.fs, self.key, body, self._etag)
+                self._valid_until = expires
+            except ConditionFailed:
+                self.lost = True
+                log.error("lost %s: another process took it over", self.key)
+                return
             except OSError as e:  # a missed renewal is retried; the lease only lapses after ttl
                 log.warning("could not renew %s: %s", self.key, e)
 
@@ -117,12 +142,7 @@ class Lease:
 
 
 def _etag(layout: StoreLayout) -> str | None:
-    layout.fs.invalidate_cache()
-    try:
-        info = layout.fs.info(layout.key(CATALOG_KEY))
-    except FileNotFoundError:
-        return None
-    return str(info.get("ETag") or info.get("etag") or info.get("mtime") or info.get("size")).strip('"')
+    return etag_of(layout.fs, layout.key(CATALOG_KEY))
 
 
 def _download(layout: StoreLayout, target: Path) -> None:
@@ -161,10 +181,20 @@ def sync_working_copy(layout: StoreLayout) -> None:
 
 
 def publish(layout: StoreLayout) -> None:
-    """Upload the writer's closed catalog file as the store's catalog (one atomic PUT)."""
-    layout.fs.put_file(str(layout.catalog), layout.key(CATALOG_KEY))
-    etag = _etag(layout)
-    (layout.root / "catalog.etag").write_text(etag or "")
+    """Upload the writer's closed catalog file as the store's catalog: one atomic PUT, made only if the
+    published catalog is still the version this writer synced from (PublishConflictError if not)."""
+    mark = layout.root / "catalog.etag"
+    expected = (mark.read_text() if mark.exists() else "") or None  # None: the store has no catalog yet
+    try:
+        etag = put_if(layout.fs, layout.key(CATALOG_KEY), layout.catalog.read_bytes(), expected)
+    except ConditionFailed:
+        mark.unlink(missing_ok=True)  # the next writer starts again from the published catalog
+        raise PublishConflictError(
+            f"the catalog of {layout} was published by another process while this one held its lease "
+            "(it had stalled past the lease's expiry); nothing of this commit was published: run it again "
+            "(shards already uploaded are registered by the next reconcile)"
+        ) from None
+    mark.write_text(etag)
 
 
 # ---------------------------------------------------------------------- folders

@@ -18,7 +18,7 @@ from zcpipe.pipeline.labels import import_labels
 from zcpipe.pipeline.training import TrainConfig, evaluate, predict, train
 from zcpipe.store import Catalog, TensorBlock, write_staged_shard
 from zcpipe.store.layout import StoreLayout
-from zcpipe.store.remote import Lease, LeaseHeldError
+from zcpipe.store.remote import Lease, LeaseHeldError, LeaseLostError, PublishConflictError
 from zcpipe.store.training import load_training_set
 from zcpipe.workers.spaces import get_space
 
@@ -116,6 +116,64 @@ def test_catalog_lease_excludes_a_second_writer_and_expires_when_its_holder_dies
         w.add_graphs(graph_rows(get_space("nb201"), [(a, a) for a in get_space("nb201").sample(2, 0)]))
     t.join(30)
     assert order == ["first", "second"]
+
+
+def test_of_several_processes_taking_over_an_expired_lease_exactly_one_wins(s3_store):
+    lay = StoreLayout(s3_store)
+    lay.fs.pipe_file(lay.key("x.lock"), json.dumps({"owner": "dead:1", "expires": time.time() - 1}).encode())
+    start, won, refused = threading.Barrier(6), [], []
+
+    def contend():
+        lease = Lease(StoreLayout(s3_store), "x.lock", ttl=30, wait=0, what="the test lease")
+        start.wait()
+        try:
+            won.append(lease.__enter__())
+        except LeaseHeldError:
+            refused.append(lease)
+
+    threads = [threading.Thread(target=contend) for _ in range(6)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(30)
+    assert (len(won), len(refused)) == (1, 5)
+    assert json.loads(lay.fs.cat_file(lay.key("x.lock")))["owner"] == won[0].owner
+    won[0].__exit__(None, None, None)
+    assert not lay.fs.exists(lay.key("x.lock"))
+
+
+def test_a_holder_whose_lease_was_taken_over_neither_keeps_nor_deletes_it(s3_store):
+    lay = StoreLayout(s3_store)
+    holder = Lease(lay, "x.lock", ttl=0.6, wait=0, what="the test lease").__enter__()
+    holder.ensure_held()
+    # The holder stalled past its expiry and another process took the lease over.
+    lay.fs.pipe_file(lay.key("x.lock"), json.dumps({"owner": "other:2", "expires": time.time() + 60}).encode())
+    time.sleep(0.5)  # the holder's next renewal finds it
+    with pytest.raises(LeaseLostError, match="lost the test lease"):
+        holder.ensure_held()
+    holder.__exit__(None, None, None)
+    assert json.loads(lay.fs.cat_file(lay.key("x.lock")))["owner"] == "other:2"
+
+
+def test_a_writer_does_not_publish_over_a_catalog_published_since_it_synced(s3_store, tmp_path):
+    import duckdb
+
+    archs = get_space("nb201").sample(3, 0)
+    commit_arch_rows(s3_store, "nb201", [{"space": "nb201", "arch": archs[0], "config_hash": "c",
+                                          "shard_id": "s", "status": "ok"}], ["synflow"])  # fmt: skip
+    lay, cat = StoreLayout(s3_store), Catalog(s3_store)
+    other = tmp_path / "other.duckdb"
+    lay.fs.get_file(lay.key("catalog.duckdb"), str(other))
+    with duckdb.connect(str(other)) as con:  # what a writer that took the lease over published
+        con.execute("INSERT INTO graphs_t VALUES ('nb201', 'theirs', [], [], [])")
+    with pytest.raises(PublishConflictError, match="nothing of this commit was published"):
+        with cat.writer() as w:
+            w.add_graphs(graph_rows(get_space("nb201"), [(archs[1], archs[1])]))
+            lay.fs.put_file(str(other), lay.key("catalog.duckdb"))
+    assert cat.query("SELECT arch FROM graphs").column("arch").to_pylist() == ["theirs"]
+    with cat.writer() as w:  # the next writer starts from what was published
+        w.add_graphs(graph_rows(get_space("nb201"), [(archs[2], archs[2])]))
+    assert sorted(cat.query("SELECT arch FROM graphs").column("arch").to_pylist()) == sorted(["theirs", archs[2]])
 
 
 @pytest.mark.slow

@@ -30,7 +30,8 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from zcpipe.predictors.text import UnknownOperatorError
     from zcpipe.store import CatalogBusyError, CorruptShardError
     from zcpipe.store.models import ModelError
-    from zcpipe.store.remote import LeaseHeldError
+    from zcpipe.store.remote import LeaseHeldError, LeaseLostError, PublishConflictError
+    from zcpipe.store.shard_cache import ShardFetchError
     from zcpipe.store.training import TrainingDataError
     from zcpipe.workers.data import DatasetError
     from zcpipe.workers.proxies import UnknownProxyError
@@ -53,6 +54,9 @@ def _user_errors() -> tuple[type[BaseException], ...]:
         ModelError,
         UnknownOperatorError,
         LeaseHeldError,
+        LeaseLostError,
+        PublishConflictError,
+        ShardFetchError,
         duckdb.Error,
     )
 
