@@ -7,9 +7,9 @@ model is missing, and `commit_model` refuses a name twice, so two runs never reg
 
 Hyper-parameter search scores each trial on a validation part carved from the training cells
 (`training.validate`), never on a test cell; the best configuration is then refit on all the training
-cells and registered as `<sweep>-best`. Its Tune experiment lives in the store's local side (the store
-folder, or the cache of a remote store) and is restored by `Tuner.restore`, so an interrupted search
-finishes the trials it lacks. Fits report once, at the end, so there is nothing for ASHA to stop early.
+cells and registered as `<sweep>-best`. Its Tune experiment lives in the store, under `sweeps/` (on
+object storage too), and is restored by `Tuner.restore`, so an interrupted search finishes the trials it
+lacks, from any node. Fits report once, at the end, so there is nothing for ASHA to stop early.
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ import logging
 import os
 from dataclasses import asdict, dataclass, replace
 from typing import Any
+
+import numpy as np
 
 from zcpipe.pipeline.ray_runtime import start_ray
 from zcpipe.pipeline.training import TrainConfig, train, validate
@@ -103,12 +105,24 @@ def _progress(total: int, desc: str, enabled: bool):
     return Progress()
 
 
+def _tune_storage(store: str):
+    """(storage_path, storage_filesystem) of the store's Tune experiments: `<store>/sweeps`. On object
+    storage Tune writes there through the store's own fsspec filesystem, so trials on any node report to
+    it and a search resumes from any node, e.g. a RayJob's new driver pod."""
+    layout = StoreLayout(store)
+    if not layout.remote:
+        (layout.root / "sweeps").mkdir(parents=True, exist_ok=True)
+        return str(layout.root / "sweeps"), None
+    import pyarrow.fs as pafs
+
+    return layout.key("sweeps"), pafs.PyFileSystem(pafs.FSSpecHandler(layout.fs))
+
+
 def _run_config(cfg: SweepConfig, experiment: str, callbacks: list):
     from ray import tune
 
-    storage = StoreLayout(cfg.base.store).root / "sweeps"
-    storage.mkdir(parents=True, exist_ok=True)
-    return tune.RunConfig(name=experiment, storage_path=str(storage), callbacks=callbacks, verbose=0,
+    path, fs = _tune_storage(cfg.base.store)
+    return tune.RunConfig(name=experiment, storage_path=path, storage_filesystem=fs, callbacks=callbacks, verbose=0,
                           failure_config=tune.FailureConfig(max_failures=1))  # fmt: skip
 
 
@@ -197,11 +211,11 @@ def run_hpo(cfg: SweepConfig, progress: bool = True) -> str:
     trainable = tune.with_resources(_validate_trial, {"cpu": cfg.cpus_per_trial})
     experiment = f"{cfg.name}-hpo"
     run_config = _run_config(cfg, experiment, [_progress(cfg.hpo_trials, f"hpo {cfg.name}", progress)])
-    path = os.path.join(run_config.storage_path, experiment)
+    path, fs = f"{run_config.storage_path}/{experiment}", run_config.storage_filesystem
     started = _start_ray(cfg)
     try:
-        if tune.Tuner.can_restore(path):  # an interrupted search: finish the trials it lacks
-            tuner = tune.Tuner.restore(path, trainable, resume_errored=True, param_space=space)
+        if tune.Tuner.can_restore(path, storage_filesystem=fs):  # an interrupted search: finish what it lacks
+            tuner = tune.Tuner.restore(path, trainable, resume_errored=True, param_space=space, storage_filesystem=fs)
         else:
             searcher = OptunaSearch(metric="val_kendall", mode="max", seed=seed)
             concurrent = max(1, int((os.cpu_count() or 1) / cfg.cpus_per_trial))
@@ -214,9 +228,13 @@ def run_hpo(cfg: SweepConfig, progress: bool = True) -> str:
             import ray
 
             ray.shutdown()
+    if not any(r.metrics and np.isfinite(r.metrics.get("val_kendall", np.nan)) for r in results):
+        # A constant prediction has no rank correlation: too few training cells for the predictor.
+        raise ModelError(
+            f"search {cfg.name}: no trial finished with a finite validation Kendall tau; if trials failed, rerun "
+            "the same command to resume the search, if they ran, give it more training cells (--train-sizes)"
+        )
     best = results.get_best_result(metric="val_kendall", mode="max")
-    if best is None or best.metrics is None:
-        raise ModelError(f"search {cfg.name}: no trial finished; rerun the same command to resume it")
     chosen = {k: v for k, v in best.config.items() if k != "fixed"}
     log.info("search %s: best validation kendall %.4f with %s", cfg.name, best.metrics["val_kendall"], chosen)
     train(TrainConfig(**{**base, "hparams": {**cfg.base.hparams, **chosen}, "name": best_name}))

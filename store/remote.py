@@ -1,6 +1,6 @@
 """A store on object storage: the commit protocol without rename, the published catalog, leases.
 
-Object storage has atomic whole-object writes and (S3) conditional creates, but no rename and no
+Object storage has atomic whole-object writes and (S3) conditional writes, but no rename and no
 file that two processes can update in place. So:
 
 - A worker uploads a shard's files straight to their final prefix `shards/<space>/<run>/<shard>/`,
@@ -15,7 +15,11 @@ file that two processes can update in place. So:
   published version once per ETag into the local cache and open it read-only, so any number of
   readers on any number of nodes see a consistent committed state.
 - Leases are objects created with S3's conditional PUT (If-None-Match: *), carrying an expiry that
-  a background thread renews; a lease whose holder died expires and is taken over.
+  a background thread renews; a lease whose holder died expires and is taken over. Takeover, renewal,
+  release and the catalog's publish are compare-and-swaps on the ETag last seen (If-Match,
+  store/conditional.py), so a holder that stalled past its expiry cannot undo its successor's work.
+- Compaction's replaced shards stay for SNAPSHOT_GRACE_S after the swap, for readers still on an
+  older catalog snapshot.
 """
 
 from __future__ import annotations

@@ -87,3 +87,38 @@ def test_sweep_options_fail_early_with_a_fix():
     assert out.returncode == 2 and "add --sweep NAME" in out.stderr
     out = cli(*base, "--predictor", "gbdt,mlp", "--sweep", "s", "--hpo", "3", "--train-sizes", "10")
     assert out.returncode == 2 and "--hpo searches one predictor" in out.stderr
+
+
+@pytest.mark.slow
+def test_a_search_on_s3_keeps_its_tune_experiment_in_the_bucket(s3_store, tmp_path, monkeypatch):
+    """A RayJob's driver pod does not outlive the job: the search's state must be in the store."""
+    import csv
+
+    import numpy as np
+    from ray import tune
+
+    from tests.helpers import commit_arch_rows, nb201_labels_for
+    from zcpipe.pipeline.labels import import_labels
+    from zcpipe.pipeline.sweep import SweepConfig, _tune_storage, run_hpo
+    from zcpipe.pipeline.training import TrainConfig
+    from zcpipe.store.layout import StoreLayout
+    from zcpipe.workers.spaces import get_space
+
+    archs = get_space("nb201").sample(100, 5)
+    labels = nb201_labels_for(archs, tmp_path)
+    with open(labels) as f:
+        acc = {r["arch"]: float(r["cifar10_valid"]) for r in csv.DictReader(f)}
+    rng = np.random.default_rng(0)
+    rows = [{"space": "nb201", "arch": a, "config_hash": "c", "shard_id": "s", "status": "ok",
+             "synflow": acc[a] + float(rng.normal()), "snip": float(rng.normal())} for a in archs]  # fmt: skip
+    commit_arch_rows(s3_store, "nb201", rows, ["synflow", "snip"])
+    import_labels(s3_store, "nb201", labels)
+    base = TrainConfig(store=s3_store, space="nb201", predictor="gbdt", target="cifar10_valid", train_size=80)
+    cfg = SweepConfig(base=base, name="s3search", predictors=("gbdt",), train_sizes=(80,), seeds=(0,), hpo_trials=2)
+    assert run_hpo(cfg, progress=False) == "s3search-best"
+    layout = StoreLayout(s3_store)
+    results = [k for k in layout.fs.find(layout.key("sweeps/s3search-hpo")) if k.endswith("/result.json")]
+    assert len(results) == 2
+    monkeypatch.setenv("ZCPIPE_CACHE_DIR", str(tmp_path / "another-node"))  # nothing of it on local disk
+    path, fs = _tune_storage(s3_store)
+    assert tune.Tuner.can_restore(f"{path}/s3search-hpo", storage_filesystem=fs)
