@@ -20,15 +20,19 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 import time
 import uuid
 from pathlib import Path
+
+from fsspec.callbacks import DEFAULT_CALLBACK, TqdmCallback
 
 from zcpipe.store.layout import StoreLayout
 from zcpipe.store.shards import MANIFEST, file_sha256
 
 PARTS = ("archs.parquet", "layers.parquet", "tensors.zarr")
 PRUNE_AFTER_S = 600
+PROGRESS_FROM = 200  # files in one fetch
 RETIRED = ".retired"  # in a cached shard the catalog no longer lists: when that was first seen
 
 
@@ -75,8 +79,8 @@ def _fetch(layout: StoreLayout, root: Path, missing: list[tuple[str, str]]) -> N
             placed.append((rel, part))
         for p in local_paths:
             Path(p).parent.mkdir(parents=True, exist_ok=True)
-        try:
-            layout.fs.get(remote_keys, local_paths)  # concurrent on async filesystems (s3fs)
+        try:  # concurrent on async filesystems (s3fs)
+            layout.fs.get(remote_keys, local_paths, callback=_progress(len(remote_keys), len(shards)))
         except (OSError, ValueError) as e:
             raise ShardFetchError(
                 f"could not copy shards of {layout} to {root} ({e}); check the store's credentials and disk space"
@@ -92,6 +96,13 @@ def _fetch(layout: StoreLayout, root: Path, missing: list[tuple[str, str]]) -> N
                     raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _progress(files: int, shards: int):
+    """A progress bar on a terminal when the fetch is long (a first read of an uncompacted store)."""
+    if files < PROGRESS_FROM or not sys.stderr.isatty():
+        return DEFAULT_CALLBACK
+    return TqdmCallback(tqdm_kwargs={"desc": f"copying {shards} shards", "unit": "file", "leave": False})
 
 
 def _manifests(layout: StoreLayout, root: Path, shards: list[str]) -> dict[str, dict]:
