@@ -57,6 +57,26 @@ def test_sql_on_a_missing_store_and_bad_sql(tmp_path):
     assert r.returncode == 2 and r.stderr.startswith("error: ") and len(r.stderr.strip().splitlines()) == 1
 
 
+def test_a_store_that_cannot_be_reached_is_one_line_that_says_what_to_check(tmp_path, monkeypatch):
+    import s3fs
+
+    from tests.helpers import cli
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:1")  # nothing listens there
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    monkeypatch.setenv("ZCPIPE_CACHE_DIR", str(tmp_path))
+    s3fs.S3FileSystem.clear_instance_cache()  # a cached client would still point at another endpoint
+    try:
+        r = cli("sql", "--store", "s3://zcpipe-test/store", "SELECT 1")
+    finally:
+        s3fs.S3FileSystem.clear_instance_cache()
+    assert r.returncode == 2
+    (line,) = r.stderr.strip().splitlines()
+    assert line.startswith("error: Could not connect to the endpoint URL") and "check --store, AWS_ENDPOINT_URL" in line
+
+
 @pytest.mark.slow
 def test_ingest_then_sql_csv_contract(tmp_path):
     from tests.helpers import ingest_args

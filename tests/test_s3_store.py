@@ -118,6 +118,15 @@ def test_catalog_lease_excludes_a_second_writer_and_expires_when_its_holder_dies
     assert order == ["first", "second"]
 
 
+def test_a_missing_bucket_is_one_line_that_says_to_create_it(s3_server, tmp_path, monkeypatch):
+    from tests.helpers import cli
+
+    monkeypatch.setenv("ZCPIPE_CACHE_DIR", str(tmp_path))
+    r = cli("ingest", "--space", "nb201", "--limit", "2", "--store", "s3://zc-no-such-bucket/x", "--no-progress")
+    assert r.returncode == 2
+    assert r.stderr.strip() == "error: The specified bucket does not exist: create the bucket first, or fix --store"
+
+
 def test_of_several_processes_taking_over_an_expired_lease_exactly_one_wins(s3_store):
     lay = StoreLayout(s3_store)
     lay.fs.pipe_file(lay.key("x.lock"), json.dumps({"owner": "dead:1", "expires": time.time() - 1}).encode())

@@ -21,6 +21,27 @@ def _fail(message: str) -> None:
     raise typer.Exit(2)
 
 
+def _store_access_errors() -> tuple[type[BaseException], ...]:
+    """Failures to reach or be let into a remote store (S3 errors arrive as botocore's or, translated by
+    s3fs, as PermissionError)."""
+    from botocore.exceptions import BotoCoreError
+
+    return (PermissionError, BotoCoreError)
+
+
+def _describe(e: BaseException) -> str:
+    """One line for the user: the error's first line, with what to check for a store it cannot reach."""
+    line = (str(e).splitlines() or [type(e).__name__])[0].strip() or type(e).__name__
+    if isinstance(e, FileNotFoundError) and "bucket does not exist" in line:
+        line += ": create the bucket first, or fix --store"
+    elif isinstance(e, _store_access_errors()):
+        line += (
+            " (the store could not be reached or refused access: check --store, AWS_ENDPOINT_URL and the "
+            "credentials in AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY)"
+        )
+    return line
+
+
 def _user_errors() -> tuple[type[BaseException], ...]:
     import duckdb
 
@@ -57,6 +78,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
         LeaseLostError,
         PublishConflictError,
         ShardFetchError,
+        *_store_access_errors(),
         duckdb.Error,
     )
 
@@ -116,7 +138,7 @@ def ingest(
         )
         summary = run_ingest(cfg, progress=progress)
     except _user_errors() as e:
-        _fail(str(e))
+        _fail(_describe(e))
     typer.echo(summary.line(), err=True)
 
 
@@ -134,7 +156,7 @@ def sql(
 
         table = Catalog(store).query(query)
     except _user_errors() as e:
-        _fail(str(e).splitlines()[0])
+        _fail(_describe(e))
     sys.stdout.write(_render(table, fmt))
 
 
@@ -184,9 +206,9 @@ def labels_import(
         try:
             n = import_labels(str(store), space, str(file), fmt, trust_pickle)
         except (LabelFormatError, TfRecordError) as e:
-            _fail(str(e))
+            _fail(_describe(e))
     except _user_errors() as e:
-        _fail(str(e))
+        _fail(_describe(e))
     typer.echo(f"imported {n} label rows for {space} from {file}", err=True)
 
 
@@ -207,7 +229,7 @@ def store_reconcile(store: StoreOpt = "zcpipe-store") -> None:
             did = w.reconcile(verify_all=True)
         n = catalog.query("SELECT count(*) AS n FROM archs").column("n")[0].as_py()
     except _user_errors() as e:
-        _fail(str(e).splitlines()[0])
+        _fail(_describe(e))
     typer.echo(
         f"registered {did['orphans_registered']} shards, quarantined {did['quarantined']}, dropped "
         f"{did['missing_dropped']} missing, cleared {did['staging_removed']} staging; archs holds {n} rows",
@@ -227,7 +249,7 @@ def store_compact(
 
         summary = compact(store, max_archs=max_archs, small=small)
     except _user_errors() as e:
-        _fail(str(e).splitlines()[0])
+        _fail(_describe(e))
     typer.echo(summary.line(), err=True)
 
 
@@ -242,7 +264,7 @@ def store_info(
 
         info = Catalog(store).info()
     except _user_errors() as e:
-        _fail(str(e).splitlines()[0])
+        _fail(_describe(e))
     if fmt == "json":
         typer.echo(json.dumps(info, default=str))
         return
@@ -322,7 +344,7 @@ def train(
         )
         result = run_train(cfg)
     except _user_errors() as e:
-        _fail(str(e).splitlines()[0])
+        _fail(_describe(e))
     m = result.metrics
     typer.echo(f"model {result.name} saved in {result.artifact}")
     if m["n"]:
@@ -349,7 +371,7 @@ def evaluate(
 
         result = run_evaluate(str(store), model, target, space)
     except _user_errors() as e:
-        _fail(str(e).splitlines()[0])
+        _fail(_describe(e))
     if fmt == "json":
         typer.echo(json.dumps(result))
     else:
@@ -398,7 +420,7 @@ def _train_sweep(o: dict) -> None:
         )
         names = [run_hpo(cfg, o["progress"])] if cfg.hpo_trials else run_sweep(cfg, o["progress"])
     except _user_errors() as e:
-        _fail(str(e).splitlines()[0])
+        _fail(_describe(e))
     typer.echo(f"sweep {o['sweep']}: {len(names)} models; SELECT * FROM models WHERE name LIKE '{o['sweep']}-%'")
 
 
@@ -414,7 +436,7 @@ def predict(
 
         n = run_predict(str(store), model, space)
     except _user_errors() as e:
-        _fail(str(e).splitlines()[0])
+        _fail(_describe(e))
     typer.echo(f"scored {n} cells with {model}; SELECT * FROM predictions WHERE model = '{model}'", err=True)
 
 
@@ -447,7 +469,7 @@ def search(
             return
         rows = run_search(str(store), model, top_k, space)
     except _user_errors() as e:
-        _fail(str(e).splitlines()[0])
+        _fail(_describe(e))
     sys.stdout.write(_render(pa.Table.from_pylist(rows), fmt))
 
 
@@ -469,10 +491,10 @@ def report(
         try:
             rep = build_report(store, space, target)
         except ReportError as e:
-            _fail(str(e))
+            _fail(_describe(e))
         figs = write_report(rep, out, png)
     except _user_errors() as e:
-        _fail(str(e).splitlines()[0])
+        _fail(_describe(e))
     where = " and ".join(str(p) for p in (out, png) if p is not None)
     typer.echo(
         f"report of {rep.space} ({rep.meta.get('archs', 0)} archs, {len(figs)} figures) written to {where}", err=True
