@@ -83,7 +83,8 @@ def _fetch(layout: StoreLayout, root: Path, missing: list[tuple[str, str]]) -> N
             layout.fs.get(remote_keys, local_paths, callback=_progress(len(remote_keys), len(shards)))
         except (OSError, ValueError) as e:
             raise ShardFetchError(
-                f"could not copy shards of {layout} to {root} ({e}); check the store's credentials and disk space"
+                f"could not copy shards of {layout} to {root} ({e}); check the store's credentials and the disk "
+                f"space; if a shard's files are gone, `zcpipe store reconcile --store {layout}` drops it"
             ) from None
         for rel, part in placed:
             _check(layout, rel, tmp / rel, manifests[rel], part)
@@ -118,7 +119,10 @@ def _manifests(layout: StoreLayout, root: Path, shards: list[str]) -> dict[str, 
         try:
             blobs = layout.fs.cat([layout.key(f"{r}/{MANIFEST}") for r in fetch], on_error="raise")
         except (OSError, ValueError) as e:
-            raise ShardFetchError(f"could not read shard manifests of {layout} ({e})") from None
+            raise ShardFetchError(
+                f"could not read shard manifests of {layout} ({e}); if a shard's files are gone, "
+                f"`zcpipe store reconcile --store {layout}` drops it"
+            ) from None
         for rel in fetch:
             data = blobs[layout.key(f"{rel}/{MANIFEST}")]
             out[rel] = json.loads(data)
@@ -148,6 +152,9 @@ def prune(layout: StoreLayout, keep: list[str]) -> None:
     if not layout.remote or not root.is_dir():
         return
     listed, now = set(keep), time.time()
+    for tmp in root.glob(".tmp/*"):  # left by a reader killed mid-fetch
+        if now - tmp.stat().st_mtime > PRUNE_AFTER_S:
+            shutil.rmtree(tmp, ignore_errors=True)
     for shard in root.glob("shards/*/*/*"):
         mark = shard / RETIRED
         if shard.as_posix()[len(root.as_posix()) + 1 :] in listed:

@@ -99,3 +99,15 @@ def test_copies_of_compacted_shards_are_dropped_after_the_grace_period(two_shard
     Catalog(two_shards).query("SELECT 1")
     assert not any(d.exists() for d in old)
     assert len(list(root.glob("shards/nb201/*/*"))) == 1
+
+
+def test_a_shard_whose_files_are_gone_says_to_reconcile_and_reconcile_drops_it(two_shards):
+    from zcpipe.store.remote import remove_prefix
+
+    layout = StoreLayout(two_shards)
+    remove_prefix(layout, "shards/nb201/r/s1")  # e.g. deleted by hand from the bucket
+    with pytest.raises(shard_cache.ShardFetchError, match="store reconcile --store"):
+        Catalog(two_shards).query("SELECT count(*) FROM archs")
+    with Catalog(two_shards).writer() as w:
+        assert w.reconcile()["missing_dropped"] == 1
+    assert Catalog(two_shards).query("SELECT count(*) AS n FROM archs").column("n")[0].as_py() == 3
