@@ -366,14 +366,7 @@ class CatalogWriter:
             self.con.executemany("DELETE FROM arch_index WHERE shard_id = ?", [[o] for o in old])
             self.con.executemany("DELETE FROM shards_t WHERE shard_id = ?", [[o] for o in old])
             for m, rel in zip(manifests, rels, strict=True):
-                self.con.execute(
-                    "INSERT INTO shards_t VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    [m.shard_id, m.space, m.run_id, m.config_hash, rel, len(m.archs), _now()],
-                )
-                self.con.executemany(
-                    "INSERT INTO arch_index VALUES (?, ?, ?, ?)",
-                    [[m.space, a, m.config_hash, m.shard_id] for a in m.archs],
-                )
+                self._insert_shard(m, rel)
             self.con.execute("COMMIT")
         except duckdb.Error:
             self.con.execute("ROLLBACK")
@@ -453,26 +446,21 @@ class CatalogWriter:
                     "DELETE FROM arch_index WHERE space = ? AND arch = ? AND config_hash = ?",
                     [[manifest.space, a, manifest.config_hash] for a in manifest.archs],
                 )
-            self.con.execute(
-                "INSERT INTO shards_t VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [
-                    manifest.shard_id,
-                    manifest.space,
-                    manifest.run_id,
-                    manifest.config_hash,
-                    rel,
-                    len(manifest.archs),
-                    _now(),
-                ],
-            )
-            self.con.executemany(
-                "INSERT INTO arch_index VALUES (?, ?, ?, ?)",
-                [[manifest.space, a, manifest.config_hash, manifest.shard_id] for a in manifest.archs],
-            )
+            self._insert_shard(manifest, rel)
             self.con.execute("COMMIT")
         except duckdb.Error:
             self.con.execute("ROLLBACK")
             raise
+
+    def _insert_shard(self, m: ShardManifest, rel: str) -> None:
+        """Record shard `m` at `rel` and point its archs at it (inside the caller's transaction)."""
+        self.con.execute(
+            "INSERT INTO shards_t VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [m.shard_id, m.space, m.run_id, m.config_hash, rel, len(m.archs), _now()],
+        )
+        self.con.executemany(
+            "INSERT INTO arch_index VALUES (?, ?, ?, ?)", [[m.space, a, m.config_hash, m.shard_id] for a in m.archs]
+        )
 
     # ------------------------------------------------------------------ labels
 
