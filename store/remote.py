@@ -86,8 +86,10 @@ class Lease:
             except ConditionFailed:
                 pass
             seen = etag_of(self.fs, self.key)  # read before the body: the body is at least this new
+            if seen is None:  # released since our attempt: try again at once
+                continue
             held = self._holder()
-            if seen is not None and held is not None and held.get("expires", 0) < time.time():
+            if held is not None and held.get("expires", 0) < time.time():
                 try:
                     self._etag = put_if(self.fs, self.key, body, seen)
                     log.warning("took over %s: its holder %s let it expire", self.key, held.get("owner"))
