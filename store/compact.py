@@ -18,6 +18,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from zcpipe.store.catalog import Catalog
+from zcpipe.store.layout import StoreLayout, is_remote
 from zcpipe.store.shard_cache import shard_dirs
 from zcpipe.store.shards import TensorBlock, read_tensors, write_staged_shard
 
@@ -34,6 +35,11 @@ class CompactionSummary:
             f"compacted {self.groups} configurations: {self.shards_before} shards into {self.shards_after} "
             f"({self.archs} architectures)"
         )
+
+
+def _read_parquet(layout: StoreLayout, path: str) -> pa.Table:
+    """A local copy, or (shard cache off) a URL read through the store's fsspec filesystem."""
+    return pq.read_table(path, filesystem=layout.fs if is_remote(path) else None)
 
 
 def _concat_blocks(blocks: list[TensorBlock], keep: list[np.ndarray]) -> TensorBlock:
@@ -97,12 +103,12 @@ def _rewrite(layout, store, space, chash, members, owner, run_id, max_archs) -> 
     # A remote store's shards are fetched first, all in one concurrent copy, then read from local disk.
     where = dict(zip([m[1] for m in members], shard_dirs(layout, [m[1] for m in members]), strict=True))
     for shard_id, rel in members:
-        archs = pq.read_table(f"{where[rel]}/archs.parquet")
+        archs = _read_parquet(layout, f"{where[rel]}/archs.parquet")
         live = np.array(
             [owner.get((space, a, chash)) == shard_id for a in archs.column("arch").to_pylist()], dtype=bool
         )
         arch_tables.append(archs.filter(pa.array(live)))
-        layers = pq.read_table(f"{where[rel]}/layers.parquet")
+        layers = _read_parquet(layout, f"{where[rel]}/layers.parquet")
         live_archs = pa.array([a for a, k in zip(archs.column("arch").to_pylist(), live, strict=True) if k])
         layer_tables.append(layers.filter(pc.is_in(layers.column("arch"), value_set=live_archs)))
         block = read_tensors(where[rel])
