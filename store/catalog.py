@@ -227,7 +227,12 @@ class Catalog:
             size = self.layout.fs.du(self.layout.base)
         else:
             size = sum(p.stat().st_size for p in self.layout.root.rglob("*") if p.is_file())
-        return {"root": str(self.layout), "configs": configs, "labels": labels, "models": models, "bytes": size}
+        out = {"root": str(self.layout), "configs": configs, "labels": labels, "models": models, "bytes": size}
+        if self.layout.remote:  # this node's copies: the catalog, shard files, downloaded models
+            local = self.layout.root
+            out["local_cache"] = str(local)
+            out["local_cache_bytes"] = sum(p.stat().st_size for p in local.rglob("*") if p.is_file())
+        return out
 
     def failed_archs(self, space: str, config_hash: str) -> set[str]:
         with self.reader() as con:

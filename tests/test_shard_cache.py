@@ -54,6 +54,9 @@ def test_reads_come_from_verified_local_copies_after_one_fetch(two_shards, monke
     )
     assert copies == [f"shards/nb201/r/{s}/{part}" for s in ("s0", "s1") for part in shard_cache.PARTS]
     assert not list((root / ".tmp").glob("*/*"))  # nothing half-written left behind
+    info = Catalog(store).info()  # `zcpipe store info` shows this node's copies
+    assert info["local_cache"] == str(layout.root)
+    assert info["local_cache_bytes"] >= sum(f.stat().st_size for f in root.rglob("*") if f.is_file())
 
     # The bucket's copy changes behind the reader's back: the reader keeps its verified local copy.
     layout.fs.pipe_file(layout.key("shards/nb201/r/s0/layers.parquet"), b"not parquet")

@@ -269,6 +269,8 @@ def store_info(
         typer.echo(json.dumps(info, default=str))
         return
     typer.echo(f"store {info['root']}: {info['bytes'] / 2**20:.1f} MiB, {info['models']} models")
+    if "local_cache" in info:
+        typer.echo(f"  local cache {info['local_cache']}: {info['local_cache_bytes'] / 2**20:.1f} MiB (copies only)")
     for c in info["configs"]:
         typer.echo(
             f"  {c['space']:10s} config {c['config_hash']}: {c['archs']} archs ({c['ok']} ok, {c['partial']} partial, "
