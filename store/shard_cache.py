@@ -33,6 +33,7 @@ from zcpipe.store.shards import MANIFEST, file_sha256
 PARTS = ("archs.parquet", "layers.parquet", "tensors.zarr")
 PRUNE_AFTER_S = 600
 PROGRESS_FROM = 200  # files in one fetch
+PRUNED = ".pruned"  # touched by each pass of prune()
 RETIRED = ".retired"  # in a cached shard the catalog no longer lists: when that was first seen
 
 
@@ -97,6 +98,7 @@ def _fetch(layout: StoreLayout, root: Path, missing: list[tuple[str, str]]) -> N
                     raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    (root / PRUNED).unlink(missing_ok=True)  # the catalog changed: the next prune looks at once
 
 
 def _progress(files: int, shards: int):
@@ -151,7 +153,11 @@ def prune(layout: StoreLayout, keep: list[str]) -> None:
     root = cache_root(layout)
     if not layout.remote or not root.is_dir():
         return
-    listed, now = set(keep), time.time()
+    listed, now, stamp = set(keep), time.time(), root / PRUNED
+    # Every reader calls this; walk the cache only after a fetch (a new catalog) or now and then.
+    if stamp.exists() and now - stamp.stat().st_mtime < PRUNE_AFTER_S / 10:
+        return
+    stamp.touch()
     for tmp in root.glob(".tmp/*"):  # left by a reader killed mid-fetch
         if now - tmp.stat().st_mtime > PRUNE_AFTER_S:
             shutil.rmtree(tmp, ignore_errors=True)
