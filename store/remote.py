@@ -218,10 +218,12 @@ def upload_folder(layout: StoreLayout, local: Path, rel: str, last: str | None =
 def download_folder(layout: StoreLayout, rel: str, local: Path) -> None:
     prefix = layout.key(rel).rstrip("/") + "/"
     tmp = local.with_name(f".{local.name}.{uuid.uuid4().hex[:8]}")
-    for key in layout.fs.find(prefix):
-        target = tmp / key[len(prefix) :]
+    keys = layout.fs.find(prefix)
+    targets = [tmp / key[len(prefix) :] for key in keys]
+    for target in targets:
         target.parent.mkdir(parents=True, exist_ok=True)
-        layout.fs.get_file(key, str(target))
+    if keys:  # one call: an async filesystem (s3fs) downloads them concurrently
+        layout.fs.get(keys, [str(t) for t in targets])
     if not tmp.exists():
         raise FileNotFoundError(f"{layout.uri(rel)} is empty or missing")
     if local.exists():  # another process fetched it meanwhile: the same immutable files
