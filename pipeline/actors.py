@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 
 import ray
@@ -10,8 +11,13 @@ from zcpipe.pipeline.rows import to_shard
 from zcpipe.store import write_staged_shard
 from zcpipe.workers.data import DatasetError, DataSpec, load_batch
 from zcpipe.workers.data import batch_sha256 as data_sha256
+from zcpipe.workers.device import DeviceFault
 from zcpipe.workers.spaces import get_space
 from zcpipe.workers.worker import ProxyWorker, WorkerConfig
+
+log = logging.getLogger(__name__)
+# Exit status of a worker that ended itself after a device fault (shows in Ray's logs).
+DEVICE_FAULT_EXIT = 75
 
 
 class IngestActor:
@@ -34,7 +40,15 @@ class IngestActor:
         return os.getpid()
 
     def run_chunk(self, run_id: str, shard_id: str, config_hash: str, archs: list[tuple[str, str]]):
-        records = self.worker.compute_many(archs)
+        try:
+            records = self.worker.compute_many(archs)
+        except DeviceFault as e:
+            # The CUDA context is dead: end the process, unexpectedly for Ray, so that it starts a
+            # fresh one and retries this chunk (the driver reruns it if the restarts run out).
+            # Nothing of the chunk was staged, so nothing is lost or half-written.
+            log.error("device fault, restarting the worker: %s", e)
+            logging.shutdown()
+            os._exit(DEVICE_FAULT_EXIT)
         arch_rows, layer_rows, block = to_shard(
             records,
             space=self.space,

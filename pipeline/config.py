@@ -11,6 +11,7 @@ import torch
 
 import zcpipe
 from zcpipe.workers.data import DATASETS
+from zcpipe.workers.device import precision_label
 from zcpipe.workers.proxies import DEFAULT_PROXIES, get_proxies
 from zcpipe.workers.spaces import get_space
 
@@ -44,6 +45,9 @@ class IngestConfig:
     device: str = "auto"  # auto: cuda with --gpus, else cpu; cpu with --gpus places by GPU, computes on CPU
     retry_failed: bool = False
     compact: bool = True  # merge small shards after a run that left many (store/compact.py)
+    # Bounds on the driver's waits: for the actors to start, and for the next chunk to finish.
+    start_timeout_s: float = 600.0
+    stall_timeout_s: float = 3600.0
     space_params: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -69,6 +73,8 @@ class IngestConfig:
             raise ConfigError("--device cuda needs --gpus N (one actor per GPU)")
         if self.gpus and self.device != "cpu" and not torch.cuda.is_available() and self.ray_address is None:
             raise ConfigError(f"--gpus {self.gpus} but torch sees no CUDA device here; use --workers N for CPU actors")
+        if self.start_timeout_s <= 0 or self.stall_timeout_s <= 0:
+            raise ConfigError("--start-timeout and --stall-timeout must be positive (seconds)")
         if self.micro_batch is not None and self.micro_batch < 1:
             raise ConfigError("--micro-batch must be at least 1")
 
@@ -76,9 +82,24 @@ class IngestConfig:
     def all_proxies(self) -> tuple[str, ...]:
         return tuple(dict.fromkeys((*self.proxies, *ALWAYS)))
 
+    @property
+    def compute_device(self) -> str:
+        """The torch device kind the actors compute on: cuda with --gpus (unless --device cpu), else cpu."""
+        return "cuda" if self.gpus and self.device != "cpu" else "cpu"
+
     def value_config(self, batch_sha256: str) -> dict:
-        """Everything that changes a computed value; its hash is `config_hash`."""
+        """Everything that changes a computed value; its hash is `config_hash`.
+
+        A GPU run is a configuration of its own: cuDNN and cuBLAS sum in other orders than the CPU
+        kernels, so float32 values differ in their last digits (GraSP's double backward, and NASWOT
+        codes of activations at zero, by more), and CPU and GPU rows must not stand in for each
+        other. CPU configurations carry no device entry, so the hashes of existing stores stand.
+        """
+        device = {}
+        if self.compute_device == "cuda":
+            device = {"device": "cuda", "precision": precision_label("cuda")}
         return {
+            **device,
             "engine_version": zcpipe.ENGINE_VERSION,
             "space": self.space,
             "space_params": get_space(self.space, **self.space_params).params(),

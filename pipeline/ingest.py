@@ -18,7 +18,7 @@ from zcpipe.pipeline.actors import remote_actor_class
 from zcpipe.pipeline.config import IngestConfig, config_hash
 from zcpipe.pipeline.graphs import graph_rows
 from zcpipe.pipeline.plan import plan_archs
-from zcpipe.pipeline.ray_runtime import actor_plan, ensure_ray
+from zcpipe.pipeline.ray_runtime import actor_plan, check_fits, ensure_ray
 from zcpipe.store import Catalog, CatalogBusyError
 from zcpipe.store.compact import compact, small_shards
 from zcpipe.store.layout import normalize_store
@@ -56,6 +56,21 @@ class IngestSummary:
 
 
 MAX_CHUNK_ATTEMPTS = 4
+
+
+class IngestStalledError(RuntimeError):
+    """No chunk finished (or no actor started) within the configured bound."""
+
+
+def _wait_started(actors: list, timeout_s: float) -> None:
+    """Return once every actor has run its constructor (or failed in it), or raise after `timeout_s`."""
+    refs = [a.pid.remote() for a in actors]
+    ready, _ = ray.wait(refs, num_returns=len(refs), timeout=timeout_s)
+    if len(ready) < len(refs):
+        raise IngestStalledError(
+            f"{len(refs) - len(ready)} of {len(refs)} actors did not start within {timeout_s:g} s "
+            "(the cluster is busy or short of the resources they ask for)"
+        )
 
 
 def physical_memory_mb() -> float:
@@ -137,11 +152,14 @@ def _run(cfg, todo, data, batch_sha, store, run_id, chash, catalog, summary, pro
         micro_batch=cfg.micro_batch,
         memory_budget_mb=budget,
     )
+    n_actors = min(n_actors, len(todo))
+    check_fits(n_actors, resources)  # an actor Ray cannot place would be waited on forever
     actor_cls = remote_actor_class()
     actors = [
         actor_cls.options(**resources).remote(wcfg, data, batch_sha, store, cfg.all_proxies)
-        for _ in range(min(n_actors, len(todo)))
+        for _ in range(n_actors)
     ]
+    _wait_started(actors, cfg.start_timeout_s)
     # At most --chunk-size per shard, but small enough that every actor gets a few chunks.
     size = max(1, min(cfg.chunk_size, math.ceil(len(todo) / (3 * len(actors)))))
     chunks = deque((f"{run_id}-{i:05d}", todo[s : s + size]) for i, s in enumerate(range(0, len(todo), size)))
@@ -160,7 +178,12 @@ def _run(cfg, todo, data, batch_sha, store, run_id, chash, catalog, summary, pro
     bar = tqdm(total=len(todo), unit="arch", desc=f"ingest {cfg.space}", disable=not progress, dynamic_ncols=True)
     try:
         while pending:
-            ready, _ = ray.wait(list(pending), num_returns=1)
+            ready, _ = ray.wait(list(pending), num_returns=1, timeout=cfg.stall_timeout_s)
+            if not ready:
+                raise IngestStalledError(
+                    f"no chunk finished in {cfg.stall_timeout_s:g} s ({len(pending)} in flight on {len(live)} "
+                    "actor(s)); committed shards are kept, and a rerun resumes"
+                )
             actor, chunk = pending.pop(ready[0])
             try:
                 manifest, failed, worker_seconds = ray.get(ready[0])

@@ -40,6 +40,37 @@ def actor_plan(cfg: IngestConfig) -> tuple[int, dict, str, int]:
     """(number of actors, ray resource options, torch device, torch threads per actor)."""
     if cfg.gpus:
         share = 1.0 / cfg.actors_per_gpu
-        device = "cpu" if cfg.device == "cpu" else "cuda"
-        return cfg.gpus * cfg.actors_per_gpu, {"num_gpus": share, "num_cpus": 1}, device, 1
+        return cfg.gpus * cfg.actors_per_gpu, {"num_gpus": share, "num_cpus": 1}, cfg.compute_device, 1
     return cfg.workers, {"num_cpus": cfg.cpus_per_worker}, "cpu", cfg.cpus_per_worker
+
+
+_RAY_NAMES = {"num_cpus": "CPU", "num_gpus": "GPU"}
+
+
+class ClusterTooSmallError(ValueError):
+    """The Ray cluster cannot place every planned actor; waiting would wait forever."""
+
+
+def check_fits(n_actors: int, resources: dict, nodes: list[dict] | None = None) -> None:
+    """Raise `ClusterTooSmallError` unless the alive nodes can hold `n_actors` actors of `resources`.
+
+    Ray queues an actor it cannot place and never says so: an ingest that asks for more GPUs (or
+    CPUs beside them) than the cluster has would wait on its actors forever. Each actor lives on
+    one node, so the count is per node: a node with G GPUs and C CPUs holds
+    min(G / num_gpus, C / num_cpus) actors.
+    """
+    nodes = [n for n in (ray.nodes() if nodes is None else nodes) if n.get("Alive", True)]
+    need = {_RAY_NAMES[k]: float(v) for k, v in resources.items() if k in _RAY_NAMES and v}
+    fits = 0
+    for node in nodes:
+        have = node.get("Resources", {})
+        # A small epsilon: Ray keeps fractional resources in units of 1e-4.
+        fits += int(min((have.get(k, 0.0) + 1e-6) // v for k, v in need.items())) if need else n_actors
+    if fits >= n_actors:
+        return
+    total = {k: sum(n.get("Resources", {}).get(k, 0.0) for n in nodes) for k in ("CPU", "GPU")}
+    ask = " + ".join(f"{v:g} {k}" for k, v in need.items())
+    raise ClusterTooSmallError(
+        f"the plan needs {n_actors} actors of {ask} each, but the Ray cluster ({len(nodes)} node(s), "
+        f"{total['CPU']:g} CPUs, {total['GPU']:g} GPUs) can place {fits}"
+    )

@@ -1,5 +1,6 @@
 """The CLI contract: one-line errors that say what to do, and clean CSV on stdout."""
 
+import os
 import subprocess
 
 import pytest
@@ -9,7 +10,9 @@ from tests.helpers import ZCPIPE
 
 
 def _run(*args, timeout=120):
-    return subprocess.run([*ZCPIPE, *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+    # No CUDA device for these processes, on a GPU host too: the `--gpus 1` case is about a machine without one.
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}
+    return subprocess.run([*ZCPIPE, *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout, env=env)
 
 
 @pytest.mark.parametrize(

@@ -108,3 +108,16 @@ def test_images_pin_the_tested_torch_and_ray():
         text = (DEPLOY / name).read_text()
         assert f"torch=={pin}" in text and f"whl/{flavour}" in text
         assert f"rayproject/ray:{ray_pin}-py311" in text and f"ray[tune]=={ray_pin}" in text
+
+
+def test_the_cuda_image_has_kernels_for_hopper_and_blackwell_and_a_smoke_test():
+    import subprocess
+    import sys
+
+    text = (DEPLOY / "Dockerfile.cuda").read_text()
+    cuda = int(re.search(r"download\.pytorch\.org/whl/cu(\d+)", text)[1])
+    assert cuda >= 128  # sm_100/sm_120 (Blackwell) kernels start with torch's CUDA 12.8 builds
+    assert "python -m zcpipe.workers.selftest" in text
+    r = subprocess.run([sys.executable, "-m", "zcpipe.workers.selftest", "--device", "cpu"],
+                       capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert r.returncode == 0 and "all proxies agree with the CPU" in r.stdout, r.stdout + r.stderr

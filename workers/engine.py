@@ -16,6 +16,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from zcpipe.workers.device import is_out_of_memory, release_cached_memory, synchronize
 from zcpipe.workers.proxies import Batch, Proxy, ProxyContext, ProxyUndefined
 from zcpipe.workers.proxies.counts import count_flops, layer_params
 from zcpipe.workers.proxies.passes import DataPass, run_data_pass
@@ -48,8 +49,16 @@ class ArchStats:
 
 
 def _reduce(scores: list[torch.Tensor]) -> list[float]:
-    # float64 before summing: synflow's per-weight terms span dozens of orders of magnitude.
-    return [float(t.detach().to(torch.float64).sum()) for t in scores]
+    """Each layer's score tensor summed, in float64, with one device-to-host copy for all layers.
+
+    float64 before summing: synflow's per-weight terms span dozens of orders of magnitude. The sums
+    stay on the device and cross to the host together: a `float()` per layer would wait for the
+    device hundreds of times per architecture.
+    """
+    if not scores:
+        return []
+    sums = torch.stack([t.detach().to(torch.float64).sum() for t in scores])
+    return sums.cpu().tolist()
 
 
 class ProxyEngine:
@@ -64,10 +73,13 @@ class ProxyEngine:
         self.memory_budget_bytes = memory_budget_bytes
         # Activation bytes per image of the network being computed, from its FLOP-counting pass.
         self._bytes_per_image: int | None = None
+        self._device: torch.device | None = None
 
     # ------------------------------------------------------------------ public
 
     def compute(self, model: nn.Module, batch: Batch, generator_seed: int) -> ArchStats:
+        """Every proxy of `model` on `batch`, sharing one data pass among the data proxies."""
+        self._device = batch.images.device
         stats, named = self._skeleton(model, batch)
         layers = [m for _, m in named]
         data_proxies = [p for p in self.proxies if p.pass_name == "data"]
@@ -80,13 +92,17 @@ class ProxyEngine:
             for p in data_proxies:
                 self._record(stats, p, lambda p=p: p.extract(data), share)
             del data
+        # Standalone passes start on the whole batch (zen's no-grad forward needs far less memory
+        # than the data pass) and split only when the device runs out of memory.
         ctx = ProxyContext(layers=layers, generator_seed=generator_seed)
         for p in self.proxies:
             if p.pass_name in ("synflow", "weights", "zen"):
-                self._record(stats, p, lambda p=p: p.standalone(model, batch, ctx))
+                self._record(stats, p, lambda p=p: self._standalone_with_split(p, model, batch, ctx))
         return stats
 
     def compute_one_at_a_time(self, model: nn.Module, batch: Batch, generator_seed: int) -> ArchStats:
+        """Every proxy of `model` on `batch`, each on a fresh copy with its own passes (the oracle)."""
+        self._device = batch.images.device
         stats, _ = self._skeleton(model, batch)
         for p in self.proxies:
             if p.pass_name == "count":
@@ -136,6 +152,8 @@ class ProxyEngine:
         t0 = time.perf_counter()
         try:
             result = fn()
+            if self._device is not None:
+                synchronize(self._device)  # the timer measures the kernels, not their launch
         except ProxyUndefined as e:
             stats.values[proxy.name] = None
             stats.reasons[proxy.name] = str(e)
@@ -172,14 +190,34 @@ class ProxyEngine:
         while True:
             try:
                 return run_data_pass(model, batch, layers, needs, micro)
-            except torch.OutOfMemoryError:
-                # Split further rather than drop the batch: halve until one image per pass.
-                current = micro or batch.images.shape[0]
-                if current <= 1:
+            except (RuntimeError, MemoryError) as e:
+                if not is_out_of_memory(e) or (micro or batch.images.shape[0]) <= 1:
                     raise
-                micro = current // 2
-                if torch.cuda.is_available():
-                    torch.cuda.empty_cache()
+            # Out of the except block, so the failed pass's frames (and tensors) are released
+            # before the cache is emptied. Split further rather than drop the batch: halve
+            # until one image per pass.
+            micro = (micro or batch.images.shape[0]) // 2
+            release_cached_memory(batch.images.device)
+
+    def _standalone_with_split(self, proxy: Proxy, model, batch, ctx: ProxyContext):
+        """A standalone pass; out of memory halves the micro-batch of a pass that can split (zen),
+        and is a NULL with its reason for one that cannot (synflow's pass is one image already)."""
+        while True:
+            try:
+                return proxy.standalone(model, batch, ctx)
+            except (RuntimeError, MemoryError) as e:
+                if not is_out_of_memory(e):
+                    raise
+                current = ctx.micro_batch or batch.images.shape[0]
+                if not proxy.splits_batch or current <= 1:
+                    where = f"at {current} image(s)" if proxy.splits_batch else "(its pass does not split)"
+                    undefined = ProxyUndefined(f"out of memory on {batch.images.device.type} {where}")
+                else:
+                    undefined = None
+            release_cached_memory(batch.images.device)
+            if undefined is not None:
+                raise undefined
+            ctx.micro_batch = current // 2
 
 
 def plan_micro_batch(

@@ -9,8 +9,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from zcpipe.workers import failpoints
 from zcpipe.workers.allocator import keep_freed_memory
 from zcpipe.workers.data import to_batch
+from zcpipe.workers.device import DeviceFault, configure_precision, is_device_fault
 from zcpipe.workers.engine import ArchStats, ProxyEngine
 from zcpipe.workers.proxies import get_proxies
 from zcpipe.workers.seeding import derive_seed
@@ -44,12 +46,19 @@ class ArchRecord:
 
 
 class ProxyWorker:
+    """Computes the proxies of architectures of one space on one device, one at a time.
+
+    A failure of one architecture is a `failed` record; a device fault (a sticky CUDA error) is
+    raised as `DeviceFault`, since every later architecture in this process would fail too.
+    """
+
     def __init__(self, cfg: WorkerConfig, images: np.ndarray, labels: np.ndarray, num_classes: int):
         self.cfg = cfg
         if cfg.device == "cpu":
             torch.set_num_threads(max(1, cfg.threads))
             keep_freed_memory()
         self.device = torch.device(cfg.device)
+        self.precision = configure_precision(self.device)
         self.space = get_space(cfg.space, **cfg.space_params)
         self.batch = to_batch(images, labels, num_classes, self.device)
         self.options = BuildOptions(num_classes=num_classes, input_shape=tuple(images.shape[1:]))
@@ -62,12 +71,15 @@ class ProxyWorker:
         spec = arch if spec is None else spec
         t0 = time.perf_counter()
         try:
+            failpoints.hit("device-fault")
             torch.manual_seed(derive_seed(self.cfg.seed, arch))
             model = self.space.build(spec, self.options).to(self.device)
             run = self.engine.compute_one_at_a_time if self.cfg.one_at_a_time else self.engine.compute
             stats = run(model, self.batch, derive_seed(self.cfg.seed, arch, "proxy"))
         # One architecture's failure is a row, not a failed run: record what went wrong and go on.
         except (ArchError, RuntimeError, ValueError, ArithmeticError, MemoryError) as e:
+            if is_device_fault(e):
+                raise DeviceFault(f"{type(e).__name__} on {self.device_name} at arch {arch}: {e}"[:500]) from e
             log.warning("arch %s failed: %s", arch, e)
             return ArchRecord(
                 arch,
@@ -78,11 +90,11 @@ class ProxyWorker:
                 time.perf_counter() - t0,
                 self.device_name,
             )
-        finally:
-            if self.device.type == "cuda":
-                torch.cuda.empty_cache()
+        # No empty_cache() here: the caching allocator keeps its blocks for the next architecture,
+        # which needs about as much; it is emptied only when a pass runs out of memory.
         status = "partial" if stats.reasons else "ok"
         return ArchRecord(arch, spec, status, None, stats, time.perf_counter() - t0, self.device_name)
 
     def compute_many(self, archs: list[tuple[str, str]]) -> list[ArchRecord]:
+        """`compute` for each (key, spec) pair, in order."""
         return [self.compute(key, spec) for key, spec in archs]

@@ -39,13 +39,29 @@ def _describe(e: BaseException) -> str:
             " (the store could not be reached or refused access: check --store, AWS_ENDPOINT_URL and the "
             "credentials in AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY)"
         )
+    else:
+        line += _hint(e)
     return line
+
+
+def _hint(e: BaseException) -> str:
+    """What to do about an ingest that cannot place or hear from its actors (library messages say what is wrong)."""
+    from zcpipe.pipeline.ingest import IngestStalledError
+    from zcpipe.pipeline.ray_runtime import ClusterTooSmallError
+
+    if isinstance(e, ClusterTooSmallError):
+        return ": lower --gpus, --actors-per-gpu or --workers, or add nodes to the cluster"
+    if isinstance(e, IngestStalledError):
+        return ": rerun to resume; raise --start-timeout / --stall-timeout if the cluster or the networks are slow"
+    return ""
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
     import duckdb
 
     from zcpipe.pipeline import ConfigError
+    from zcpipe.pipeline.ingest import IngestStalledError
+    from zcpipe.pipeline.ray_runtime import ClusterTooSmallError
     from zcpipe.predictors import FeatureMismatchError, HyperParameterError, UnknownPredictorError
     from zcpipe.predictors.protocol import ProtocolError
     from zcpipe.predictors.text import UnknownOperatorError
@@ -60,6 +76,8 @@ def _user_errors() -> tuple[type[BaseException], ...]:
 
     return (
         ConfigError,
+        ClusterTooSmallError,
+        IngestStalledError,
         ArchError,
         DatasetError,
         UnknownSpaceError,
@@ -106,6 +124,12 @@ def ingest(
     device: Annotated[str, typer.Option(help="auto | cpu | cuda; cpu with --gpus places actors by GPU")] = "auto",
     retry_failed: Annotated[bool, typer.Option(help="recompute architectures that failed before")] = False,
     compact: Annotated[bool, typer.Option(help="merge small shards when a run leaves many")] = True,
+    start_timeout: Annotated[
+        float | None, typer.Option(help="seconds to wait for the actors to start [default: 600]")
+    ] = None,
+    stall_timeout: Annotated[
+        float | None, typer.Option(help="seconds to wait for the next chunk before giving up [default: 3600]")
+    ] = None,
     progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
 ) -> None:
     """Compute node-wise proxy statistics and commit them to the store."""
@@ -135,6 +159,12 @@ def ingest(
             device=device,
             retry_failed=retry_failed,
             compact=compact,
+            # Unset, the config's own defaults apply (one place for them).
+            **{
+                k: v
+                for k, v in {"start_timeout_s": start_timeout, "stall_timeout_s": stall_timeout}.items()
+                if v is not None
+            },
         )
         summary = run_ingest(cfg, progress=progress)
     except _user_errors() as e:

@@ -55,6 +55,8 @@ class Proxy:
     pass_name: PassName = "data"
     needs: tuple[Need, ...] = ()
     version: str = "1"
+    # A standalone pass that honours `ProxyContext.micro_batch`, so out of memory splits it.
+    splits_batch: bool = False
 
     def standalone(self, net: nn.Module, batch: Batch, ctx: ProxyContext) -> LayerScores | float:
         raise NotImplementedError

@@ -9,7 +9,9 @@ from zcpipe.workers.proxies.base import Proxy, ProxyUndefined
 from zcpipe.workers.proxies.registry import register_proxy
 
 
-def score(kernel: np.ndarray) -> float:
+def score(kernel: np.ndarray | None) -> float:
+    if kernel is None or not kernel.any():
+        raise ProxyUndefined("the network has no nn.ReLU whose activation codes nwot reads")
     sign, logdet = np.linalg.slogdet(kernel)
     if sign <= 0 or not np.isfinite(logdet):
         raise ProxyUndefined("activation-code kernel is singular (two images share every ReLU code)")

@@ -36,7 +36,7 @@ class DataPass:
     fisher: list[torch.Tensor] | None = None  # per output channel, float64
     hg: list[torch.Tensor] | None = None
     input_grad: torch.Tensor | None = None
-    nwot_kernel: np.ndarray | None = None
+    nwot_kernel: np.ndarray | None = None  # None: the network has no nn.ReLU
 
 
 def micro_batches(n: int, size: int | None) -> list[tuple[int, int]]:
@@ -200,9 +200,11 @@ def _split_hvp(net, x, y, chunks, weights, g_full) -> list[torch.Tensor]:
     return hg
 
 
-def _kernel(single_kernel: torch.Tensor | None, code_chunks: list[list[torch.Tensor]]) -> np.ndarray:
+def _kernel(single_kernel: torch.Tensor | None, code_chunks: list[list[torch.Tensor]]) -> np.ndarray | None:
     if single_kernel is not None:
         return single_kernel.cpu().numpy()
+    if not code_chunks or not code_chunks[0]:
+        return None  # no nn.ReLU ran: nwot is undefined for this network
     total = None
     for call in range(len(code_chunks[0])):
         k = _hamming_kernel(torch.cat([chunk[call] for chunk in code_chunks]))

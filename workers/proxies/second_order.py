@@ -274,8 +274,10 @@ class _BatchNormBackward(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, g_out, x, w, mean, invstd, eps):
+        # A BatchNorm without affine parameters is one with γ = 1; the kernel is handed that γ
+        # explicitly, because CUDA's allocates ∂γ and ∂β from the weight's options.
         gx, gw, gb = aten.native_batch_norm_backward(
-            g_out, x, w, None, None, mean, invstd, True, eps, [True, True, True]
+            g_out, x, _weight_or_ones(w, mean), None, None, mean, invstd, True, eps, [True, True, True]
         )
         ctx.save_for_backward(g_out, x, w, mean, invstd, gw, gb)
         affine = w is not None
@@ -335,5 +337,11 @@ class _BatchNormBackward(torch.autograd.Function):
 
 
 def _channel_sums(a, x, mean, invstd, mask):
-    # native_batch_norm_backward's grad_weight and grad_bias are Σ a·(x − mean)·invstd and Σ a.
-    return aten.native_batch_norm_backward(a, x, None, None, None, mean, invstd, True, 0.0, mask)
+    # native_batch_norm_backward's grad_weight and grad_bias are Σ a·(x − mean)·invstd and Σ a,
+    # whatever γ is. γ must still be a tensor: the CUDA kernel allocates both sums from its
+    # options (`at::empty({C}, weight.options())`) and fails on a missing weight.
+    return aten.native_batch_norm_backward(a, x, torch.ones_like(mean), None, None, mean, invstd, True, 0.0, mask)
+
+
+def _weight_or_ones(w: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor:
+    return torch.ones_like(like) if w is None else w

@@ -17,10 +17,12 @@ MIXUP_GAMMA = 1e-2
 
 
 def _gaussian_init(net: nn.Module, gen: torch.Generator) -> None:
+    # Drawn on the CPU and copied: a CUDA generator gives another sample for the same seed, and
+    # the value must not depend on the device that computed it.
     with torch.no_grad():
         for m in net.modules():
             if isinstance(m, (nn.Conv2d, nn.Linear)):
-                nn.init.normal_(m.weight, generator=gen)
+                m.weight.copy_(torch.randn(m.weight.shape, generator=gen, dtype=m.weight.dtype))
                 if m.bias is not None:
                     nn.init.zeros_(m.bias)
             elif isinstance(m, (nn.BatchNorm2d, nn.GroupNorm)):
@@ -33,19 +35,28 @@ def _gaussian_init(net: nn.Module, gen: torch.Generator) -> None:
 
 @register_proxy("zen", scope="arch", pass_name="zen")
 class Zen(Proxy):
+    splits_batch = True
+
     def standalone(self, net, batch, ctx):
         net = copy.deepcopy(net)
         x = batch.images
-        # One seeded generator for the re-drawn weights and the inputs: the value depends only
-        # on (run seed, arch), not on which proxies ran before on this worker.
-        gen = torch.Generator(device=x.device).manual_seed(ctx.generator_seed)
+        # One seeded CPU generator for the re-drawn weights and the inputs: the value depends only
+        # on (run seed, arch), not on which proxies ran before on this worker, nor on the device.
+        gen = torch.Generator(device="cpu").manual_seed(ctx.generator_seed)
         _gaussian_init(net, gen)
         net.train()
         with torch.no_grad():
-            a = torch.randn(x.shape, generator=gen, device=x.device, dtype=x.dtype)
-            b = torch.randn(x.shape, generator=gen, device=x.device, dtype=x.dtype)
-            diff = (net.features(a) - net.features(a + MIXUP_GAMMA * b)).abs()
-            nas_score = diff.sum(dim=tuple(range(1, diff.dim()))).mean()
+            a = torch.randn(x.shape, generator=gen, dtype=x.dtype).to(x.device)
+            b = torch.randn(x.shape, generator=gen, dtype=x.dtype).to(x.device)
+            # Out of memory splits the batch (the engine sets ctx.micro_batch); BatchNorm then sees
+            # each micro-batch alone, as in the data pass.
+            n = x.shape[0]
+            step = ctx.micro_batch or n
+            if step >= n:  # the reference's expression, bit for bit
+                nas_score = _feature_distance(net, a, b).mean()
+            else:
+                parts = [_feature_distance(net, a[s : s + step], b[s : s + step]).sum() for s in range(0, n, step)]
+                nas_score = torch.stack(parts).sum() / n
             log_bn = sum(
                 torch.log(torch.sqrt(torch.mean(m.running_var))) for m in net.modules() if isinstance(m, nn.BatchNorm2d)
             )
@@ -53,3 +64,9 @@ class Zen(Proxy):
         if not torch.isfinite(torch.tensor(value)):
             raise ProxyUndefined("zen is not finite: the features do not respond to the input perturbation")
         return value
+
+
+def _feature_distance(net: nn.Module, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Per image, ‖f(a) − f(a + γb)‖₁ over the features before global pooling."""
+    diff = (net.features(a) - net.features(a + MIXUP_GAMMA * b)).abs()
+    return diff.sum(dim=tuple(range(1, diff.dim())))

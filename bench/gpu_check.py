@@ -1,0 +1,475 @@
+"""The device check: one command that proves the GPU path and measures it.
+
+    python bench/gpu_check.py [--device cuda|cpu] [--out DIR] [--quick]
+
+It needs only torch, numpy and the checkout (no Ray, DuckDB, Zarr or pip install: without an
+installed zcpipe it maps the stage folders into the package as pyproject.toml's `package-dir`
+does), and the 64 real CIFAR-10 images in bench/data/cifar10-64.npz (the seed-0 batch that
+`--data cifar10` draws from ../shared/data/cifar10/train_sample.npz). Parts:
+
+  (a) values: the device against the CPU for every proxy, whole-network and per layer, on NB201,
+      NDS-DARTS and NB101 cells, through the shared-pass engine and the one-at-a-time oracle;
+  (b) determinism: the same cell twice on the device;
+  (c) splitting: micro_batch=8 on the device against the CPU, and a forced out-of-memory error on
+      an NB101 cell (CUDA only), which must end `ok` with micro_batches > 1;
+  (d) speed: synchronised seconds per architecture on NB201 and DARTS cells, peak memory, and the
+      ranking of the NB201 cells by every proxy against the CPU's;
+  (e) concurrency: K worker processes on the one device, total architectures per second;
+  (f) a profile of one DARTS architecture (per-proxy seconds, the top kernels);
+  (g) a real `zcpipe ingest --gpus 1` where Ray, DuckDB and Zarr are installed.
+
+It prints one markdown table, writes it with the raw figures to DIR (gpu_check.md, .json,
+profile.txt), and exits 1 when a value target is missed: whole-network values within 1e-4
+relative of the CPU's (grasp and nwot 1e-3), per-layer within 1e-4 of the largest layer
+(grasp 1e-3), and the same ranking of the NB201 cells by every proxy. `--device cpu --quick` is
+the dry run the test suite runs so that this script cannot rot.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import math
+import multiprocessing as mp
+import os
+import resource
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BATCH_NPZ = ROOT / "bench" / "data" / "cifar10-64.npz"
+
+
+def _import_from_checkout() -> None:
+    """Make `import zcpipe.workers` work from the checkout as it is, when zcpipe is not installed.
+
+    pyproject.toml maps each `zcpipe.<stage>` to a top-level folder; the root package's search path
+    is then its own folder plus the parents of the mapped folders.
+    """
+    try:
+        if importlib.util.find_spec("zcpipe.workers") is not None:
+            return
+    except ImportError:
+        pass
+    import tomllib
+
+    mapping = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-dir"]
+    search = [str(ROOT / mapping["zcpipe"])]
+    for name, folder in mapping.items():
+        parts = name.split(".")
+        path = ROOT / folder
+        if len(parts) == 2:
+            if path.name != parts[1]:
+                raise SystemExit(f"error: pyproject maps {name} to {folder}, which a search path cannot express")
+            search.append(str(path.parent))
+        elif len(parts) > 2 and Path(mapping[".".join(parts[:-1])]) / parts[-1] != Path(folder):
+            raise SystemExit(f"error: pyproject maps {name} to {folder}, outside its parent package's folder")
+    spec = importlib.util.spec_from_file_location(
+        "zcpipe", ROOT / mapping["zcpipe"] / "__init__.py", submodule_search_locations=list(dict.fromkeys(search))
+    )
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["zcpipe"] = module
+    spec.loader.exec_module(module)
+
+
+_import_from_checkout()
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from zcpipe.workers.data import DataSpec, load_batch, to_batch  # noqa: E402
+from zcpipe.workers.device import configure_precision, precision_settings, synchronize  # noqa: E402
+from zcpipe.workers.engine import ArchStats, ProxyEngine  # noqa: E402
+from zcpipe.workers.proxies import all_proxies, get_proxies  # noqa: E402
+from zcpipe.workers.seeding import derive_seed  # noqa: E402
+from zcpipe.workers.spaces import BuildOptions, get_space  # noqa: E402
+from zcpipe.workers.worker import ProxyWorker, WorkerConfig  # noqa: E402
+
+PROXIES = tuple(sorted(all_proxies()))
+# Whole-network targets (relative to the CPU value) and per-layer ones (relative to the largest layer).
+WHOLE_TOL = {"grasp": 1e-3, "nwot": 1e-3}
+LAYER_TOL = {"grasp": 1e-3}
+DEFAULT_TOL = 1e-4
+
+
+@dataclass
+class Sizes:
+    batch: int = 64
+    values: dict[str, int] = field(default_factory=lambda: {"nb201": 3, "nds-darts": 2, "nb101": 1})
+    speed: dict[str, int] = field(default_factory=lambda: {"nb201": 30, "nds-darts": 6})
+    workers: tuple[int, ...] = (1, 2, 4)
+    concurrency_cells: int = 24
+
+
+QUICK = Sizes(
+    batch=8,
+    values={"nb201": 1, "nds-darts": 1, "nb101": 1},
+    speed={"nb201": 3, "nds-darts": 1},
+    workers=(1, 2),
+    concurrency_cells=2,
+)
+
+
+def cells(space: str, n: int) -> list[tuple[str, str]]:
+    """`n` seeded (key, spec) pairs of `space`, the ones an ingest with --seed 0 --limit n plans."""
+    s = get_space(space)
+    return [s.key_and_spec(t) for t in s.sample(n, 0)]
+
+
+def batch_arrays(size: int) -> tuple[np.ndarray, np.ndarray, int]:
+    if not BATCH_NPZ.is_file():
+        raise SystemExit(f"error: {BATCH_NPZ} is missing; it ships with the checkout (git checkout bench/data)")
+    return load_batch(DataSpec("cifar10", str(BATCH_NPZ), size, 0))
+
+
+def build(space: str, spec: str, key: str, options: BuildOptions) -> torch.nn.Module:
+    torch.manual_seed(derive_seed(0, key))
+    return get_space(space).build(spec, options)
+
+
+def rel(a: float | None, b: float | None) -> float:
+    """|a − b| / |b|; 0 for two NULLs, inf for one."""
+    if a is None or b is None:
+        return 0.0 if a is b else math.inf
+    if a == b:
+        return 0.0
+    return abs(a - b) / max(abs(b), 1e-300)
+
+
+def layer_rel(dev: ArchStats, ref: ArchStats, name: str) -> float | None:
+    """Largest per-layer difference, relative to the largest layer value; None for arch-only proxies."""
+    pairs = [(d.values.get(name), r.values.get(name)) for d, r in zip(dev.layers, ref.layers, strict=True)]
+    pairs = [(d, r) for d, r in pairs if r is not None or d is not None]
+    if not pairs:
+        return None
+    if any((d is None) != (r is None) for d, r in pairs):
+        return math.inf
+    scale = max(abs(r) for _, r in pairs) or 1.0
+    return max(abs(d - r) for d, r in pairs) / scale
+
+
+# ---------------------------------------------------------------- (a) (b) (c) values
+
+
+def part_values(device: str, sizes: Sizes, report: dict) -> None:
+    images, labels, n_cls = batch_arrays(sizes.batch)
+    cpu_batch, dev_batch = to_batch(images, labels, n_cls, "cpu"), to_batch(images, labels, n_cls, device)
+    options = BuildOptions(num_classes=n_cls, input_shape=tuple(images.shape[1:]))
+    engine = ProxyEngine(get_proxies(PROXIES))
+    whole: dict[str, dict[str, float]] = {}
+    layer: dict[str, dict[str, float]] = {}
+    nulls: list[str] = []
+    for space, count in sizes.values.items():
+        for key, spec in cells(space, count):
+            model = build(space, spec, key, options)
+            for path, run in (("shared", engine.compute), ("oracle", engine.compute_one_at_a_time)):
+                seed = derive_seed(0, key, "proxy")
+                ref = run(model, cpu_batch, seed)
+                dev = run(_on(model, device), dev_batch, seed)
+                nulls += [f"{space} {path} {p}: {r}" for p, r in {**ref.reasons, **dev.reasons}.items()]
+                for p in PROXIES:
+                    w = whole.setdefault(path, {})
+                    w[p] = max(w.get(p, 0.0), rel(dev.values.get(p), ref.values.get(p)))
+                    lr = layer_rel(dev, ref, p)
+                    if lr is not None:
+                        lay = layer.setdefault(path, {})
+                        lay[p] = max(lay.get(p, 0.0), lr)
+    report["values"] = {"whole": whole, "layer": layer, "nulls": nulls}
+
+    # (b) determinism: one cell twice on the device.
+    key, spec = cells("nb201", 1)[0]
+    model = _on(build("nb201", spec, key, options), device)
+    first, second = (engine.compute(model, dev_batch, 7) for _ in range(2))
+    report["determinism"] = {p: rel(second.values.get(p), first.values.get(p)) for p in PROXIES}
+
+    # (c) splitting: micro-batches of 8 on the device against the same split on the CPU.
+    split = ProxyEngine(get_proxies(PROXIES), micro_batch=min(8, sizes.batch // 2))
+    model = build("nb201", spec, key, options)
+    ref, dev = split.compute(model, cpu_batch, 7), split.compute(_on(model, device), dev_batch, 7)
+    full = engine.compute(model, cpu_batch, 7)
+    report["split"] = {
+        "micro_batches": dev.micro_batches,
+        "device_vs_cpu": {p: rel(dev.values.get(p), ref.values.get(p)) for p in PROXIES},
+        # Not a target: BatchNorm sees each micro-batch alone, so batch statistics differ from the full batch.
+        "split_vs_full_batch": {p: rel(dev.values.get(p), full.values.get(p)) for p in PROXIES},
+    }
+    report["forced_oom"] = forced_oom(device, sizes, dev_batch, options)
+
+
+def _on(model: torch.nn.Module, device: str) -> torch.nn.Module:
+    import copy
+
+    return copy.deepcopy(model).to(device)
+
+
+def forced_oom(device: str, sizes: Sizes, batch, options: BuildOptions) -> dict:
+    """An NB101 cell under a memory cap that the whole batch's data pass cannot fit."""
+    if device != "cuda":
+        return {"skipped": "needs CUDA (torch.cuda.set_per_process_memory_fraction)"}
+    key, spec = cells("nb101", 1)[0]
+    model = build("nb101", spec, key, options).to(device)
+    engine = ProxyEngine(get_proxies(PROXIES))
+    torch.cuda.empty_cache()
+    total = torch.cuda.get_device_properties(0).total_memory
+    cap = torch.cuda.memory_allocated() + 3 * 2**30  # NB101's GraSP pass at batch 64 needs ~9 GiB
+    torch.cuda.set_per_process_memory_fraction(min(1.0, cap / total))
+    try:
+        stats = engine.compute(model, batch, 7)
+    finally:
+        torch.cuda.set_per_process_memory_fraction(1.0)
+        torch.cuda.empty_cache()
+    return {
+        "cap_gib": round(cap / 2**30, 2),
+        "micro_batches": stats.micro_batches,
+        "status": "partial" if stats.reasons else "ok",
+        "reasons": stats.reasons,
+    }
+
+
+# ---------------------------------------------------------------- (d) speed and ranking
+
+
+def timed_worker(device: str, space: str, archs: list[tuple[str, str]], batch: int, threads: int) -> dict:
+    images, labels, n_cls = batch_arrays(batch)
+    worker = ProxyWorker(
+        WorkerConfig(space=space, proxies=PROXIES, device=device, threads=threads), images, labels, n_cls
+    )
+    worker.compute(*archs[0])  # warm-up (kernels, allocator, cuDNN plans); it is timed again below
+    if device == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    records = []
+    t0 = time.perf_counter()
+    for key, spec in archs:
+        t = time.perf_counter()
+        r = worker.compute(key, spec)
+        synchronize(device)
+        records.append((r, time.perf_counter() - t))
+    wall = time.perf_counter() - t0
+    peak = (
+        torch.cuda.max_memory_allocated() / 2**20
+        if device == "cuda"
+        else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    )
+    return {
+        "archs": len(archs),
+        "s_per_arch": wall / len(archs),
+        "archs_per_s": len(archs) / wall,
+        "peak_mib": round(peak, 1),
+        "failed": sum(r.status == "failed" for r, _ in records),
+        "values": {k: (r.stats.values if r.stats else {}) for (k, _), (r, _) in zip(archs, records, strict=True)},
+    }
+
+
+def kendall(a: list[float], b: list[float]) -> float:
+    n, s = len(a), 0
+    for i in range(n):
+        for j in range(i + 1, n):
+            s += np.sign(a[i] - a[j]) * np.sign(b[i] - b[j])
+    return 2 * s / (n * (n - 1)) if n > 1 else 1.0
+
+
+def part_speed(device: str, sizes: Sizes, report: dict) -> None:
+    speed = {}
+    for space, n in sizes.speed.items():
+        speed[space] = timed_worker(device, space, cells(space, n), sizes.batch, 1)
+    report["speed"] = {s: {k: v for k, v in r.items() if k != "values"} for s, r in speed.items()}
+    # The same NB201 cells on the CPU (every core): does the device rank them the same way?
+    archs = cells("nb201", sizes.speed["nb201"])
+    cpu = timed_worker("cpu", "nb201", archs, sizes.batch, os.cpu_count() or 1) if device != "cpu" else speed["nb201"]
+    dev_v, cpu_v = speed["nb201"]["values"], cpu["values"]
+    ranking = {}
+    for p in PROXIES:
+        keys = [k for k, _ in archs if dev_v[k].get(p) is not None and cpu_v[k].get(p) is not None]
+        d, c = [dev_v[k][p] for k in keys], [cpu_v[k][p] for k in keys]
+        ranking[p] = {"same_order": list(np.argsort(d, kind="stable")) == list(np.argsort(c, kind="stable")),
+                      "kendall": kendall(d, c), "n": len(keys)}  # fmt: skip
+    report["ranking"] = ranking
+
+
+# ---------------------------------------------------------------- (e) concurrency
+
+
+def _concurrent_worker(device, archs, batch, barrier, out) -> None:
+    images, labels, n_cls = batch_arrays(batch)
+    worker = ProxyWorker(WorkerConfig(space="nb201", proxies=PROXIES, device=device), images, labels, n_cls)
+    worker.compute(*archs[0])  # warm-up outside the timed window
+    barrier.wait(timeout=600)
+    t0 = time.perf_counter()
+    for key, spec in archs:
+        worker.compute(key, spec)
+    synchronize(device)
+    out.put((t0, time.perf_counter()))
+
+
+def part_concurrency(device: str, sizes: Sizes, report: dict) -> None:
+    ctx = mp.get_context("spawn")  # CUDA cannot be forked
+    archs = cells("nb201", sizes.concurrency_cells)
+    rows = {}
+    for k in sizes.workers:
+        if device == "cpu" and k > (os.cpu_count() or 1):
+            rows[k] = {"skipped": f"{k} processes on {os.cpu_count()} cores"}
+            continue
+        barrier, out = ctx.Barrier(k), ctx.Queue()
+        share = [archs[i::k] for i in range(k)]
+        procs = [ctx.Process(target=_concurrent_worker, args=(device, s, sizes.batch, barrier, out)) for s in share]
+        for p in procs:
+            p.start()
+        spans = [out.get(timeout=900) for _ in procs]
+        for p in procs:
+            p.join(timeout=60)
+        wall = max(e for _, e in spans) - min(s for s, _ in spans)
+        rows[k] = {"archs": len(archs), "wall_s": round(wall, 2), "archs_per_s": len(archs) / wall}
+    report["concurrency"] = rows
+
+
+# ---------------------------------------------------------------- (f) profile, (g) ingest
+
+
+def part_profile(device: str, sizes: Sizes, out_dir: Path, report: dict) -> None:
+    from torch.profiler import ProfilerActivity, profile
+
+    images, labels, n_cls = batch_arrays(sizes.batch)
+    batch = to_batch(images, labels, n_cls, device)
+    key, spec = cells("nds-darts", 1)[0]
+    options = BuildOptions(num_classes=n_cls, input_shape=tuple(images.shape[1:]))
+    model = build("nds-darts", spec, key, options).to(device)
+    engine = ProxyEngine(get_proxies(PROXIES))
+    engine.compute(model, batch, 1)  # warm-up
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device == "cuda" else [])
+    with profile(activities=activities) as prof:
+        stats = engine.compute(model, batch, 1)
+        synchronize(device)
+    sort = "self_cuda_time_total" if device == "cuda" else "self_cpu_time_total"
+    table = prof.key_averages().table(sort_by=sort, row_limit=15)
+    (out_dir / "profile.txt").write_text(table)
+    report["profile"] = {"arch": key, "seconds": {k: round(v, 4) for k, v in stats.seconds.items()}}
+
+
+def part_ingest(device: str, out_dir: Path, report: dict) -> None:
+    missing = [m for m in ("ray", "duckdb", "zarr", "polars", "typer") if importlib.util.find_spec(m) is None]
+    if missing:
+        report["ingest"] = {"skipped": f"{', '.join(missing)} not installed here"}
+        return
+    if device != "cuda":
+        report["ingest"] = {"skipped": "--device cpu (CPU ingests run in the test suite)"}
+        return
+    store = out_dir / "ingest-store"
+    cmd = [sys.executable, "-m", "zcpipe.cli", "ingest", "--space", "nb201", "--limit", "8", "--gpus", "1",
+           "--data", "cifar10", "--data-root", str(BATCH_NPZ), "--store", str(store), "--no-progress"]  # fmt: skip
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=ROOT)
+    report["ingest"] = {"returncode": r.returncode, "summary": (r.stderr.strip().splitlines() or [""])[-1]}
+
+
+# ---------------------------------------------------------------- report
+
+
+def verdict(report: dict) -> list[str]:
+    """The value targets that were missed (empty: all met)."""
+    missed = []
+    for path, per in report["values"]["whole"].items():
+        missed += [f"{path} {p} whole {v:.1e}" for p, v in per.items() if v > WHOLE_TOL.get(p, DEFAULT_TOL)]
+    for path, per in report["values"]["layer"].items():
+        missed += [f"{path} {p} per-layer {v:.1e}" for p, v in per.items() if v > LAYER_TOL.get(p, DEFAULT_TOL)]
+    missed += [f"ranking of {p}" for p, r in report["ranking"].items() if not r["same_order"]]
+    oom = report["forced_oom"]
+    if "skipped" not in oom and (oom["status"] != "ok" or oom["micro_batches"] <= 1):
+        missed.append("forced out-of-memory did not split to an ok row")
+    return missed
+
+
+def markdown(report: dict) -> str:
+    env = report["env"]
+    lines = [
+        f"# gpu_check: {env['device_name']} ({env['device']}), torch {env['torch']}, batch {env['batch']}, "
+        f"float32 {env['precision']}",
+        "",
+        "| proxy | whole shared | whole oracle | layer shared | layer oracle | twice | split vs CPU | "
+        "rank τ (same order) |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    v = report["values"]
+
+    def f(x):
+        return "—" if x is None else ("0" if x == 0 else f"{x:.1e}")
+
+    for p in PROXIES:
+        r = report["ranking"][p]
+        lines.append(
+            f"| {p} | {f(v['whole']['shared'].get(p))} | {f(v['whole']['oracle'].get(p))} | "
+            f"{f(v['layer'].get('shared', {}).get(p))} | {f(v['layer'].get('oracle', {}).get(p))} | "
+            f"{f(report['determinism'][p])} | {f(report['split']['device_vs_cpu'][p])} | "
+            f"{r['kendall']:.3f} ({'yes' if r['same_order'] else 'no'}, n={r['n']}) |"
+        )
+    lines += ["", "| part | figure |", "| --- | --- |"]
+    for space, s in report["speed"].items():
+        lines.append(f"| speed {space} | {s['s_per_arch']:.3f} s/arch ({s['archs_per_s']:.1f} archs/s) over "
+                     f"{s['archs']} archs, peak {s['peak_mib']:.0f} MiB, {s['failed']} failed |")  # fmt: skip
+    for k, c in report["concurrency"].items():
+        text = c.get("skipped") or f"{c['archs_per_s']:.1f} archs/s total ({c['archs']} NB201 archs, {c['wall_s']} s)"
+        lines.append(f"| K={k} worker processes | {text} |")
+    lines.append(f"| split micro_batch=8 | {report['split']['micro_batches']} micro-batches |")
+    oom = report["forced_oom"]
+    split = oom.get("skipped") or (
+        f"cap {oom['cap_gib']} GiB: status {oom['status']}, {oom['micro_batches']} micro-batches"
+    )
+    lines.append(f"| forced out of memory (NB101) | {split} |")
+    secs = report["profile"]["seconds"]
+    lines.append("| DARTS profile (s per pass) | " + ", ".join(f"{k} {v}" for k, v in secs.items()) + " |")
+    ing = report["ingest"]
+    lines.append(f"| zcpipe ingest --gpus 1 | {ing.get('skipped') or ing['summary']} |")
+    if v["nulls"]:
+        lines.append(f"| NULL values | {'; '.join(v['nulls'][:5])} |")
+    missed = verdict(report)
+    lines += ["", "verdict: " + ("all value targets met" if not missed else "MISSED " + "; ".join(missed))]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--device", choices=("cuda", "cpu"), default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "gpu-check")
+    ap.add_argument("--quick", action="store_true", help="small sizes (the test suite's dry run)")
+    args = ap.parse_args()
+    if args.device == "cuda" and not torch.cuda.is_available():
+        print("error: --device cuda but torch sees no CUDA device; use --device cpu for the dry run", file=sys.stderr)
+        return 2
+    sizes = QUICK if args.quick else Sizes()
+    args.out.mkdir(parents=True, exist_ok=True)
+    precision = configure_precision(args.device)
+    report: dict = {
+        "env": {
+            "device": args.device,
+            "device_name": torch.cuda.get_device_name(0) if args.device == "cuda" else "cpu",
+            "torch": torch.__version__,
+            "cuda": torch.version.cuda,
+            "batch": sizes.batch,
+            "precision": f"{precision} {precision_settings()}" if args.device == "cuda" else precision,
+            "cpus": os.cpu_count(),
+        }
+    }
+    timings = {}
+    for name, part in (
+        ("values", lambda: part_values(args.device, sizes, report)),
+        ("speed", lambda: part_speed(args.device, sizes, report)),
+        ("concurrency", lambda: part_concurrency(args.device, sizes, report)),
+        ("profile", lambda: part_profile(args.device, sizes, args.out, report)),
+        ("ingest", lambda: part_ingest(args.device, args.out, report)),
+    ):
+        t0 = time.perf_counter()
+        part()
+        timings[name] = round(time.perf_counter() - t0, 1)
+        print(f"# {name} done in {timings[name]} s", file=sys.stderr, flush=True)
+    report["part_seconds"] = timings
+    text = markdown(report)
+    (args.out / "gpu_check.md").write_text(text)
+    (args.out / "gpu_check.json").write_text(json.dumps(report, indent=1, default=str))
+    print(text)
+    return 1 if verdict(report) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

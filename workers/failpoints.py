@@ -1,0 +1,43 @@
+"""Failpoints: named places where a test can make a real worker process fail, once.
+
+`ZCPIPE_FAILPOINTS="device-fault=/tmp/x/marker"` makes the first `hit("device-fault")` in any
+process raise the error that failpoint stands for and create the marker file; later hits (a
+restarted worker, another actor) find the marker and pass. The fault-handling tests run a real
+ingest through real Ray actors this way; nothing is patched. Unset, `hit` costs a dict lookup.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+ENV = "ZCPIPE_FAILPOINTS"
+
+
+def _raise_device_fault() -> None:
+    # What torch raises for a sticky CUDA error (illegal memory access, device-side assert).
+    error = getattr(torch, "AcceleratorError", RuntimeError)
+    raise error("CUDA error: an illegal memory access was encountered (injected by failpoint device-fault)")
+
+
+_ACTIONS = {"device-fault": _raise_device_fault}
+
+
+def _armed() -> dict[str, str]:
+    spec = os.environ.get(ENV, "")
+    pairs = (item.split("=", 1) for item in spec.split(",") if "=" in item)
+    return {name.strip(): marker.strip() for name, marker in pairs}
+
+
+def hit(name: str) -> None:
+    """Fail here once if the failpoint `name` is armed and its marker file does not exist yet."""
+    marker = _armed().get(name)
+    if not marker:
+        return
+    try:
+        Path(marker).touch(exist_ok=False)  # atomic: exactly one process fires
+    except FileExistsError:
+        return
+    _ACTIONS[name]()
