@@ -21,7 +21,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import CIFAR_NPZ, NB201_LABELS, ROOT, machine, require
 
-from zcpipe.pipeline import IngestConfig, ingest
+from zcpipe.pipeline.ingest import IngestConfig, ingest
 from zcpipe.predictors import rank_metrics
 from zcpipe.store import Catalog
 from zcpipe.workers.proxies import all_proxies

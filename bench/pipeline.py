@@ -27,7 +27,7 @@ os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
 import ray
 
-from zcpipe.pipeline import IngestConfig, ingest
+from zcpipe.pipeline.ingest import IngestConfig, ingest
 from zcpipe.workers.data import DataSpec, load_batch
 from zcpipe.workers.proxies import DEFAULT_PROXIES
 from zcpipe.workers.spaces import get_space
@@ -44,7 +44,7 @@ def bare_loop(args) -> None:
 
 def actor_startup_seconds(cfg: IngestConfig) -> float:
     """Seconds until a fresh IngestActor answers: process start, imports, dataset read."""
-    from zcpipe.pipeline.actors import remote_actor_class
+    from zcpipe.pipeline.ingest.actors import remote_actor_class
     from zcpipe.workers.data import batch_sha256
 
     data = DataSpec(cfg.data, cfg.data_root, cfg.batch_size, cfg.seed)

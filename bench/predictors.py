@@ -61,7 +61,7 @@ SPACE, TARGET = "nb201", "cifar10_valid"
 
 
 def prepare(store: Path | None) -> Path:
-    from zcpipe.pipeline.labels import import_labels
+    from zcpipe.pipeline import import_labels
     from zcpipe.store import Catalog
 
     if store is not None:
@@ -82,7 +82,7 @@ def loader_figures(store: Path) -> tuple[float, float, float]:
     """Medians of 5: (load_training_set end to end, its tensor part (all shards' zarr read in one event
     loop), the baseline for that part: the same shards read one after another with `read_tensors`)."""
     from zcpipe.store import Catalog, read_tensors
-    from zcpipe.store.training import load_training_set, read_nodewise
+    from zcpipe.store.tensor_reader import load_training_set, read_nodewise
 
     whole, tensors, naive = [], [], []
     dirs = Catalog(store).committed_shard_dirs(SPACE)
@@ -106,8 +106,8 @@ def fit_one(job: tuple) -> dict:
     import torch
 
     torch.set_num_threads(1)
-    from zcpipe.pipeline.training import TrainConfig, train
-    from zcpipe.store.models import model_dir, model_names
+    from zcpipe.pipeline import TrainConfig, train
+    from zcpipe.store.model_artifacts import model_dir, model_names
 
     name = f"bench-{label.replace(' ', '-').replace('(', '').replace(')', '')}-n{size}-s{seed}"
     if name in model_names(store):  # resume: this fit is done

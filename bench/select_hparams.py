@@ -20,10 +20,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import ROOT
 
-from zcpipe.pipeline.training import parse_hparams
+from zcpipe.pipeline import parse_hparams
 from zcpipe.predictors import get_predictor, rank_metrics
 from zcpipe.predictors.protocol import carve_validation, split
-from zcpipe.store.training import load_training_set
+from zcpipe.store.tensor_reader import load_training_set
 
 
 def main() -> None:

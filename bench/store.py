@@ -30,8 +30,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from zcpipe.store import Catalog, TensorBlock, write_staged_shard
 from zcpipe.store.compact import compact
-from zcpipe.store.schema import arch_schema, layer_schema
-from zcpipe.store.training import load_training_set
+from zcpipe.store.shard_schema import arch_schema, layer_schema
+from zcpipe.store.tensor_reader import load_training_set
 from zcpipe.workers.spaces import get_space
 from zcpipe.workers.spaces.nb201 import CONV_OPS, EDGES, parse_cell
 

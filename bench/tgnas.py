@@ -28,12 +28,12 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import NB201_LABELS, ROOT, SHARED, machine, require
 
-from zcpipe.pipeline.graphs import attach_node_stats
-from zcpipe.pipeline.labels import import_labels
+from zcpipe.pipeline import import_labels
+from zcpipe.pipeline.training.node_stats import attach_node_stats
 from zcpipe.predictors import get_predictor, rank_metrics
 from zcpipe.predictors.protocol import split
-from zcpipe.store.graphs import load_graph_set
-from zcpipe.store.training import load_training_set
+from zcpipe.store.graph_reader import load_graph_set
+from zcpipe.store.tensor_reader import load_training_set
 
 LABEL_FILES = {
     "nb201": NB201_LABELS,
@@ -115,9 +115,9 @@ def inspace(store: Path, stats_store: Path, sizes: list[int], seeds: list[int]) 
 
 
 def prune(store: Path, stats_store: Path) -> str:
-    from zcpipe.pipeline.prune import prune_search
-    from zcpipe.pipeline.training import TrainConfig, train
-    from zcpipe.store.models import model_names
+    from zcpipe.pipeline import TrainConfig, train
+    from zcpipe.pipeline.training.prune import prune_search
+    from zcpipe.store.model_artifacts import model_names
 
     lines = [
         "| model | chosen cell | C10 test | C100 valid | IN16 valid | search s |",
@@ -141,7 +141,7 @@ def prune(store: Path, stats_store: Path) -> str:
             f"{r.seconds:.2f} |"
         )
     # Zero-shot TG-NAS on the cells that have statistics, beside the in-space table (same cells as zc-gcn's tests).
-    from zcpipe.pipeline.training import load_model
+    from zcpipe.pipeline.training.fit import load_model
 
     stats = load_training_set(stats_store, "nb201", target=TARGET)
     cells = load_graph_set(store, ["nb201"], target=TARGET, archs={"nb201": stats.archs})
@@ -157,7 +157,7 @@ def prune(store: Path, stats_store: Path) -> str:
 def stream(work: Path, cells: int) -> str:
     """An official-structure tfrecord of `cells` random valid NB101 cells (synthetic accuracies: this
     measures the path, not the ranking), imported, then TG-NAS trained on every cell in batches."""
-    from zcpipe.pipeline.nb101_tfrecord import encode_record, write_records
+    from zcpipe.pipeline.labels.nb101_tfrecord import encode_record, write_records
     from zcpipe.workers.spaces.nb101 import CANONICAL_OPS, MAX_EDGES, prune
 
     work.mkdir(parents=True, exist_ok=True)

@@ -9,14 +9,15 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from zcpipe.store.training import TrainingSet
+from zcpipe.errors import InputError, PredictorError
+from zcpipe.store.tensor_reader import TrainingSet
 
 
-class FeatureMismatchError(ValueError):
+class FeatureMismatchError(PredictorError, InputError, ValueError):
     """A fitted predictor was handed statistics of another configuration, space or slot axis."""
 
 
-class HyperParameterError(ValueError):
+class HyperParameterError(PredictorError, InputError, ValueError):
     pass
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from zcpipe.store.training import TrainingDataError, TrainingSet
+from zcpipe.store.tensor_reader import TrainingDataError, TrainingSet
 
 TRANSFORMS = ("none", "log")
 ALIGNMENTS = ("slot", "position")
@@ -29,7 +29,8 @@ def nodewise_input(data: TrainingSet, proxies: list[str], transform: str = "none
     if missing:
         raise TrainingDataError(
             f"node-wise proxies {', '.join(missing)} are not in this configuration's tensors; it has: "
-            f"{', '.join(data.proxies)} (choose with --hp proxies=a,b,c, or ingest with --proxies)"
+            f"{', '.join(data.proxies)} (choose them with the predictor option proxies=a,b,c, or ingest `proxies`)",
+            options=["proxies"],
         )
     values = data.nodewise[:, [data.proxies.index(p) for p in proxies], :]
     if transform == "log":

@@ -10,7 +10,7 @@ from zcpipe.predictors.base import Prediction, Predictor
 from zcpipe.predictors.features import nodewise_input, scalar_input
 from zcpipe.predictors.parzc import PAPER_PROXIES
 from zcpipe.predictors.registry import register_predictor
-from zcpipe.store.training import TrainingSet
+from zcpipe.store.tensor_reader import TrainingSet
 
 
 @register_predictor("gbdt", "LightGBM regression on every whole-network proxy (features=nodewise: node-wise)")

@@ -24,7 +24,7 @@ from zcpipe.predictors.losses import diff_kendall
 from zcpipe.predictors.registry import register_predictor
 from zcpipe.predictors.text import embed_operators, model_id
 from zcpipe.predictors.torch_ranker import descend, optimiser
-from zcpipe.store.graphs import GraphSet
+from zcpipe.store.graph_reader import GraphSet
 
 # Fixed before any result was seen and not tuned since (no test cell chose them): TG-NAS-sized layers,
 # the training loop of the other neural rankers with a larger batch, since graphs are cheap.

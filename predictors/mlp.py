@@ -13,7 +13,7 @@ from zcpipe.predictors.features import nodewise_input
 from zcpipe.predictors.parzc import PAPER_PROXIES
 from zcpipe.predictors.registry import register_predictor
 from zcpipe.predictors.torch_ranker import TRAINING_DEFAULTS, TorchRanker
-from zcpipe.store.training import TrainingSet
+from zcpipe.store.tensor_reader import TrainingSet
 
 
 @register_predictor("mlp", "MLP on flattened node-wise proxies (ParZC's input), DiffKendall loss")

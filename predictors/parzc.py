@@ -23,7 +23,7 @@ from zcpipe.predictors.bayes import BayesianLinear
 from zcpipe.predictors.features import nodewise_input
 from zcpipe.predictors.registry import register_predictor
 from zcpipe.predictors.torch_ranker import TRAINING_DEFAULTS, TorchRanker
-from zcpipe.store.training import TrainingSet
+from zcpipe.store.tensor_reader import TrainingSet
 
 # The paper's four proxies (the reference code uses three, without fisher).
 PAPER_PROXIES = ("grad_norm", "snip", "synflow", "fisher")

@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import numpy as np
 
+from zcpipe.errors import InputError, PredictorError
 
-class ProtocolError(ValueError):
-    pass
+
+class ProtocolError(PredictorError, InputError, ValueError):
+    """A train/test split that the cells at hand cannot give."""
 
 
 def split(n_cells: int, train_size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """(train, test) indices: a seeded draw of `train_size` cells and all the rest, disjoint."""
     if train_size < 0:
-        raise ProtocolError(f"--train-size must be 0 or more, got {train_size}")
+        raise ProtocolError(f"`train_size` must be 0 or more, got {train_size}", options=["train_size"])
     if train_size >= n_cells:
         raise ProtocolError(
-            f"--train-size {train_size} leaves no test cell: only {n_cells} cells have both statistics and the label"
+            f"`train_size` {train_size} leaves no test cell: only {n_cells} cells have both statistics and the label",
+            options=["train_size"],
         )
     order = np.random.default_rng(seed).permutation(n_cells)
     return np.sort(order[:train_size]), np.sort(order[train_size:])

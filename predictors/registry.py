@@ -6,10 +6,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from zcpipe.errors import InputError, PredictorError
 from zcpipe.predictors.base import Predictor
 
 
-class UnknownPredictorError(ValueError):
+class UnknownPredictorError(PredictorError, InputError, ValueError):
     pass
 
 

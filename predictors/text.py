@@ -18,6 +18,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from zcpipe.errors import InputError, PredictorError
+from zcpipe.settings import cache_dir
+
 # What each operator is, in words. Keys are the names the spaces' graphs use.
 OP_SENTENCES: dict[str, str] = {
     "input": "input of the cell",
@@ -51,7 +54,7 @@ MODEL_NAME = "all-MiniLM-L6-v2"
 CACHE_FILE = "op-embeddings.parquet"
 
 
-class UnknownOperatorError(ValueError):
+class UnknownOperatorError(PredictorError, InputError, ValueError):
     pass
 
 
@@ -63,12 +66,6 @@ def sentences_for(ops: list[str]) -> list[str]:
             "zcpipe/predictors/text.py (one sentence per operator, the same words in every space)"
         )
     return [OP_SENTENCES[op] for op in ops]
-
-
-def cache_dir() -> Path:
-    if os.environ.get("ZCPIPE_CACHE_DIR"):
-        return Path(os.environ["ZCPIPE_CACHE_DIR"])
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "zcpipe"
 
 
 def _model_path() -> Path:

@@ -14,7 +14,7 @@ from scipy import stats
 from zcpipe.predictors.base import HyperParameterError, Prediction, Predictor
 from zcpipe.predictors.bayes import bayesian_layers, mean_kl, set_sampling
 from zcpipe.predictors.losses import diff_kendall
-from zcpipe.store.training import TrainingSet
+from zcpipe.store.tensor_reader import TrainingSet
 
 # Chosen on validation splits carved from the training cells (156 NB201 cells, seeds 0-4, 30% held out);
 # no test cell was looked at: see bench/README.md, "How the defaults were chosen".

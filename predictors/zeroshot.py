@@ -12,7 +12,7 @@ import numpy as np
 
 from zcpipe.predictors.base import Prediction, Predictor
 from zcpipe.predictors.registry import register_predictor
-from zcpipe.store.training import TrainingSet
+from zcpipe.store.tensor_reader import TrainingSet
 
 
 def _null_last(v: np.ndarray) -> np.ndarray:

@@ -11,10 +11,11 @@ works on a copy in its local cache (`$ZCPIPE_CACHE_DIR`, default `~/.cache/zcpip
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
 
 import fsspec
+
+from zcpipe.settings import cache_dir
 
 
 def is_remote(store: str | Path) -> bool:
@@ -28,10 +29,6 @@ def normalize_store(store: str | Path) -> str:
     if is_remote(text):
         return text.rstrip("/")
     return str(Path(text.removeprefix("file://")).expanduser().resolve())
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("ZCPIPE_CACHE_DIR") or Path.home() / ".cache" / "zcpipe").expanduser()
 
 
 class StoreLayout:

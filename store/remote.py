@@ -18,7 +18,7 @@ file that two processes can update in place. So:
   a background thread renews; a lease whose holder died expires and is taken over. Takeover, renewal,
   release and the catalog's publish are compare-and-swaps on the ETag last seen (If-Match,
   store/conditional.py), so a holder that stalled past its expiry cannot undo its successor's work.
-- Compaction's replaced shards stay for SNAPSHOT_GRACE_S after the swap, for readers still on an
+- Compaction's replaced shards stay for settings.SNAPSHOT_GRACE_S after the swap, for readers still on an
   older catalog snapshot.
 """
 
@@ -34,24 +34,25 @@ import time
 import uuid
 from pathlib import Path
 
+from zcpipe import settings
+from zcpipe.errors import BusyError, StoreError
 from zcpipe.store.conditional import ConditionFailed, delete_if, etag_of, put_if
 from zcpipe.store.layout import StoreLayout
 
 log = logging.getLogger(__name__)
 
 CATALOG_KEY = "catalog.duckdb"
-SNAPSHOT_GRACE_S = 600
 
 
-class LeaseHeldError(RuntimeError):
+class LeaseHeldError(StoreError, BusyError, RuntimeError):
     """Another process holds a store lease (a running ingest, or a catalog commit)."""
 
 
-class PublishConflictError(RuntimeError):
+class PublishConflictError(StoreError, BusyError, RuntimeError):
     """The published catalog changed between this writer's sync and its publish."""
 
 
-class LeaseLostError(RuntimeError):
+class LeaseLostError(StoreError, BusyError, RuntimeError):
     """This process's lease lapsed (renewals failed past its expiry) or another process took it over."""
 
 
@@ -168,7 +169,7 @@ def published_snapshot(layout: StoreLayout) -> Path | None:
         _download(layout, snap)
         # Earlier versions: an open reader keeps its inode, and one about to open gets a grace period.
         for old in snap.parent.glob("*.duckdb"):
-            if old != snap and time.time() - old.stat().st_mtime > SNAPSHOT_GRACE_S:
+            if old != snap and time.time() - old.stat().st_mtime > settings.SNAPSHOT_GRACE_S:
                 old.unlink(missing_ok=True)
     return snap
 

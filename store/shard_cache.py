@@ -27,6 +27,8 @@ from pathlib import Path
 
 from fsspec.callbacks import DEFAULT_CALLBACK, TqdmCallback
 
+from zcpipe import settings
+from zcpipe.errors import CorruptError, StoreError
 from zcpipe.store.layout import StoreLayout
 from zcpipe.store.shards import MANIFEST, file_sha256
 
@@ -37,12 +39,12 @@ PRUNED = ".pruned"  # touched by each pass of prune()
 RETIRED = ".retired"  # in a cached shard the catalog no longer lists: when that was first seen
 
 
-class ShardFetchError(RuntimeError):
+class ShardFetchError(StoreError, CorruptError, RuntimeError):
     """A shard could not be copied from the store, or its copy does not match its manifest."""
 
 
 def enabled() -> bool:
-    return os.environ.get("ZCPIPE_SHARD_CACHE", "1").strip().lower() not in {"0", "false", "no", "off"}
+    return settings.shard_cache_enabled()
 
 
 def cache_root(layout: StoreLayout) -> Path:
@@ -85,7 +87,7 @@ def _fetch(layout: StoreLayout, root: Path, missing: list[tuple[str, str]]) -> N
         except (OSError, ValueError) as e:
             raise ShardFetchError(
                 f"could not copy shards of {layout} to {root} ({e}); check the store's credentials and the disk "
-                f"space; if a shard's files are gone, `zcpipe store reconcile --store {layout}` drops it"
+                "space; if a shard's files are gone, reconciling the store drops it"
             ) from None
         for rel, part in placed:
             _check(layout, rel, tmp / rel, manifests[rel], part)
@@ -123,7 +125,7 @@ def _manifests(layout: StoreLayout, root: Path, shards: list[str]) -> dict[str, 
         except (OSError, ValueError) as e:
             raise ShardFetchError(
                 f"could not read shard manifests of {layout} ({e}); if a shard's files are gone, "
-                f"`zcpipe store reconcile --store {layout}` drops it"
+                "reconciling the store drops it"
             ) from None
         for rel in fetch:
             data = blobs[layout.key(f"{rel}/{MANIFEST}")]
@@ -142,8 +144,7 @@ def _check(layout: StoreLayout, rel: str, local_shard: Path, manifest: dict, par
             continue
         if file_sha256(local_shard / name) != digest:
             raise ShardFetchError(
-                f"shard {layout.uri(rel)}: {name} does not match its checksum; "
-                f"`zcpipe store reconcile --store {layout} --verify` quarantines it"
+                f"shard {layout.uri(rel)}: {name} does not match its checksum; reconciling the store quarantines it"
             )
 
 

@@ -19,16 +19,17 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import zarr
 
+from zcpipe.errors import CorruptError, StoreError
 from zcpipe.store.layout import StoreLayout
 from zcpipe.store.remote import remove_prefix, upload_folder
-from zcpipe.store.schema import arch_schema, layer_schema
+from zcpipe.store.shard_schema import arch_schema, layer_schema
 
 MANIFEST = "manifest.json"
 FORMAT_VERSION = 1
 ARCH_CHUNK = 1024
 
 
-class CorruptShardError(RuntimeError):
+class CorruptShardError(StoreError, CorruptError, RuntimeError):
     """A shard's files do not match its manifest."""
 
 

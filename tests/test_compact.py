@@ -6,9 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from zcpipe import settings
 from zcpipe.store import Catalog, TensorBlock, write_staged_shard
 from zcpipe.store.compact import compact
-from zcpipe.store.training import load_training_set
+from zcpipe.store.tensor_reader import load_training_set
 from zcpipe.workers.spaces import get_space
 
 SLOTS = ["a", "b", "c"]
@@ -78,9 +79,7 @@ def test_reconcile_deletes_retired_shards_left_by_a_crash(tmp_path):
     cat = Catalog(store)
     # the swap committed, then the process died before deleting the old folders
     with cat.writer() as w:
-        w.con.execute("INSERT INTO retired_t SELECT shard_id, path, now() FROM shards_t WHERE shard_id = 's0'")
-        w.con.execute("DELETE FROM arch_index WHERE shard_id = 's0'")
-        w.con.execute("DELETE FROM shards_t WHERE shard_id = 's0'")
+        w.retire(["s0"])
     old = tmp_path / "store" / "shards" / "nb201" / "r" / "s0"
     assert old.is_dir()
     with cat.writer() as w:
@@ -106,7 +105,7 @@ def test_on_s3_replaced_shards_outlive_the_swap_for_readers_on_older_snapshots(s
     with cat.writer() as w:  # within the grace period reconcile neither deletes nor takes them back
         assert w.reconcile()["orphans_registered"] == 0
     assert old <= set(remote.shard_prefixes(StoreLayout(s3_store)))
-    monkeypatch.setattr(remote, "SNAPSHOT_GRACE_S", 0)
+    monkeypatch.setattr(settings, "SNAPSHOT_GRACE_S", 0)
     with cat.writer() as w:
         w.reconcile()
     assert not old & set(remote.shard_prefixes(StoreLayout(s3_store)))

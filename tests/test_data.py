@@ -55,7 +55,7 @@ def test_official_batch_refuses_arbitrary_pickles(tmp_path):
 @pytest.mark.parametrize(
     "root,match",
     [
-        (None, "needs --data-root"),
+        (None, "needs `data_root`"),
         ("nonexistent/cifar", "CIFAR-10 not found"),
         ("nonexistent/x.npz", "does not exist"),
     ],

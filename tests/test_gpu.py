@@ -84,7 +84,7 @@ def test_a_real_out_of_memory_error_splits_the_batch(cifar_batch):
 
 
 def test_gpu_ingest_with_two_actors_per_gpu(tmp_path, ray_session):
-    from zcpipe.pipeline import IngestConfig, ingest
+    from zcpipe.pipeline.ingest import IngestConfig, ingest
     from zcpipe.store import Catalog
 
     cfg = IngestConfig(space="nb201", store=str(tmp_path), limit=6, gpus=1, actors_per_gpu=2, batch_size=16)

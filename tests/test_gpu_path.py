@@ -179,7 +179,7 @@ def test_zen_draws_on_the_cpu_generator():
 
 
 def test_a_gpu_run_is_its_own_configuration_and_cpu_hashes_stand():
-    from zcpipe.pipeline.config import IngestConfig, config_hash
+    from zcpipe.pipeline.ingest.config import IngestConfig, config_hash
 
     sha = "0" * 64
     cpu = IngestConfig(space="nb201", store="x", limit=1)
@@ -193,7 +193,7 @@ def test_a_gpu_run_is_its_own_configuration_and_cpu_hashes_stand():
 
 
 def test_the_plan_is_checked_against_each_node():
-    from zcpipe.pipeline.ray_runtime import ClusterTooSmallError, check_fits
+    from zcpipe.pipeline.ingest.runtime import ClusterTooSmallError, check_fits
 
     node = {"Alive": True, "Resources": {"CPU": 2.0, "GPU": 1.0}}
     check_fits(2, {"num_gpus": 0.5, "num_cpus": 1}, [node])

@@ -11,7 +11,7 @@ import pytest
 
 from tests.conftest import CIFAR_NPZ, ROOT
 from tests.helpers import ingest_args
-from zcpipe.pipeline import IngestConfig, ingest
+from zcpipe.pipeline.ingest import IngestConfig, ingest
 from zcpipe.store import Catalog, read_tensors
 from zcpipe.workers.spaces import BuildOptions, get_space, weight_layers
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from tests.conftest import NB201_LABELS, SHARED_DATA
-from tests.helpers import commit_arch_rows
+from tests.helpers import cli, commit_arch_rows
 from zcpipe.pipeline.labels import LabelFormatError, import_labels
 from zcpipe.store import Catalog
 
@@ -115,8 +115,11 @@ def test_nb201_pth_needs_trust_and_reads_final_epoch_means(tmp_path):
         },
         path,
     )
-    with pytest.raises(LabelFormatError, match="--trust-pickle"):
+    with pytest.raises(LabelFormatError, match="can run code") as refused:
         import_labels(str(tmp_path / "s"), "nb201", str(path))
+    assert refused.value.options == ("trust_pickle",)
+    r = cli("labels", "import", "--store", tmp_path / "s", "--space", "nb201", path)
+    assert r.returncode == 2 and "pass --trust-pickle" not in r.stderr and "allow it (--trust-pickle)" in r.stderr
     import_labels(str(tmp_path / "s"), "nb201", str(path), trust_pickle=True)
     assert _by_label(tmp_path / "s") == [
         ("cifar10_test", 200, 93.5, "mean of 1 seeds"),

@@ -12,14 +12,14 @@ import pytest
 
 from tests.conftest import CIFAR_NPZ
 from tests.helpers import commit_arch_rows, nb201_labels_for
-from zcpipe.pipeline import IngestConfig, ingest
-from zcpipe.pipeline.graphs import graph_rows
-from zcpipe.pipeline.labels import import_labels
-from zcpipe.pipeline.training import TrainConfig, evaluate, predict, train
+from zcpipe.pipeline import TrainConfig, evaluate, import_labels, predict, train
+from zcpipe.pipeline.graph_rows import graph_rows
+from zcpipe.pipeline.ingest import IngestConfig, ingest
 from zcpipe.store import Catalog, TensorBlock, write_staged_shard
+from zcpipe.store.catalog import CatalogWriter
 from zcpipe.store.layout import StoreLayout
 from zcpipe.store.remote import Lease, LeaseHeldError, LeaseLostError, PublishConflictError
-from zcpipe.store.training import load_training_set
+from zcpipe.store.tensor_reader import load_training_set
 from zcpipe.workers.spaces import get_space
 
 
@@ -174,7 +174,7 @@ def test_a_writer_does_not_publish_over_a_catalog_published_since_it_synced(s3_s
     other = tmp_path / "other.duckdb"
     lay.fs.get_file(lay.key("catalog.duckdb"), str(other))
     with duckdb.connect(str(other)) as con:  # what a writer that took the lease over published
-        con.execute("INSERT INTO graphs_t VALUES ('nb201', 'theirs', [], [], [])")
+        CatalogWriter(con, lay).add_graphs(graph_rows(get_space("nb201"), [("theirs", archs[1])]))
     with pytest.raises(PublishConflictError, match="nothing of this commit was published"):
         with cat.writer() as w:
             w.add_graphs(graph_rows(get_space("nb201"), [(archs[1], archs[1])]))

@@ -9,7 +9,7 @@ import pytest
 from zcpipe.store import Catalog, TensorBlock, shard_cache, write_staged_shard
 from zcpipe.store.compact import compact
 from zcpipe.store.layout import StoreLayout
-from zcpipe.store.training import load_training_set
+from zcpipe.store.tensor_reader import load_training_set
 from zcpipe.workers.spaces import get_space
 
 SLOTS = ["a", "b"]
@@ -83,7 +83,8 @@ def test_the_cache_off_gives_the_same_answers(two_shards, monkeypatch):
 def test_a_copy_that_does_not_match_its_manifest_is_refused(two_shards):
     layout = StoreLayout(two_shards)
     layout.fs.pipe_file(layout.key("shards/nb201/r/s1/archs.parquet"), b"tampered")
-    with pytest.raises(shard_cache.ShardFetchError, match=r"s1: archs.parquet does not match its checksum.*--verify"):
+    refused = r"s1: archs.parquet does not match its checksum; reconciling the store quarantines it"
+    with pytest.raises(shard_cache.ShardFetchError, match=refused):
         Catalog(two_shards).query("SELECT count(*) FROM archs")
     root = shard_cache.cache_root(layout)
     assert not (root / "shards/nb201/r/s1/archs.parquet").exists()  # never placed where readers look
@@ -109,7 +110,7 @@ def test_a_shard_whose_files_are_gone_says_to_reconcile_and_reconcile_drops_it(t
 
     layout = StoreLayout(two_shards)
     remove_prefix(layout, "shards/nb201/r/s1")  # e.g. deleted by hand from the bucket
-    with pytest.raises(shard_cache.ShardFetchError, match="store reconcile --store"):
+    with pytest.raises(shard_cache.ShardFetchError, match="reconciling the store drops it"):
         Catalog(two_shards).query("SELECT count(*) FROM archs")
     with Catalog(two_shards).writer() as w:
         assert w.reconcile()["missing_dropped"] == 1

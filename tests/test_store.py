@@ -141,9 +141,16 @@ def test_a_shard_repeating_committed_archs_is_rejected_atomically(tmp_path):
         assert w.committed_archs("toy", "c0") == {"x", "y"}
 
 
-def test_reader_without_catalog_says_what_to_do(tmp_path):
-    with pytest.raises(FileNotFoundError, match="zcpipe ingest"):
+def test_reader_without_catalog_says_what_is_missing_and_whether_shards_are_there(tmp_path):
+    from zcpipe.store import StoreNotFoundError
+
+    with pytest.raises(StoreNotFoundError, match="no catalog in") as e:
         Catalog(tmp_path / "nothing").query("SELECT 1")
+    assert e.value.has_shards is False  # the CLI then says to ingest; with shards, to reconcile
+    (tmp_path / "copied" / "shards").mkdir(parents=True)
+    with pytest.raises(StoreNotFoundError) as e:
+        Catalog(tmp_path / "copied").query("SELECT 1")
+    assert e.value.has_shards is True
 
 
 def test_a_second_ingest_on_the_same_store_is_refused_while_one_runs(tmp_path):

@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 
 from tests.conftest import NB201_LABELS
+from tests.helpers import cli
 from zcpipe.store import Catalog
-from zcpipe.store.training import TrainingDataError, load_training_set
+from zcpipe.store.tensor_reader import TrainingDataError, load_training_set
 
 
 def test_reconcile_registers_every_copied_shard(ref_store):
@@ -37,9 +38,11 @@ def test_a_moved_store_answers_queries_and_reading_writes_nothing(ref_store, tmp
 
 
 def test_a_store_without_catalog_points_to_reconcile(tmp_path):
+    from tests.helpers import cli
+
     (tmp_path / "shards").mkdir()
-    with pytest.raises(FileNotFoundError, match="zcpipe store reconcile"):
-        Catalog(tmp_path).query("SELECT 1")
+    r = cli("sql", "--store", tmp_path, "SELECT 1")
+    assert r.returncode == 2 and f"`zcpipe store reconcile --store {tmp_path}` registers the shards" in r.stderr
 
 
 def test_reconcile_quarantines_a_damaged_registered_shard(ref_store, tmp_path):
@@ -85,7 +88,10 @@ def test_reader_errors_say_what_to_do(ref_store):
     store, _ = ref_store
     with pytest.raises(TrainingDataError, match=r"no 'cifar10_vaild' labels.*labels there: cifar100_valid"):
         load_training_set(store, "nb201", target="cifar10_vaild")
-    with pytest.raises(TrainingDataError, match=r"no statistics for space 'nb101'.*zcpipe ingest --space nb101"):
+    with pytest.raises(TrainingDataError, match=r"no statistics for space 'nb101'; ingest some first"):
         load_training_set(store, "nb101", target="cifar10_valid")
+    r = cli("train", "--store", store, "--space", "nb101", "--predictor", "mlp", "--target", "cifar10_valid",
+            "--train-size", "10")  # fmt: skip
+    assert r.returncode == 2 and f"run `zcpipe ingest --store {store} ...` first" in r.stderr, r.stderr
     with pytest.raises(TrainingDataError, match=r"config_hash 'deadbeef' has no statistics.*b73d81fda35aaef5"):
         load_training_set(store, "nb201", config_hash="deadbeef")

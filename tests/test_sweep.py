@@ -27,12 +27,18 @@ def _sweep_rows(store, sweep: str) -> list[dict]:
 
 
 @pytest.mark.slow
-def test_sweep_of_two_predictors_by_two_seeds_resumes_after_a_kill(ref_store):
+def test_sweep_of_two_predictors_by_two_seeds_resumes_after_a_kill(ref_store, tmp_path):
     store = ref_store[0]
     args = [*ZCPIPE, "train", "--store", str(store), "--space", "nb201", "--target", "cifar10_valid",
             "--sweep", "grid", "--predictor", "mlp,parzc", "--train-sizes", "100", "--seeds", "0,1",
             "--epochs", "20", "--no-progress"]  # fmt: skip
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    # Only the first point may run before the kill; the others wait at a failpoint, so the kill lands
+    # mid-sweep however fast the machine is.
+    allowed = tmp_path / "points-allowed"
+    allowed.write_text("grid-mlp-n100-s0\n")
+    env = {**os.environ, "ZCPIPE_FAILPOINTS": f"sweep-point={allowed}"}
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            env=env)  # fmt: skip
     deadline = time.monotonic() + 300
     while not _sweep_rows(store, "grid"):
         assert proc.poll() is None, proc.communicate()[1]
@@ -41,7 +47,7 @@ def test_sweep_of_two_predictors_by_two_seeds_resumes_after_a_kill(ref_store):
     os.killpg(proc.pid, signal.SIGKILL)  # the driver, its Ray and its trials, mid-sweep
     proc.wait()
     interrupted = _sweep_rows(store, "grid")
-    assert 1 <= len(interrupted) < 4
+    assert [r["name"] for r in interrupted] == ["grid-mlp-n100-s0"]
 
     again = subprocess.run(args, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0, again.stderr
@@ -60,8 +66,8 @@ def test_sweep_of_two_predictors_by_two_seeds_resumes_after_a_kill(ref_store):
 
 @pytest.mark.slow
 def test_hpo_selects_on_validation_cells_and_registers_the_refit(ref_store):
-    from zcpipe.pipeline.sweep import SweepConfig, run_hpo
-    from zcpipe.pipeline.training import TrainConfig
+    from zcpipe.pipeline import TrainConfig
+    from zcpipe.pipeline.training.sweeps import SweepConfig, run_hpo
 
     store = str(ref_store[0])
     base = TrainConfig(store=store, space="nb201", predictor="gbdt", target="cifar10_valid", train_size=80)
@@ -98,9 +104,8 @@ def test_a_search_on_s3_keeps_its_tune_experiment_in_the_bucket(s3_store, tmp_pa
     from ray import tune
 
     from tests.helpers import commit_arch_rows, nb201_labels_for
-    from zcpipe.pipeline.labels import import_labels
-    from zcpipe.pipeline.sweep import SweepConfig, _tune_storage, run_hpo
-    from zcpipe.pipeline.training import TrainConfig
+    from zcpipe.pipeline import TrainConfig, import_labels
+    from zcpipe.pipeline.training.sweeps import SweepConfig, _tune_storage, run_hpo
     from zcpipe.store.layout import StoreLayout
     from zcpipe.workers.spaces import get_space
 

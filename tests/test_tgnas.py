@@ -12,12 +12,12 @@ from scipy import stats
 
 from tests.conftest import NB201_LABELS, SHARED_DATA
 from tests.helpers import cli
-from zcpipe.pipeline.labels import import_labels
+from zcpipe.pipeline import import_labels
 from zcpipe.predictors import get_predictor, rank_metrics
 from zcpipe.predictors.protocol import split
 from zcpipe.predictors.text import OP_SENTENCES, UnknownOperatorError, embed_operators, sentences_for
 from zcpipe.store import Catalog
-from zcpipe.store.graphs import graph_set, graph_table, load_graph_set
+from zcpipe.store.graph_reader import graph_set, graph_table, load_graph_set
 from zcpipe.workers.spaces import get_space
 from zcpipe.workers.spaces.nb101 import graph_hash
 
@@ -158,7 +158,7 @@ def test_gcn_learns_real_nb201_labels(ref_store):
 
 @pytest.mark.slow
 def test_zc_gcn_node_statistics_and_training(ref_store, ref_data):
-    from zcpipe.pipeline.graphs import attach_node_stats
+    from zcpipe.pipeline.training.node_stats import attach_node_stats
 
     store, _ = ref_store
     graphs = load_graph_set(store, ["nb201"], target="cifar10_valid", archs={"nb201": ref_data.archs})
@@ -170,7 +170,7 @@ def test_zc_gcn_node_statistics_and_training(ref_store, ref_data):
     want = np.nansum(np.where(outside, np.nan, ref_data.nodewise[:, p]), axis=1)
     assert np.allclose(np.nansum(zc.node_stats[:, :, p], axis=1), want, rtol=1e-9)
     assert np.isnan(zc.node_stats[:, 1:7][np.isin(zc.ops[:, 1:7], [zc.vocab.index("none")])]).all()
-    from zcpipe.pipeline.training import TrainConfig, train
+    from zcpipe.pipeline import TrainConfig, train
 
     result = train(TrainConfig(str(store), "nb201", "zc-gcn", "cifar10_valid", 156, name="t-zc-gcn", hparams=FAST))
     assert result.metrics["n"] == 2844 and result.metrics["kendall"] > 0.55, result.metrics
@@ -178,9 +178,9 @@ def test_zc_gcn_node_statistics_and_training(ref_store, ref_data):
 
 @pytest.mark.slow
 def test_cross_space_cli_zero_shot_and_pruning(tmp_path):
-    from zcpipe.pipeline.training import TrainConfig
-    from zcpipe.store.models import ModelError
-    from zcpipe.store.training import TrainingDataError
+    from zcpipe.pipeline import TrainConfig
+    from zcpipe.store.model_artifacts import ModelError
+    from zcpipe.store.tensor_reader import TrainingDataError
     from zcpipe.workers.spaces import UnknownSpaceError
 
     store = tmp_path / "s"
@@ -192,8 +192,8 @@ def test_cross_space_cli_zero_shot_and_pruning(tmp_path):
     ev = json.loads(run("evaluate", "--store", store, "--model", "t-x", "--space", "nb201", "--format", "json").stdout)
     assert ev["n_test"] == 15625 and ev["kendall"] > 0.3, ev
     # Pruning: one op left per edge, a real NB201 cell with its benchmark labels.
-    from zcpipe.pipeline.prune import prune_search
-    from zcpipe.pipeline.training import evaluate
+    from zcpipe.pipeline import evaluate
+    from zcpipe.pipeline.training.prune import prune_search
 
     result = prune_search(str(store), "t-x")
     assert len(result.rounds) == 4 and all(sum(map(bool, r)) <= 6 for r in result.rounds)
@@ -201,7 +201,7 @@ def test_cross_space_cli_zero_shot_and_pruning(tmp_path):
     with pytest.raises(ModelError, match="trained on every labeled nb101 cell"):
         evaluate(str(store), "t-x", space="nb101")
     # A train space without the label, an unknown space, a statistics predictor across spaces.
-    from zcpipe.pipeline.training import train
+    from zcpipe.pipeline import train
 
     with pytest.raises(TrainingDataError, match="nds-darts"):
         train(TrainConfig(str(store), None, "tgnas", "cifar10_valid", None, train_spaces=("nb101", "nds-darts")))
@@ -215,7 +215,7 @@ def test_cross_space_cli_zero_shot_and_pruning(tmp_path):
 
 
 def _nb101_records():
-    from zcpipe.pipeline.nb101_tfrecord import encode_record
+    from zcpipe.pipeline.labels.nb101_tfrecord import encode_record
 
     cells = [
         {"matrix": [[0, 1, 1, 0], [0, 0, 0, 1], [0, 0, 0, 1], [0, 0, 0, 0]],
@@ -238,7 +238,7 @@ def _nb101_records():
 
 
 def test_nb101_tfrecord_reader(tmp_path):
-    from zcpipe.pipeline.nb101_tfrecord import TfRecordError, write_records
+    from zcpipe.pipeline.labels.nb101_tfrecord import TfRecordError, write_records
 
     cells, records = _nb101_records()
     path = tmp_path / "nasbench_only108.tfrecord"

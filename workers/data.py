@@ -13,6 +13,7 @@ from typing import ClassVar
 import numpy as np
 import torch
 
+from zcpipe.errors import InputError, WorkersError
 from zcpipe.workers.proxies.base import Batch
 
 # Per-channel statistics the NB201 training pipeline normalises CIFAR with.
@@ -25,7 +26,7 @@ GET_CIFAR10 = (
 )
 
 
-class DatasetError(ValueError):
+class DatasetError(WorkersError, InputError, ValueError):
     """The dataset is missing or malformed; the message says how to fix it."""
 
 
@@ -40,7 +41,7 @@ class DataSpec:
 def load_batch(spec: DataSpec) -> tuple[np.ndarray, np.ndarray, int]:
     """(images float32 N×C×H×W normalised, labels int64, num_classes) for `spec`, on the CPU."""
     if spec.batch_size < 1:
-        raise DatasetError(f"--batch-size must be positive, got {spec.batch_size}")
+        raise DatasetError(f"`batch_size` must be positive, got {spec.batch_size}", options=["batch_size"])
     if spec.name == "synthetic":
         rng = np.random.default_rng(spec.seed)
         images = rng.standard_normal((spec.batch_size, 3, 32, 32), dtype=np.float32)
@@ -49,7 +50,10 @@ def load_batch(spec: DataSpec) -> tuple[np.ndarray, np.ndarray, int]:
     if spec.name == "cifar10":
         images, labels = _read_cifar10(spec.root)
         if len(images) < spec.batch_size:
-            raise DatasetError(f"{spec.root} holds {len(images)} images, fewer than --batch-size {spec.batch_size}")
+            raise DatasetError(
+                f"{spec.root} holds {len(images)} images, fewer than `batch_size` {spec.batch_size}",
+                options=["batch_size"],
+            )
         pick = np.sort(np.random.default_rng(spec.seed).choice(len(images), spec.batch_size, replace=False))
         x = images[pick].astype(np.float32) / 255.0
         x = (x - np.array(CIFAR10_MEAN, dtype=np.float32)) / np.array(CIFAR10_STD, dtype=np.float32)
@@ -75,7 +79,10 @@ def to_batch(images: np.ndarray, labels: np.ndarray, num_classes: int, device: s
 
 def _read_cifar10(root: str | None) -> tuple[np.ndarray, np.ndarray]:
     if not root:
-        raise DatasetError(f"--data cifar10 needs --data-root: a folder holding cifar-10-batches-py/ ({GET_CIFAR10})")
+        raise DatasetError(
+            f"`data` cifar10 needs `data_root`: a folder holding cifar-10-batches-py/ ({GET_CIFAR10})",
+            options=["data", "data_root"],
+        )
     path = Path(root).expanduser()
     if path.suffix == ".npz":
         return _read_npz(path)

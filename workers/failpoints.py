@@ -2,18 +2,21 @@
 
 `ZCPIPE_FAILPOINTS="device-fault=/tmp/x/marker"` makes the first `hit("device-fault")` in any
 process raise the error that failpoint stands for and create the marker file; later hits (a
-restarted worker, another actor) find the marker and pass. The fault-handling tests run a real
-ingest through real Ray actors this way; nothing is patched. Unset, `hit` costs a dict lookup.
+restarted worker, another actor) find the marker and pass. `hold(name, key)` instead waits while
+`key` is not listed in the failpoint's file, so a test decides which units of work may finish
+before it kills a run. The fault-handling tests run real ingests and sweeps through real Ray this
+way; nothing is patched. Unset, each costs a dict lookup.
 """
 
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import torch
 
-ENV = "ZCPIPE_FAILPOINTS"
+from zcpipe.settings import FAILPOINTS_ENV as ENV
 
 
 def _raise_device_fault() -> None:
@@ -29,6 +32,19 @@ def _armed() -> dict[str, str]:
     spec = os.environ.get(ENV, "")
     pairs = (item.split("=", 1) for item in spec.split(",") if "=" in item)
     return {name.strip(): marker.strip() for name, marker in pairs}
+
+
+def hold(name: str, key: str, timeout_s: float = 600.0) -> None:
+    """Wait (at most `timeout_s`) until `key` is a line of the armed failpoint's file."""
+    listing = _armed().get(name)
+    if not listing:
+        return
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        path = Path(listing)
+        if path.exists() and key in path.read_text().split():
+            return
+        time.sleep(0.2)
 
 
 def hit(name: str) -> None:

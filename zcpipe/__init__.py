@@ -1,5 +1,10 @@
-"""zcpipe: node-wise zero-cost proxy statistics at scale."""
+"""zcpipe: node-wise zero-cost proxy statistics at scale.
 
-__version__ = "0.1.0"
-# Bump when a proxy's computed value changes for the same inputs; it enters the configuration hash.
-ENGINE_VERSION = "1"
+The stages are subpackages (`zcpipe.workers`, `zcpipe.store`, `zcpipe.predictors`, `zcpipe.pipeline`)
+mapped from the top-level folders; `zcpipe.cli` is the command line. `zcpipe.version`, `zcpipe.errors`
+and `zcpipe.settings` are the foundation every stage may import: they import nothing of zcpipe.
+"""
+
+from zcpipe.version import ENGINE_VERSION, __version__
+
+__all__ = ["ENGINE_VERSION", "__version__"]

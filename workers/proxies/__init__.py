@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
+from zcpipe.errors import InputError, WorkersError
 from zcpipe.workers.proxies.base import Batch, LayerScores, Proxy, ProxyContext, ProxyUndefined
 from zcpipe.workers.proxies.registry import registry
-
-# The five the card names; the default of `zcpipe ingest --proxies`.
-DEFAULT_PROXIES = ("synflow", "snip", "grad_norm", "fisher", "grasp")
-# zero-cost-nas's seven, the engine benchmark's set.
-ZC_NAS_PROXIES = ("grad_norm", "snip", "grasp", "fisher", "jacov", "plain", "synflow")
+from zcpipe.workers.proxy_sets import DEFAULT_PROXIES, ZC_NAS_PROXIES
 
 
 def _load_builtin() -> None:
@@ -28,7 +25,7 @@ def _load_builtin() -> None:
     )
 
 
-class UnknownProxyError(ValueError):
+class UnknownProxyError(WorkersError, InputError, ValueError):
     pass
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from zcpipe.errors import InputError, WorkersError
 from zcpipe.workers.spaces.base import (
     ArchError,
     ArchGraph,
@@ -26,7 +27,7 @@ def register_space(name: str) -> Callable[[Callable[..., SearchSpace]], Callable
     return deco
 
 
-class UnknownSpaceError(ValueError):
+class UnknownSpaceError(WorkersError, InputError, ValueError):
     pass
 
 

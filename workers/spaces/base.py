@@ -10,8 +10,10 @@ from typing import Any
 import numpy as np
 import torch.nn as nn
 
+from zcpipe.errors import InputError, WorkersError
 
-class ArchError(ValueError):
+
+class ArchError(WorkersError, InputError, ValueError):
     """An architecture key that does not parse or does not belong to the space."""
 
 
@@ -73,7 +75,7 @@ class SearchSpace(ABC):
         return self.parse(text), self.spec(text)
 
     def enumerate(self) -> Iterator[str]:
-        raise ArchError(f"space {self.name!r} is not enumerable; use --limit N to sample it")
+        raise ArchError(f"space {self.name!r} is not enumerable; sample it (`limit` N)", options=["limit"])
 
     @abstractmethod
     def sample(self, n: int, seed: int) -> list[str]:
@@ -86,6 +88,18 @@ class SearchSpace(ABC):
 
     @abstractmethod
     def graph(self, arch: str) -> ArchGraph: ...
+
+    def supernet_edges(self) -> list[list[str]]:
+        """For a space with a supernet (every op on every edge), each edge's candidate ops, in edge order."""
+        raise ArchError(f"space {self.name!r} has no supernet to prune")
+
+    def supernet_graph(self, edge_ops: list[list[str]]) -> ArchGraph:
+        """The operator graph of a supernet that keeps `edge_ops[k]` on edge k."""
+        raise ArchError(f"space {self.name!r} has no supernet to prune")
+
+    def cell_of(self, edge_ops: list[str]) -> str:
+        """The arch key of the cell with one op per edge."""
+        raise ArchError(f"space {self.name!r} has no supernet to prune")
 
     def node_slots(self, arch: str) -> list[list[str]]:
         """For each node of `graph(arch)`, the slots of the weight layers it stands for in the built

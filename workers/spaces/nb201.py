@@ -258,7 +258,9 @@ class NB201(SearchSpace):
 
     def sample(self, n: int, seed: int) -> list[str]:
         if not 0 < n <= NUM_ARCHS:
-            raise ArchError(f"nb201 has {NUM_ARCHS} cells; --limit must be between 1 and {NUM_ARCHS}")
+            raise ArchError(
+                f"nb201 has {NUM_ARCHS} cells; `limit` must be between 1 and {NUM_ARCHS}", options=["limit"]
+            )
         picks = np.random.default_rng(seed).choice(NUM_ARCHS, size=n, replace=False)
         return [ordinal_to_arch(int(i)) for i in picks]
 
@@ -269,6 +271,15 @@ class NB201(SearchSpace):
 
     def graph(self, arch: str) -> ArchGraph:
         return supernet_graph([[op] for op in parse_cell(arch)])
+
+    def supernet_edges(self) -> list[list[str]]:
+        return [list(OPS) for _ in EDGES]
+
+    def supernet_graph(self, edge_ops: list[list[str]]) -> ArchGraph:
+        return supernet_graph(edge_ops)
+
+    def cell_of(self, edge_ops: list[str]) -> str:
+        return cell_string(edge_ops)
 
     def node_slots(self, arch: str) -> list[list[str]]:
         cells = [i for i, (_, reduction) in enumerate(_layout(self.channels, self.cells_per_stage)) if not reduction]

@@ -1,0 +1,81 @@
+"""One fit's configuration, validated once and saved with the model (pycls style), and the
+`key=value` predictor options it takes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from zcpipe.pipeline.errors import ConfigError
+from zcpipe.predictors import get_predictor
+from zcpipe.store.model_artifacts import check_name
+from zcpipe.workers.spaces import get_space
+
+
+def parse_hparams(pairs: list[str]) -> dict[str, Any]:
+    """`key=value` strings (CLI `--hp`) to a dict; values become int, float or bool where they read as one."""
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"`hparams` {pair!r}: write it as key=value, e.g. lr=0.001", options=["hparams"])
+        out[key.strip()] = _value(text.strip())
+    return out
+
+
+def _value(text: str) -> Any:
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """One fit: the predictor, its options, the label it ranks by, and which cells train it."""
+
+    store: str
+    space: str | None  # the space it is evaluated on (and trained on, unless train_spaces says otherwise)
+    predictor: str
+    target: str
+    train_size: int | None  # cells drawn with `seed` from the training pool; None: all of it (cross-space)
+    seed: int = 0
+    name: str | None = None
+    config_hash: str | None = None
+    hparams: dict[str, Any] = field(default_factory=dict)
+    train_spaces: tuple[str, ...] = ()  # graph predictors: train on these spaces' labeled graphs
+
+    def __post_init__(self) -> None:
+        if self.name is not None:
+            check_name(self.name)
+        predictor = get_predictor(self.predictor, **self.hparams)  # unknown predictor or option: fail now
+        for space in (*self.train_spaces, *([self.space] if self.space else [])):
+            get_space(space)  # an unknown space: one-line error naming the known ones
+        if self.space is None and not self.train_spaces:
+            raise ConfigError(
+                "`space` names the space to train on (or `train_spaces`, for graph predictors)",
+                options=["space", "train_spaces"],
+            )
+        if self.train_spaces and predictor.input_kind != "graphs":
+            raise ConfigError(
+                f"`train_spaces` is for predictors that read only graphs (tgnas); {self.predictor!r} reads "
+                "statistics of one space",
+                options=["train_spaces"],
+            )
+        if self.train_size is None and self.space in self.pool:
+            raise ConfigError(
+                f"`train_size` is needed when {self.space} is trained on: its other cells test", options=["train_size"]
+            )
+
+    @property
+    def pool(self) -> tuple[str, ...]:
+        return self.train_spaces or (self.space,)
+
+    def default_name(self) -> str:
+        spaces = ".".join(self.pool) + ("" if self.space in (None, *self.pool) else f"-to-{self.space}")
+        size = "all" if self.train_size is None else self.train_size
+        return f"{self.predictor.replace(':', '-')}-{spaces}-{self.target}-n{size}-s{self.seed}"

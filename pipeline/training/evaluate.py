@@ -1,0 +1,51 @@
+"""A saved model on the store's cells: its metrics on the cells it did not train on, and its scores
+for every cell (committed to view `predictions`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from zcpipe.pipeline.training.fit import Data, load_data, load_model
+from zcpipe.predictors import rank_metrics
+from zcpipe.store import Catalog
+from zcpipe.store.model_artifacts import ModelError
+
+
+def _held_out(data: Data, config: dict, space: str) -> Data:
+    """Every labeled cell of `data` (one space) that the model did not train on."""
+    trained = config["train_archs"]
+    if isinstance(trained, list):  # models saved before cross-space training listed one space's cells
+        trained = {config["space"]: trained}
+    seen = trained.get(space, [])
+    if seen == "all":
+        return data.subset([])
+    seen = set(seen)
+    return data.subset([i for i, a in enumerate(data.archs) if a not in seen])
+
+
+def evaluate(store: str, name: str, target: str | None = None, space: str | None = None) -> dict[str, Any]:
+    """Rank metrics of a saved model on every labeled cell of `space` it did not train on."""
+    predictor, config = load_model(store, name)
+    space = space or config["space"]
+    target = target or config["target"]
+    data = load_data(predictor.input_kind, store, [space], target, config["config_hash"])
+    test = _held_out(data, config, space)
+    if not len(test):
+        raise ModelError(f"model {name!r} trained on every labeled {space} cell: nothing is left to evaluate")
+    metrics = rank_metrics(predictor.predict(test).score, test.labels)
+    return {"model": name, "space": space, "target": target, **metrics, "n_test": metrics["n"]}
+
+
+def predict(store: str, name: str, space: str | None = None) -> int:
+    """Score every cell of `space` with statistics under the model's configuration; commit them to
+    `predictions` in one transaction (replacing this model's earlier scores for the space)."""
+    predictor, config = load_model(store, name)
+    space = space or config["space"]
+    data = load_data(predictor.input_kind, store, [space], None, config["config_hash"])
+    pred = predictor.predict(data)
+    std = pred.std if pred.std is not None else np.full(len(data), np.nan)
+    score = np.where(np.isfinite(pred.score), pred.score, np.nan)  # stored as NULL
+    with Catalog(store).writer() as w:
+        return w.replace_predictions(name, space, data.archs, score, std)

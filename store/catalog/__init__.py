@@ -1,0 +1,200 @@
+"""The DuckDB catalog: which shards are committed, the runs, labels, graphs, models and predictions,
+and the SQL views over them.
+
+One writer (the ingest driver, a label import, a fit) holds the file only for the length of a change,
+so readers (`zcpipe sql`, training) can open it read-only while an ingest runs; both sides retry briefly
+when the other holds the lock. On object storage a writer holds a lease, works on a local copy and
+publishes it (store/remote.py).
+
+    Catalog(store).writer()   -> CatalogWriter (schema migrated; changes in transactions)
+    Catalog(store).reader()   -> a read-only connection with the views installed
+    Catalog(store).query(sql) -> pyarrow.Table; `query_confined` for SQL from users
+    store.catalog.readers     -> what other stages read (labels, runs, configs, models, predictions, graphs)
+
+The parts: schema.py (tables, migration), views.py, locks.py (file lock, ingest lock, leases),
+writer.py (every change, one transaction helper), reconcile.py (one algorithm, local or remote shards).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from zcpipe.errors import InputError, NotFoundError, StoreError
+from zcpipe.store import remote, shard_cache
+from zcpipe.store.catalog.locks import CatalogBusyError, catalog_lease, connect, ingest_lock
+from zcpipe.store.catalog.schema import add_missing_tables, migrate
+from zcpipe.store.catalog.views import install_views
+from zcpipe.store.catalog.writer import CatalogWriter
+from zcpipe.store.layout import StoreLayout
+from zcpipe.store.shards import CorruptShardError
+
+# Statements `query_confined` runs: reads only (COPY ... TO, ATTACH, SET and the rest are refused).
+_READ_STATEMENTS = ("SELECT", "EXPLAIN")
+
+
+class StoreNotFoundError(StoreError, NotFoundError, FileNotFoundError):
+    """The store has no catalog; `has_shards` says whether a reconcile could build one."""
+
+    def __init__(self, message: str, *, store: str, has_shards: bool):
+        super().__init__(message)
+        self.store, self.has_shards = store, has_shards
+
+
+class QueryError(StoreError, InputError):
+    """A user's SQL failed or was refused (DuckDB's message, first line)."""
+
+
+class Catalog:
+    """The catalog of one store (a folder or an fsspec URL)."""
+
+    def __init__(self, root: str | Path):
+        self.layout = StoreLayout(root)
+
+    # ------------------------------------------------------------------ writing
+
+    @contextmanager
+    def writer(self) -> Iterator[CatalogWriter]:
+        """The store's one writer, for the length of the `with` block (published at its end if remote)."""
+        if not self.layout.remote:
+            with self._writer() as w:
+                yield w
+            return
+        with catalog_lease(self.layout) as lease:
+            self.layout.root.mkdir(parents=True, exist_ok=True)
+            remote.sync_working_copy(self.layout)
+            try:
+                with self._writer() as w:
+                    yield w
+                lease.ensure_held()
+                remote.publish(self.layout)
+            except BaseException:  # the next writer starts again from the published catalog
+                (self.layout.root / "catalog.etag").unlink(missing_ok=True)
+                raise
+
+    @contextmanager
+    def _writer(self) -> Iterator[CatalogWriter]:
+        self.layout.root.mkdir(parents=True, exist_ok=True)
+        try:
+            con = connect(self.layout.catalog, read_only=False)
+        except duckdb.IOException as e:
+            raise CatalogBusyError(f"catalog {self.layout.catalog} is locked by another process: {e}") from None
+        try:
+            # The writer's connection needs no views (readers build their own), so a damaged shard
+            # cannot stop the reconcile that would quarantine it.
+            migrate(con)
+            yield CatalogWriter(con, self.layout)
+        finally:
+            con.close()
+
+    def ingest_lock(self):
+        """One ingest per store at a time (store/catalog/locks.py)."""
+        return ingest_lock(self.layout)
+
+    # ------------------------------------------------------------------ reading
+
+    def exists(self) -> bool:
+        """Whether the store has a catalog (published, for a remote store)."""
+        if self.layout.remote:
+            return remote.published_snapshot(self.layout) is not None
+        return self.layout.catalog.exists()
+
+    def has_shards(self) -> bool:
+        """Whether the store holds committed shards (with or without a catalog)."""
+        return bool(remote.shard_prefixes(self.layout)) if self.layout.remote else self.layout.shards.is_dir()
+
+    @contextmanager
+    def reader(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A read-only connection with the views installed, closed at the end of the block."""
+        path = remote.published_snapshot(self.layout) if self.layout.remote else self.layout.catalog
+        if path is None or not path.exists():
+            raise StoreNotFoundError(
+                f"no catalog in {self.layout}", store=str(self.layout), has_shards=self.has_shards()
+            )
+        con = connect(path, read_only=True)
+        try:
+            add_missing_tables(con)
+            try:
+                install_views(con, self.layout)
+            except duckdb.Error as e:
+                raise CorruptShardError(f"a shard of {self.layout} is unreadable ({str(e).splitlines()[0]})") from None
+            yield con
+        finally:
+            con.close()
+
+    def query(self, sql: str, params: list | None = None) -> pa.Table:
+        """The result of `sql` over the views, as an Arrow table (for the stages' own SQL)."""
+        with self.reader() as con:
+            rel = con.sql(sql, params=params)
+            return pa.table({}) if rel is None else rel.to_arrow_table()
+
+    def query_confined(self, sql: str) -> pa.Table:
+        """A user's SQL, confined to the store: read statements only, and no file outside the store's
+        own shards (DuckDB's `enable_external_access` off, `allowed_directories` set, then locked), so a
+        catalog can be offered to others through it."""
+        with self.reader() as con:
+            try:
+                kinds = [s.type.name for s in con.extract_statements(sql)]
+            except duckdb.Error as e:
+                raise QueryError(_first_line(e)) from None
+            if not kinds or any(k not in _READ_STATEMENTS for k in kinds):
+                raise QueryError(f"only SELECT (and EXPLAIN) statements run here, not {', '.join(kinds) or 'nothing'}")
+            con.execute("SET allowed_directories = ?", [self._readable_roots()])
+            con.execute("SET enable_external_access = false")
+            con.execute("SET lock_configuration = true")
+            try:
+                rel = con.sql(sql)
+                return pa.table({}) if rel is None else rel.to_arrow_table()
+            except duckdb.Error as e:
+                raise QueryError(_first_line(e)) from None
+
+    def _readable_roots(self) -> list[str]:
+        roots = [str(shard_cache.cache_root(self.layout)) + "/"] if self.layout.remote else []
+        root = self.layout.url if self.layout.remote else str(self.layout.root)
+        return [*roots, root.rstrip("/") + "/"]
+
+    def info(self) -> dict:
+        """What the store holds: per space and config, statistics rows by status; labels; models; bytes on disk."""
+        from zcpipe.store.catalog import readers
+
+        out = {
+            "root": str(self.layout),
+            "configs": readers.configs(self),
+            "labels": readers.label_counts(self),
+            "models": len(readers.models(self)),
+        }
+        if self.layout.remote:
+            out["bytes"] = self.layout.fs.du(self.layout.base)
+            local = self.layout.root  # this node's copies: the catalog, shard files, downloaded models
+            out["local_cache"] = str(local)
+            out["local_cache_bytes"] = sum(p.stat().st_size for p in local.rglob("*") if p.is_file())
+        else:
+            out["bytes"] = sum(p.stat().st_size for p in self.layout.root.rglob("*") if p.is_file())
+        return out
+
+    def failed_archs(self, space: str, config_hash: str) -> set[str]:
+        """Arch keys whose current row of this configuration says `failed`."""
+        table = self.query(
+            "SELECT arch FROM archs WHERE space = ? AND config_hash = ? AND status = 'failed'", [space, config_hash]
+        )
+        return set(table.column("arch").to_pylist()) if table.num_rows else set()
+
+    def committed_shard_dirs(self, space: str | None = None) -> list[Path] | list[str]:
+        """Committed shards: local folders, or URLs on a remote store."""
+        with self.reader() as con:
+            q = "SELECT path FROM shards_t" + (" WHERE space = ?" if space else "") + " ORDER BY committed_at"
+            rows = con.execute(q, [space] if space else []).fetchall()
+        if self.layout.remote:
+            return [self.layout.uri(r[0]) for r in rows]
+        return [self.layout.root / r[0] for r in rows]
+
+
+def _first_line(e: BaseException) -> str:
+    return (str(e).splitlines() or [type(e).__name__])[0]
+
+
+__all__ = ["Catalog", "CatalogBusyError", "CatalogWriter", "QueryError", "StoreNotFoundError"]

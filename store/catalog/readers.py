@@ -1,0 +1,105 @@
+"""What other stages read from the catalog, so that none of them writes SQL against its tables.
+
+Each function takes a `Catalog` and answers one question; rows come back as dicts or Arrow tables.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+
+if TYPE_CHECKING:
+    from zcpipe.store.catalog import Catalog
+
+
+def configs(catalog: Catalog) -> list[dict[str, Any]]:
+    """Per (space, config_hash): archs, ok, partial, failed, shards; the largest first within a space."""
+    return catalog.query(
+        "SELECT space, config_hash, count(*) AS archs, count(*) FILTER (status = 'ok') AS ok, "
+        "count(*) FILTER (status = 'partial') AS partial, count(*) FILTER (status = 'failed') AS failed, "
+        "count(DISTINCT shard_id) AS shards FROM archs GROUP BY ALL ORDER BY space, archs DESC, config_hash"
+    ).to_pylist()
+
+
+def label_counts(catalog: Catalog) -> list[dict[str, Any]]:
+    """Per (space, label): how many architectures have it."""
+    return catalog.query(
+        "SELECT space, label, count(DISTINCT arch) AS archs FROM labels GROUP BY ALL ORDER BY ALL"
+    ).to_pylist()
+
+
+def labels(catalog: Catalog, space: str, archs: list[str] | None = None) -> pa.Table:
+    """(arch, label, value) of `space`, repeated measurements averaged; only `archs` where given."""
+    if archs is None:
+        return catalog.query(
+            "SELECT arch, label, avg(value) AS value FROM labels WHERE space = ? GROUP BY ALL", [space]
+        )
+    wanted = pa.table({"arch": pa.array(archs, pa.string())})
+    with catalog.reader() as con:
+        con.register("wanted_archs", wanted)
+        return con.sql(
+            "SELECT arch, label, avg(value) AS value FROM labels SEMI JOIN wanted_archs USING (arch) "
+            "WHERE space = ? GROUP BY ALL",
+            params=[space],
+        ).to_arrow_table()
+
+
+def labels_of(catalog: Catalog, space: str, arch: str) -> dict[str, float]:
+    """Every label of one architecture, averaged over repeated measurements."""
+    return {r["label"]: r["value"] for r in labels(catalog, space, [arch]).to_pylist()}
+
+
+def runs(catalog: Catalog, space: str, config_hash: str) -> list[dict[str, Any]]:
+    """The ingest runs of one configuration, oldest first."""
+    return catalog.query(
+        "SELECT run_id, state, planned, done, skipped, failed, started_at::VARCHAR AS started_at, "
+        "finished_at::VARCHAR AS finished_at, config FROM runs WHERE space = ? AND config_hash = ? ORDER BY started_at",
+        [space, config_hash],
+    ).to_pylist()
+
+
+def models(catalog: Catalog, space: str | None = None, config_hash: str | None = None) -> list[dict[str, Any]]:
+    """Registered models; of `space`, and of statistics `config_hash` or none (graph-only models)."""
+    where, params = [], []
+    if space is not None:
+        where.append("space = ?")
+        params.append(space)
+    if config_hash is not None:
+        where.append("(config_hash = ? OR config_hash IS NULL)")
+        params.append(config_hash)
+    sql = "SELECT * FROM models" + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY name"
+    return catalog.query(sql, params).to_pylist()
+
+
+def predictions(catalog: Catalog, space: str, model: str | None = None) -> pa.Table:
+    """(model, arch, score, score_std) of `space`, of one model where given."""
+    if model is None:
+        return catalog.query("SELECT model, arch, score, score_std FROM predictions WHERE space = ?", [space])
+    return catalog.query(
+        "SELECT model, arch, score, score_std FROM predictions WHERE space = ? AND model = ?", [space, model]
+    )
+
+
+def top_predictions(catalog: Catalog, model: str, space: str, k: int) -> list[dict[str, Any]]:
+    """The model's k best-scored cells of `space`: rank, arch, score, score_std (NULL scores last)."""
+    return catalog.query(
+        "SELECT rank() OVER (ORDER BY score DESC NULLS LAST) AS rank, arch, score, score_std FROM predictions "
+        "WHERE model = ? AND space = ? ORDER BY score DESC NULLS LAST, arch LIMIT ?",
+        [model, space, k],
+    ).to_pylist()
+
+
+def layer_means(catalog: Catalog, space: str, config_hash: str, proxy: str) -> list[dict[str, Any]]:
+    """Per (slot, op): the mean of a layer proxy across architectures, and how many layers."""
+    return catalog.query(
+        f'SELECT slot, op, avg("{proxy}") AS mean, count(*) AS n FROM layers WHERE space = ? AND config_hash = ? '
+        "GROUP BY ALL",
+        [space, config_hash],
+    ).to_pylist()
+
+
+def columns(catalog: Catalog, view: str) -> list[str]:
+    """The columns of one view."""
+    with catalog.reader() as con:
+        return list(con.sql(f"SELECT * FROM {view} LIMIT 0").columns)

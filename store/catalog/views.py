@@ -1,0 +1,74 @@
+"""The SQL views every reader's connection builds over the store as it lies now.
+
+They are TEMP views: nothing is written to the catalog file, so a copied or moved store (a backup, a
+share mounted elsewhere) answers queries, and a read-only one does too.
+"""
+
+from __future__ import annotations
+
+import duckdb
+
+from zcpipe.store import shard_cache
+from zcpipe.store.layout import StoreLayout
+from zcpipe.store.shard_schema import ARCH_COLUMNS, LAYER_COLUMNS
+
+# The public views, what `zcpipe sql` is documented to answer over.
+VIEWS = ("archs", "layers", "runs", "labels", "archs_labeled", "shards", "models", "predictions", "graphs")
+_DUCK_TYPES = {
+    "string": "VARCHAR",
+    "double": "DOUBLE",
+    "int32": "INTEGER",
+    "int64": "BIGINT",
+    "list<item: int32>": "INTEGER[]",
+    "map<string, string>": "MAP(VARCHAR, VARCHAR)",
+}
+
+
+def shard_files(con: duckdb.DuckDBPyConnection, layout: StoreLayout) -> list[str]:
+    """Local folders holding the committed shards' Parquet files (fetched copies on a remote store)."""
+    rels = [r[0] for r in con.execute("SELECT path FROM shards_t ORDER BY committed_at, shard_id").fetchall()]
+    where = shard_cache.shard_dirs(layout, rels, ("archs.parquet", "layers.parquet"))
+    shard_cache.prune(layout, rels)
+    if layout.remote and rels and not shard_cache.enabled():
+        # DuckDB reads the shards through the store's fsspec filesystem (its httpfs extension cannot be
+        # downloaded here, and fsspec takes every protocol and the AWS_* settings the same way).
+        # Connections to one catalog file in one process share a database instance, and its registry.
+        if not any(con.filesystem_is_registered(p) for p in _protocols(layout.fs)):
+            con.register_filesystem(layout.fs)
+    return where
+
+
+def install_views(con: duckdb.DuckDBPyConnection, layout: StoreLayout) -> None:
+    """This connection's views over the store (TEMP: nothing is written to the file)."""
+    where = shard_files(con, layout)
+    _parquet_view(con, "archs", [f"{d}/archs.parquet" for d in where], ARCH_COLUMNS)
+    _parquet_view(con, "layers", [f"{d}/layers.parquet" for d in where], LAYER_COLUMNS)
+    con.execute("CREATE OR REPLACE TEMP VIEW runs AS SELECT * FROM runs_t")
+    con.execute("CREATE OR REPLACE TEMP VIEW labels AS SELECT * EXCLUDE (imported_at) FROM labels_t")
+    # One row per (architecture statistics, label); filter on `label`, e.g. 'cifar10_valid'.
+    con.execute(
+        "CREATE OR REPLACE TEMP VIEW archs_labeled AS SELECT a.*, l.label, l.dataset, l.split, l.metric, l.epochs, "
+        "l.seed_agg, l.detail, l.value, l.source, l.source_row FROM archs a JOIN labels l USING (space, arch)"
+    )
+    con.execute("CREATE OR REPLACE TEMP VIEW shards AS SELECT * FROM shards_t")
+    con.execute("CREATE OR REPLACE TEMP VIEW models AS SELECT * FROM models_t")
+    con.execute("CREATE OR REPLACE TEMP VIEW predictions AS SELECT * FROM predictions_t")
+    con.execute("CREATE OR REPLACE TEMP VIEW graphs AS SELECT * FROM graphs_t")
+
+
+def _protocols(fs) -> tuple[str, ...]:
+    return (fs.protocol,) if isinstance(fs.protocol, str) else tuple(fs.protocol)
+
+
+def _parquet_view(con: duckdb.DuckDBPyConnection, name: str, files: list[str], columns: list) -> None:
+    if files:
+        listing = ", ".join("'" + str(f).replace("'", "''") + "'" for f in files)
+        # Only rows arch_index points at: a row recomputed by --retry-failed supersedes the failed one.
+        body = (
+            f"SELECT * FROM read_parquet([{listing}], union_by_name = true) "
+            "SEMI JOIN arch_index USING (space, arch, config_hash, shard_id)"
+        )
+    else:
+        cols = ", ".join(f"CAST(NULL AS {_DUCK_TYPES[str(t)]}) AS {n}" for n, t in columns)
+        body = f"SELECT {cols} WHERE false"
+    con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS {body}")

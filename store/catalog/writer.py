@@ -1,0 +1,254 @@
+"""The catalog's one writer: commits shards, records runs, labels, graphs, models and predictions.
+
+Every change of more than one statement goes through `transaction()`, which commits on success and
+rolls back on any error, so a reader sees all of a change or none of it.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from zcpipe import settings
+from zcpipe.store import remote
+from zcpipe.store.catalog import reconcile as reconciliation
+from zcpipe.store.layout import StoreLayout
+from zcpipe.store.shards import CorruptShardError, ShardManifest, verify, verify_remote
+
+LABEL_COLUMNS = (
+    "space", "arch", "label", "dataset", "split", "metric", "epochs", "seed_agg", "detail", "value", "source",
+    "source_row",
+)  # fmt: skip
+MODEL_COLUMNS = (
+    "name", "predictor", "space", "config_hash", "target", "train_size", "seed", "n_test",
+    "kendall", "spearman", "pearson", "hparams", "metrics", "artifact", "zcpipe_version",
+)  # fmt: skip
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class CatalogWriter:
+    """Writes to one open catalog connection; get one from `Catalog.writer()`."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, layout: StoreLayout):
+        self.con = con
+        self.layout = layout
+
+    @contextmanager
+    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """BEGIN, the caller's statements, COMMIT; ROLLBACK (and re-raise) on any error."""
+        self.con.execute("BEGIN")
+        try:
+            yield self.con
+        except BaseException:
+            self.con.execute("ROLLBACK")
+            raise
+        self.con.execute("COMMIT")
+
+    # ------------------------------------------------------------------ start-up
+
+    def reconcile(self, verify_all: bool = False) -> dict[str, int]:
+        """Bring files and catalog into agreement (store/catalog/reconcile.py); returns what it did.
+        `verify_all` also re-checks the checksums of every registered shard."""
+        return reconciliation.reconcile(self, verify_all)
+
+    # ------------------------------------------------------------------ shards
+
+    def commit(self, manifest: ShardManifest, replace: bool = False) -> Path | str:
+        """Verify a staged shard, move it into shards/ and record it, all or nothing. On object storage the
+        shard is already at its final prefix: verified and recorded, it becomes visible when the catalog
+        is published (the end of this writer's `with` block)."""
+        if self.layout.remote:
+            rel = self.layout.shard_rel(manifest.space, manifest.run_id, manifest.shard_id)
+            if verify_remote(self.layout, rel) != manifest:
+                raise CorruptShardError(f"shard {self.layout.uri(rel)} does not match the manifest its worker returned")
+            self.register(manifest, rel, replace)
+            return self.layout.uri(rel)
+        staged = self.layout.staged(manifest.shard_id)
+        if verify(staged) != manifest:
+            raise CorruptShardError(f"staged shard {staged} does not match the manifest its worker returned")
+        final = self.layout.committed(manifest.space, manifest.run_id, manifest.shard_id)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        staged.rename(final)  # atomic on one filesystem; a crash after it is finished by reconcile()
+        self.register(manifest, final.relative_to(self.layout.root).as_posix(), replace)
+        return final
+
+    def register(self, manifest: ShardManifest, rel: str, replace: bool = False) -> None:
+        """Record a shard and point its archs at it. `replace` lets it supersede earlier rows of the same
+        archs (a --retry-failed recomputation): views show only the rows arch_index points at."""
+        with self.transaction() as con:
+            if replace:
+                con.executemany(
+                    "DELETE FROM arch_index WHERE space = ? AND arch = ? AND config_hash = ?",
+                    [[manifest.space, a, manifest.config_hash] for a in manifest.archs],
+                )
+            self._insert_shard(manifest, rel)
+
+    def unregister(self, shard_id: str) -> None:
+        """Forget a shard (its files are gone or quarantined)."""
+        with self.transaction() as con:
+            con.execute("DELETE FROM arch_index WHERE shard_id = ?", [shard_id])
+            con.execute("DELETE FROM shards_t WHERE shard_id = ?", [shard_id])
+
+    def _insert_shard(self, m: ShardManifest, rel: str) -> None:
+        """Record shard `m` at `rel` and point its archs at it (inside the caller's transaction)."""
+        self.con.execute(
+            "INSERT INTO shards_t VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [m.shard_id, m.space, m.run_id, m.config_hash, rel, len(m.archs), _now()],
+        )
+        self.con.executemany(
+            "INSERT INTO arch_index VALUES (?, ?, ?, ?)", [[m.space, a, m.config_hash, m.shard_id] for a in m.archs]
+        )
+
+    def committed_archs(self, space: str, config_hash: str) -> set[str]:
+        """Arch keys of `space` with a committed row of this configuration."""
+        rows = self.con.execute(
+            "SELECT arch FROM arch_index WHERE space = ? AND config_hash = ?", [space, config_hash]
+        ).fetchall()
+        return {r[0] for r in rows}
+
+    # ------------------------------------------------------------------ compaction
+
+    def replace_shards(self, manifests: list[ShardManifest], old: list[str]) -> None:
+        """Swap the shards `old` for `manifests` (staged, holding the same rows) in one transaction: readers
+        see the old set or the new one. The old shards' files are deleted after the commit; a crash before
+        that leaves them in `retired_t`, and the next reconcile deletes them instead of registering them."""
+        rels = []
+        for m in manifests:
+            if self.layout.remote:
+                rel = self.layout.shard_rel(m.space, m.run_id, m.shard_id)
+                if verify_remote(self.layout, rel) != m:
+                    raise CorruptShardError(f"compacted shard {self.layout.uri(rel)} does not match its manifest")
+            else:
+                staged = self.layout.staged(m.shard_id)
+                if verify(staged) != m:
+                    raise CorruptShardError(f"compacted shard {staged} does not match its manifest")
+                final = self.layout.committed(m.space, m.run_id, m.shard_id)
+                final.parent.mkdir(parents=True, exist_ok=True)
+                staged.rename(final)
+                rel = final.relative_to(self.layout.root).as_posix()
+            rels.append(rel)
+        with self.transaction():
+            self._retire_rows(old)
+            for m, rel in zip(manifests, rels, strict=True):
+                self._insert_shard(m, rel)
+
+    def retire(self, shard_ids: list[str]) -> None:
+        """Mark shards replaced, in one transaction: the next purge or reconcile deletes their files."""
+        with self.transaction():
+            self._retire_rows(shard_ids)
+
+    def _retire_rows(self, shard_ids: list[str]) -> None:
+        ids = [[s] for s in shard_ids]
+        self.con.executemany("INSERT INTO retired_t SELECT shard_id, path, now() FROM shards_t WHERE shard_id = ?", ids)
+        self.con.executemany("DELETE FROM arch_index WHERE shard_id = ?", ids)
+        self.con.executemany("DELETE FROM shards_t WHERE shard_id = ?", ids)
+
+    def purge_retired(self) -> int:
+        """Delete the files of shards that compaction replaced; returns how many. On object storage only
+        those retired `settings.SNAPSHOT_GRACE_S` ago or more: a reader on another node may still hold a
+        catalog snapshot from before the swap, and reads the old shards until its next snapshot."""
+        grace = settings.SNAPSHOT_GRACE_S if self.layout.remote else 0
+        rows = self.con.execute(
+            "SELECT shard_id, path FROM retired_t WHERE retired_at <= now() - to_seconds(?)", [float(grace)]
+        ).fetchall()
+        for shard_id, rel in rows:
+            if self.layout.remote:
+                remote.remove_prefix(self.layout, rel)
+            else:
+                shutil.rmtree(self.layout.root / rel, ignore_errors=True)
+            self.con.execute("DELETE FROM retired_t WHERE shard_id = ?", [shard_id])
+        return len(rows)
+
+    # ------------------------------------------------------------------ runs
+
+    def start_run(self, run_id: str, space: str, config_hash: str, config: dict, planned: int) -> None:
+        """Record a run as `running`; `finish_run` closes it (reconcile marks it `interrupted` if it died)."""
+        self.con.execute(
+            "INSERT INTO runs_t VALUES (?, ?, ?, ?, ?, NULL, 'running', ?, 0, 0, 0)",
+            [run_id, space, config_hash, json.dumps(config, sort_keys=True), _now(), planned],
+        )
+
+    def finish_run(self, run_id: str, state: str, done: int, skipped: int, failed: int) -> None:
+        """Close a run with its final counts."""
+        self.con.execute(
+            "UPDATE runs_t SET finished_at = ?, state = ?, done = ?, skipped = ?, failed = ? WHERE run_id = ?",
+            [_now(), state, done, skipped, failed, run_id],
+        )
+
+    # ------------------------------------------------------------------ labels, graphs
+
+    def import_labels(self, rows: list[dict]) -> int:
+        """Replace what each source file gave before with `rows`, in one transaction (all or none land)."""
+        self._replace_with(
+            pa.Table.from_pylist([{c: r.get(c) for c in LABEL_COLUMNS} for r in rows]),
+            ("DELETE FROM labels_t WHERE (space, source) IN (SELECT DISTINCT space, source FROM incoming)", []),
+            f"INSERT INTO labels_t SELECT {', '.join(LABEL_COLUMNS)}, now() FROM incoming",
+        )
+        return len(rows)
+
+    def add_graphs(self, table: pa.Table) -> int:
+        """Operator graphs (space, arch, ops, src, dst): what TG-NAS reads instead of statistics. A graph is a
+        function of its arch key, so rows already present are kept; returns how many were new."""
+        self.con.register("incoming_graphs", table)
+        try:
+            before = self.con.execute("SELECT count(*) FROM graphs_t").fetchall()[0][0]
+            self.con.execute(
+                "INSERT INTO graphs_t SELECT DISTINCT ON (space, arch) space, arch, ops, src, dst FROM incoming_graphs "
+                "ANTI JOIN graphs_t USING (space, arch)"
+            )
+            return self.con.execute("SELECT count(*) FROM graphs_t").fetchall()[0][0] - before
+        finally:
+            self.con.unregister("incoming_graphs")
+
+    # ------------------------------------------------------------------ models, predictions
+
+    def register_model(self, row: dict) -> None:
+        """One row of `models`; the artifact folder it names must already be complete."""
+        values = [json.dumps(row[c], sort_keys=True) if c in ("hparams", "metrics") else row[c] for c in MODEL_COLUMNS]
+        self.con.execute(
+            f"INSERT INTO models_t ({', '.join(MODEL_COLUMNS)}, created_at) "
+            f"VALUES ({', '.join('?' * len(MODEL_COLUMNS))}, ?)",
+            [*values, _now()],
+        )
+
+    def model_names(self) -> set[str]:
+        """Names of the registered models."""
+        return {r[0] for r in self.con.execute("SELECT name FROM models_t").fetchall()}
+
+    def replace_predictions(self, model: str, space: str, archs: list[str], score, score_std) -> int:
+        """Replace a model's scores for a space in one transaction: readers see the old set or the new."""
+        table = pa.table(
+            {
+                "space": pa.array([space] * len(archs), pa.string()),
+                "arch": pa.array(archs, pa.string()),
+                "model": pa.array([model] * len(archs), pa.string()),
+                "score": pa.array(score, pa.float64(), from_pandas=True),  # NaN -> NULL
+                "score_std": pa.array(score_std, pa.float64(), from_pandas=True),
+            }
+        )
+        self._replace_with(
+            table,
+            ("DELETE FROM predictions_t WHERE model = ? AND space = ?", [model, space]),
+            "INSERT INTO predictions_t SELECT *, now() FROM incoming",
+        )
+        return len(archs)
+
+    def _replace_with(self, incoming: pa.Table, delete: tuple[str, list], insert: str) -> None:
+        """Register `incoming` as view `incoming`, then run `delete` and `insert` in one transaction."""
+        self.con.register("incoming", incoming)
+        try:
+            with self.transaction() as con:
+                con.execute(*delete)
+                con.execute(insert)
+        finally:
+            self.con.unregister("incoming")

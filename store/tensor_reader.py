@@ -1,0 +1,218 @@
+"""The training-stage reader: (space, config_hash, target label) -> aligned arrays.
+
+Node-wise statistics come from the shards' `tensors.zarr` on the space's slot axis, so
+column s is the same layer position in every architecture; whole-network values come
+from `archs`, labels from `labels`. Missing values stay NaN and come with a mask.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import zarr.api.asynchronous as za
+from zarr.core.sync import sync as zarr_sync
+
+from zcpipe.errors import InputError, StoreError
+from zcpipe.store import shard_cache
+from zcpipe.store.catalog import Catalog
+
+# archs columns that are provenance, not statistics.
+_NOT_FEATURES = {"seconds"}
+
+
+class TrainingDataError(StoreError, InputError, ValueError):
+    """The store cannot give what was asked (no statistics, no such label or config); says what to do."""
+
+
+@dataclass(frozen=True)
+class TrainingSet:
+    """Statistics (and labels) of A architectures of one space under one configuration."""
+
+    space: str
+    config_hash: str
+    archs: list[str]
+    proxies: list[str]  # node-wise proxies, axis 1 of `nodewise`
+    slots: list[str]  # the space's slot axis, axis 2 of `nodewise`
+    nodewise: np.ndarray  # [A, P, S] float64; NaN where the slot is absent or the value was not computed
+    mask: np.ndarray  # [A, S] bool: the architecture has a weight layer at this slot
+    scalar_names: list[str]
+    scalars: np.ndarray  # [A, Q] float64 whole-network values; NaN where NULL
+    target: str | None = None
+    labels: np.ndarray | None = None  # [A] float64, mean over the label rows of each architecture
+
+    def __len__(self) -> int:
+        return len(self.archs)
+
+    def subset(self, index: np.ndarray | list[int]) -> TrainingSet:
+        idx = np.asarray(index, dtype=int)
+        return replace(
+            self,
+            archs=[self.archs[i] for i in idx],
+            nodewise=self.nodewise[idx],
+            mask=self.mask[idx],
+            scalars=self.scalars[idx],
+            labels=None if self.labels is None else self.labels[idx],
+        )
+
+    def scalar(self, name: str) -> np.ndarray:
+        if name not in self.scalar_names:
+            raise TrainingDataError(
+                f"proxy {name!r} is not in this store's {self.space} statistics (config {self.config_hash}); "
+                f"it has: {', '.join(self.scalar_names)}"
+            )
+        return self.scalars[:, self.scalar_names.index(name)]
+
+
+def config_hashes(store: str | Path, space: str, con: duckdb.DuckDBPyConnection | None = None) -> list[str]:
+    if con is None:
+        with Catalog(store).reader() as con:
+            return config_hashes(store, space, con)
+    rows = con.execute("SELECT DISTINCT config_hash FROM shards_t WHERE space = ? ORDER BY 1", [space]).fetchall()
+    return [r[0] for r in rows]
+
+
+def resolve_config(
+    store: str | Path, space: str, config_hash: str | None, con: duckdb.DuckDBPyConnection | None = None
+) -> str:
+    """The one configuration of `space` to read: the given one, or the only one the store has."""
+    found = config_hashes(store, space, con)
+    if not found:
+        raise TrainingDataError(
+            f"store {store} has no statistics for space {space!r}; ingest some first"
+        )
+    if config_hash is None:
+        if len(found) > 1:
+            raise TrainingDataError(
+                f"store {store} holds {len(found)} configurations of {space}: {', '.join(found)}; pick one "
+                "(`config_hash`; the store's info describes them)",
+                options=["config_hash"],
+            )
+        return found[0]
+    if config_hash not in found:
+        raise TrainingDataError(
+            f"config_hash {config_hash!r} has no statistics for {space} in {store}; it has: {', '.join(found)}"
+        )
+    return config_hash
+
+
+def labels_available(store: str | Path, space: str) -> list[str]:
+    with Catalog(store).reader() as con:
+        rows = con.execute("SELECT DISTINCT label FROM labels_t WHERE space = ? ORDER BY 1", [space]).fetchall()
+    return [r[0] for r in rows]
+
+
+def load_training_set(
+    store: str | Path,
+    space: str,
+    *,
+    target: str | None = None,
+    config_hash: str | None = None,
+) -> TrainingSet:
+    """Every architecture of `space` with statistics under the configuration (status ok or partial),
+    restricted to those with a `target` label when one is named; sorted by arch key."""
+    catalog = Catalog(store)
+    with catalog.reader() as con:
+        chash = resolve_config(store, space, config_hash, con)
+        # Each arch's current shard (a --retry-failed recomputation supersedes an earlier row).
+        owned = con.execute(
+            "SELECT i.arch, s.path FROM arch_index i JOIN shards_t s USING (shard_id) "
+            "WHERE i.space = ? AND i.config_hash = ?",
+            [space, chash],
+        ).fetchall()
+        rels = sorted({path for _, path in owned})
+        where = dict(zip(rels, shard_cache.shard_dirs(catalog.layout, rels, ("tensors.zarr",)), strict=True))
+        owner = {arch: where[path] for arch, path in owned}
+        rel = con.sql(
+            f"SELECT * FROM archs WHERE space = '{_q(space)}' AND config_hash = '{_q(chash)}' "
+            "AND status <> 'failed' ORDER BY arch"
+        )
+        numeric = [c for c, t in zip(rel.columns, rel.types, strict=True) if str(t) == "DOUBLE"]
+        table = rel.to_arrow_table()
+        labels: dict[str, float] = {}
+        if target is not None:
+            labels = dict(
+                con.execute(
+                    "SELECT arch, avg(value) FROM labels_t WHERE space = ? AND label = ? GROUP BY arch",
+                    [space, target],
+                ).fetchall()
+            )
+    if target is not None and not labels:
+        have = labels_available(store, space)  # a second connection, on the error path only
+        raise TrainingDataError(
+            f"no {target!r} labels for {space} in {store}; "
+            + (
+                f"labels there: {', '.join(have)}"
+                if have
+                else "import some first"
+            )
+        )
+    archs = table.column("arch").to_pylist()
+    keep = [i for i, a in enumerate(archs) if target is None or a in labels]
+    if not keep:
+        raise TrainingDataError(
+            f"none of the {len(archs)} {space} architectures with statistics has a {target!r} label"
+        )
+    archs = [archs[i] for i in keep]
+    # A column that is NULL for every row belongs to another configuration (views union all shards).
+    names, cols = [], []
+    for c in numeric:
+        if c in _NOT_FEATURES:
+            continue
+        v = table.column(c).to_numpy(zero_copy_only=False).astype(np.float64)[keep]
+        if np.isfinite(v).any():
+            names.append(c)
+            cols.append(v)
+    scalars = np.stack(cols, axis=1) if cols else np.zeros((len(archs), 0))
+    proxies, slots, nodewise, mask = read_nodewise(sorted({owner[a] for a in archs}), archs, owner)
+    y = np.array([labels[a] for a in archs], dtype=np.float64) if target is not None else None
+    return TrainingSet(space, chash, archs, proxies, slots, nodewise, mask, names, scalars, target, y)
+
+
+def _q(text: str) -> str:
+    return text.replace("'", "''")
+
+
+async def _read_shard(path: str) -> tuple[dict, np.ndarray, np.ndarray]:
+    g = await za.open_group(f"{path}/tensors.zarr", mode="r")  # a folder or a URL
+    values, mask = await asyncio.gather(g.getitem("values"), g.getitem("mask"))
+    v, m = await asyncio.gather(values.getitem(...), mask.getitem(...))
+    return dict(g.attrs), np.asarray(v), np.asarray(m)
+
+
+async def _read_all(paths: list[str]) -> list[tuple[dict, np.ndarray, np.ndarray]]:
+    # One event loop over every shard: zarr's per-open latency overlaps instead of adding up.
+    return await asyncio.gather(*(_read_shard(p) for p in paths))
+
+
+def read_nodewise(
+    paths: list[str], archs: list[str], owner: dict[str, str] | None = None
+) -> tuple[list[str], list[str], np.ndarray, np.ndarray]:
+    """Node-wise tensors of `archs` from the shards at `paths`; `owner` (arch -> path) picks the shard
+    an arch is read from where several hold it."""
+    # On zarr's own event loop: fsspec caches remote filesystems per loop, so a private loop per call
+    # (asyncio.run) would leave the next call holding a filesystem bound to a closed loop.
+    blocks = zarr_sync(_read_all(paths))
+    if not blocks:
+        raise TrainingDataError("the configuration's shards hold no node-wise tensors")
+    proxies, slots = list(blocks[0][0]["proxies"]), list(blocks[0][0]["slots"])
+    where: dict[str, int] = {}  # arch -> row in the shards' rows stacked in order
+    offset = 0
+    for b, (attrs, _, _) in enumerate(blocks):
+        if list(attrs["proxies"]) != proxies or list(attrs["slots"]) != slots:
+            raise TrainingDataError(
+                f"shard {paths[b]} has another proxy or slot axis than {paths[0]}; one configuration must share them"
+            )
+        for r, a in enumerate(attrs["archs"]):
+            if owner is None or owner.get(a) == str(paths[b]):
+                where[a] = offset + r
+        offset += len(attrs["archs"])
+    rows = np.fromiter((where[a] for a in archs), dtype=np.int64, count=len(archs))
+    if len(blocks) == 1:  # a compacted configuration: no stacked copy
+        return proxies, slots, blocks[0][1][rows], blocks[0][2][rows]
+    values = np.concatenate([b[1] for b in blocks])[rows]
+    mask = np.concatenate([b[2] for b in blocks])[rows]
+    return proxies, slots, values, mask

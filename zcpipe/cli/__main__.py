@@ -1,0 +1,5 @@
+"""`python -m zcpipe.cli`."""
+
+from zcpipe.cli import main
+
+main()

@@ -1,0 +1,144 @@
+"""What every command shares: the --store option, one-line errors with the fix, output tables."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated
+
+import typer
+
+from zcpipe.errors import BusyError, CorruptError, NotFoundError, ZcpipeError
+from zcpipe.pipeline import defaults
+
+StoreOpt = Annotated[
+    str, typer.Option(help="store: a folder (created if missing) or an fsspec URL such as s3://bucket/prefix")
+]
+DEFAULT_STORE = defaults.STORE
+# Config fields whose flag is not `--` + the field with dashes.
+_FLAGS = {
+    "archs_file": "--archs",
+    "all_archs": "--all",
+    "start_timeout_s": "--start-timeout",
+    "stall_timeout_s": "--stall-timeout",
+    "hparams": "--hp",
+    "hpo_trials": "--hpo",
+    "fmt": "--format",
+}
+
+
+def flag(field: str) -> str:
+    """The command-line flag of a config field."""
+    return _FLAGS.get(field, "--" + field.replace("_", "-"))
+
+
+def fail(message: str) -> None:
+    """Print `error: message` on stderr and exit with status 2."""
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(2)
+
+
+def _store_access_errors() -> tuple[type[BaseException], ...]:
+    """Failures to reach or be let into a remote store (S3 errors arrive as botocore's or, translated by
+    s3fs, as PermissionError)."""
+    from botocore.exceptions import BotoCoreError
+
+    return (PermissionError, BotoCoreError)
+
+
+def describe(e: BaseException, store: str | None = None) -> str:
+    """One line for the user: the error's first line with its settings named as flags, and what to do."""
+    line = (str(e).splitlines() or [type(e).__name__])[0].strip() or type(e).__name__
+    if isinstance(e, ZcpipeError):
+        line = re.sub(r"`(\w+)`", lambda m: flag(m[1]) if m[1] in e.options else m[0], line)
+        for words, command in _remedies(store or "STORE").items():
+            line = line.replace(words, command)
+        return line + _hint(e, store)
+    if isinstance(e, FileNotFoundError) and "bucket does not exist" in line:
+        return line + ": create the bucket first, or fix --store"
+    return line + (
+        " (the store could not be reached or refused access: check --store, AWS_ENDPOINT_URL and the "
+        "credentials in AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY)"
+    )
+
+
+def _remedies(store: str) -> dict[str, str]:
+    """Remedies the library words in prose, and the command that is each."""
+    return {
+        "reconciling the store": f"`zcpipe store reconcile --store {store}`",
+        "ingest some first": f"run `zcpipe ingest --store {store} ...` first",
+        "import some first": f"import some with `zcpipe labels import --store {store} ...`",
+        "train one first": "train one with `zcpipe train`",
+        "a label import": "`zcpipe labels import`",
+        "the store's info describes them": f"`zcpipe store info --store {store}` describes them",
+    }
+
+
+def _hint(e: ZcpipeError, store: str | None) -> str:
+    from zcpipe.pipeline.errors import ClusterTooSmallError, IngestStalledError
+
+    where = store or "STORE"
+    if isinstance(e, ClusterTooSmallError):
+        return ": lower --gpus, --actors-per-gpu or --workers, or add nodes to the cluster"
+    if isinstance(e, IngestStalledError):
+        return ": rerun to resume; raise --start-timeout / --stall-timeout if the cluster or the networks are slow"
+    if isinstance(e, NotFoundError) and hasattr(e, "has_shards"):  # a store without a catalog
+        if e.has_shards:
+            return f": `zcpipe store reconcile --store {where}` registers the shards it holds"
+        return f": run `zcpipe ingest --store {where} ...` first"
+    if isinstance(e, CorruptError) and "unreadable" in str(e):
+        return f"; `zcpipe store reconcile --store {where}` verifies every shard and quarantines a damaged one"
+    if isinstance(e, BusyError) and "another ingest" in str(e):
+        return "; wait for it or use another --store"
+    return ""
+
+
+@contextmanager
+def handled(store: str | None = None) -> Iterator[None]:
+    """Turn zcpipe's errors (and a store that cannot be reached) into one line; anything else, a bug,
+    keeps its traceback."""
+    try:
+        yield
+    except ZcpipeError as e:
+        fail(describe(e, store))
+    except FileNotFoundError as e:
+        if "bucket does not exist" not in str(e):
+            raise
+        fail(describe(e, store))
+    except _store_access_errors() as e:
+        fail(describe(e, store))
+
+
+def names(text: str | None) -> tuple[str, ...]:
+    """Comma-separated names as a tuple (empty for None)."""
+    return tuple(t.strip() for t in text.split(",") if t.strip()) if text else ()
+
+
+def render(table, fmt: str) -> str:
+    """An Arrow table as a printed table, CSV or JSON."""
+    import polars as pl
+
+    df = pl.from_arrow(table)
+    if not isinstance(df, pl.DataFrame):
+        df = df.to_frame()
+    if fmt == "json":
+        return json.dumps(df.to_dicts(), default=str) + "\n"
+    nested = [c for c, t in df.schema.items() if t.is_nested()]
+    if nested:  # CSV and the table printer want flat values
+        df = df.with_columns(
+            pl.col(c).map_elements(lambda v: json.dumps(v, default=str), return_dtype=pl.String) for c in nested
+        )
+    if fmt == "csv":
+        buf = io.StringIO()
+        df.write_csv(buf)
+        return buf.getvalue()
+    with pl.Config(tbl_rows=100, tbl_cols=30, fmt_str_lengths=90, tbl_width_chars=200):
+        return f"{df}\n"
+
+
+def check_format(fmt: str, choices: tuple[str, ...]) -> None:
+    if fmt not in choices:
+        fail(f"--format {fmt!r}: choose {', '.join(choices[:-1])} or {choices[-1]}")
