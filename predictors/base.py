@@ -18,7 +18,7 @@ class FeatureMismatchError(PredictorError, InputError, ValueError):
 
 
 class HyperParameterError(PredictorError, InputError, ValueError):
-    pass
+    """A predictor option is unknown or has a value it cannot take."""
 
 
 @dataclass(frozen=True)

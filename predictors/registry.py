@@ -11,7 +11,7 @@ from zcpipe.predictors.base import Predictor
 
 
 class UnknownPredictorError(PredictorError, InputError, ValueError):
-    pass
+    """No predictor is registered under that name; the message names the choices."""
 
 
 @dataclass(frozen=True)
@@ -25,6 +25,7 @@ _REGISTRY: dict[str, PredictorInfo] = {}
 
 
 def register_predictor(name: str, summary: str) -> Callable[[type[Predictor]], type[Predictor]]:
+    """Class decorator registering a predictor under `name` with a one-line summary."""
     def deco(cls: type[Predictor]) -> type[Predictor]:
         if name in _REGISTRY:
             raise ValueError(f"predictor {name!r} registered twice")
@@ -41,6 +42,7 @@ def _load_builtin() -> None:
 
 
 def available_predictors() -> list[PredictorInfo]:
+    """Every registered predictor's name, class and one-line summary."""
     _load_builtin()
     return [_REGISTRY[n] for n in sorted(_REGISTRY)]
 

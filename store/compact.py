@@ -25,6 +25,8 @@ from zcpipe.store.shards import TensorBlock, read_tensors, write_staged_shard
 
 @dataclass
 class CompactionSummary:
+    """What a compaction did: configurations merged, shards before and after, architectures moved."""
+
     groups: int = 0
     shards_before: int = 0
     shards_after: int = 0
@@ -145,6 +147,7 @@ def _rewrite(layout, store, space, chash, members, owner, run_id, max_archs) -> 
 
 
 def small_shards(store: str, space: str, config_hash: str, small: int = SMALL) -> int:
+    """How many committed shards of this configuration hold fewer than `small` architectures."""
     with Catalog(store).reader() as con:
         return con.execute(
             "SELECT count(*) FROM shards_t WHERE space = ? AND config_hash = ? AND n_archs < ?",

@@ -32,6 +32,9 @@ def normalize_store(store: str | Path) -> str:
 
 
 class StoreLayout:
+    """Where everything of one store lives: its URL, the local root (the store itself, or this node's
+    working copy of a remote one), and the paths of the catalog, staging, shards and models."""
+
     def __init__(self, store: str | Path):
         self.url = normalize_store(store)
         self.remote = is_remote(self.url)

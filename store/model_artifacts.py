@@ -23,6 +23,7 @@ class ModelError(StoreError, InputError, ValueError):
 
 
 def check_name(name: str) -> str:
+    """`name` if it is a usable model name; ModelError otherwise."""
     if not _NAME.match(name) or len(name) > 200:
         raise ModelError(f"model name {name!r}: use letters, digits and . _ - : = (at most 200 characters)")
     return name
@@ -70,6 +71,7 @@ def unused_name(store: str | Path, base: str) -> str:
 
 
 def model_names(store: str | Path) -> list[str]:
+    """Names of the models registered in the store."""
     catalog = Catalog(store)
     if not catalog.exists():
         return []

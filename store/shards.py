@@ -46,6 +46,8 @@ class TensorBlock:
 
 @dataclass(frozen=True)
 class ShardManifest:
+    """What a shard holds (space, run, configuration, archs) and the checksum of each of its files."""
+
     shard_id: str
     space: str
     run_id: str

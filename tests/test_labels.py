@@ -189,8 +189,8 @@ def test_unparseable_rows_fail_the_whole_import(tmp_path):
         Catalog(tmp_path / "s").query("SELECT * FROM labels")
 
 
-def test_the_readme_spearman_sql_matches_scipy(tmp_path):
-    """The README's SQL is what users copy: run it and compare with scipy on the same rows."""
+def test_the_cookbook_spearman_sql_matches_scipy(tmp_path):
+    """The SQL cookbook's query is what users copy: run it and compare with scipy on the same rows."""
     import csv
     import re
 
@@ -198,7 +198,7 @@ def test_the_readme_spearman_sql_matches_scipy(tmp_path):
 
     from tests.conftest import ROOT
 
-    readme = (ROOT / "README.md").read_text()
+    readme = (ROOT / "docs" / "sql.md").read_text()
     sql = re.search(r"<!-- sql:spearman -->\n```sql\n(.+?)```", readme, re.S).group(1)
     truth = {r["arch"]: float(r["cifar10_valid"]) for r in csv.DictReader(open(NB201_LABELS))}
     archs = sorted(truth)[:60]

@@ -32,6 +32,8 @@ class DatasetError(WorkersError, InputError, ValueError):
 
 @dataclass(frozen=True)
 class DataSpec:
+    """Which minibatch: the dataset's name and root, the batch size, and the seed of the draw."""
+
     name: str = "synthetic"
     root: str | None = None
     batch_size: int = 64
@@ -62,6 +64,7 @@ def load_batch(spec: DataSpec) -> tuple[np.ndarray, np.ndarray, int]:
 
 
 def batch_sha256(images: np.ndarray, labels: np.ndarray) -> str:
+    """The content hash of a batch (images and labels), as the configuration hash records it."""
     h = hashlib.sha256()
     h.update(np.ascontiguousarray(images).tobytes())
     h.update(np.ascontiguousarray(labels).tobytes())

@@ -29,6 +29,8 @@ _HVP_FACTOR, _PLAIN_FACTOR = 4.0, 2.0
 
 @dataclass
 class LayerStat:
+    """One weight layer of a network: its slot, op, shape and counts, and each layer proxy's value."""
+
     slot: str
     op: str
     op_type: str
@@ -41,6 +43,8 @@ class LayerStat:
 
 @dataclass
 class ArchStats:
+    """One architecture's values (NULL ones with reasons), its layers, seconds per proxy, micro-batches."""
+
     values: dict[str, float | None]
     reasons: dict[str, str]
     layers: list[LayerStat]
@@ -62,6 +66,8 @@ def _reduce(scores: list[torch.Tensor]) -> list[float]:
 
 
 class ProxyEngine:
+    """Computes a set of proxies for networks, sharing passes; splits a batch that does not fit."""
+
     def __init__(
         self,
         proxies: list[Proxy],

@@ -21,6 +21,8 @@ DEVICE_FAULT_EXIT = 75
 
 
 class IngestActor:
+    """A Ray actor around one ProxyWorker: computes a chunk of architectures and stages it as a shard."""
+
     def __init__(self, cfg: WorkerConfig, data: DataSpec, batch_sha256: str, store: str, proxies: tuple[str, ...]):
         # Each actor reads the batch itself (a restarted actor needs nothing from the driver)
         # and checks it is the very batch the configuration hash was computed from.

@@ -34,6 +34,8 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class IngestSummary:
+    """What a run did: planned, done, skipped (committed before), failed, and the seconds it took."""
+
     run_id: str
     config_hash: str
     planned: int
@@ -83,6 +85,8 @@ AUTO_COMPACT_SHARDS = settings.AUTO_COMPACT_SHARDS
 
 
 def ingest(cfg: IngestConfig, progress: bool = True) -> IngestSummary:
+    """Run an ingest under the store's ingest lock: compute what is not committed yet, commit it shard by shard,
+    and merge small shards at the end if it left many. Resumable: a rerun skips what is committed."""
     with Catalog(normalize_store(cfg.store)).ingest_lock():
         summary = _ingest(cfg, progress)
     # A full run leaves ~1,000 shards of 16 archs, and every query opens every file: merge them.

@@ -35,6 +35,8 @@ _NOT_PROXIES = {"seconds"}
 
 @dataclass
 class Report:
+    """The numbers of one space's report: correlations, proxy matrix, scatter, curves, profile, meta."""
+
     store: str
     space: str
     config_hash: str

@@ -210,6 +210,7 @@ def render(report: Report, figs: dict[str, bytes]) -> str:
 
 
 def write_report(report: Report, out: Path | None, png_dir: Path | None = None) -> dict[str, bytes]:
+    """Write the report's HTML page to `out` and/or its figures as PNGs to `png_dir`; returns the figures."""
     figs = figures(report)
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)

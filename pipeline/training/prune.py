@@ -20,6 +20,8 @@ from zcpipe.workers.spaces import ArchError, get_space
 
 @dataclass
 class PruneResult:
+    """The chosen cell, the search's wall time, the op each round removed per edge, the cell's labels."""
+
     arch: str
     seconds: float
     rounds: list[list[str]] = field(default_factory=list)  # per round, the removed op of each edge ("" if none)

@@ -26,15 +26,17 @@ def _load_builtin() -> None:
 
 
 class UnknownProxyError(WorkersError, InputError, ValueError):
-    pass
+    """No proxy is registered under that name; the message names the choices."""
 
 
 def all_proxies() -> dict[str, Proxy]:
+    """Every registered proxy by name (the built-in measures loaded on first use)."""
     _load_builtin()
     return dict(registry())
 
 
 def get_proxies(names: list[str] | tuple[str, ...]) -> list[Proxy]:
+    """The proxies named, in order; UnknownProxyError names the choices."""
     reg = all_proxies()
     unknown = [n for n in names if n not in reg]
     if unknown:

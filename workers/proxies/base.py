@@ -50,6 +50,9 @@ LayerScores = list[torch.Tensor]
 
 
 class Proxy:
+    """A zero-cost measure: its declared policy (scope, the pass that feeds it, what it needs) and its two
+    implementations, `standalone` (the oracle) and `extract` (from the shared pass)."""
+
     name: str = ""
     scope: Scope = "layer"
     pass_name: PassName = "data"

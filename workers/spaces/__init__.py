@@ -18,6 +18,7 @@ _FACTORIES: dict[str, Callable[..., SearchSpace]] = {}
 
 
 def register_space(name: str) -> Callable[[Callable[..., SearchSpace]], Callable[..., SearchSpace]]:
+    """Decorator registering a space factory under `name`."""
     def deco(factory: Callable[..., SearchSpace]) -> Callable[..., SearchSpace]:
         if name in _FACTORIES:
             raise ValueError(f"space {name!r} registered twice")
@@ -28,7 +29,7 @@ def register_space(name: str) -> Callable[[Callable[..., SearchSpace]], Callable
 
 
 class UnknownSpaceError(WorkersError, InputError, ValueError):
-    pass
+    """No space is registered under that name; the message names the choices."""
 
 
 def _load_builtin() -> None:
@@ -37,11 +38,13 @@ def _load_builtin() -> None:
 
 
 def available_spaces() -> list[str]:
+    """Names of the registered search spaces."""
     _load_builtin()
     return sorted(_FACTORIES)
 
 
 def get_space(name: str, **params: object) -> SearchSpace:
+    """The space registered as `name`, built with its parameters; UnknownSpaceError names the choices."""
     _load_builtin()
     if name not in _FACTORIES:
         raise UnknownSpaceError(f"unknown space {name!r}; choose one of: {', '.join(sorted(_FACTORIES))}")
