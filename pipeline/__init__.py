@@ -24,6 +24,7 @@ _PUBLIC = {
     "import_labels": "zcpipe.pipeline.labels.importer",
     "TrainConfig": "zcpipe.pipeline.training.config",
     "parse_hparams": "zcpipe.pipeline.training.config",
+    "parse_pairs": "zcpipe.pipeline.options",
     "train": "zcpipe.pipeline.training.fit",
     "evaluate": "zcpipe.pipeline.training.evaluate",
     "predict": "zcpipe.pipeline.training.evaluate",

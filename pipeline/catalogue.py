@@ -3,11 +3,24 @@
 from __future__ import annotations
 
 
-def spaces() -> list[str]:
-    """Names of the registered search spaces."""
-    from zcpipe.workers.spaces import available_spaces
+def spaces() -> list[tuple[str, dict]]:
+    """(name, options and their defaults) of every registered search space."""
+    import inspect
 
-    return available_spaces()
+    from zcpipe.workers.spaces import available_spaces, space_factory
+
+    out = []
+    for name in available_spaces():
+        params = inspect.signature(space_factory(name)).parameters.values()
+        out.append((name, {p.name: p.default for p in params if p.default is not inspect.Parameter.empty}))
+    return out
+
+
+def datasets() -> list[tuple[str, int, tuple[int, int, int], bool]]:
+    """(name, classes, input shape, needs files) of every registered dataset (0s: the pack says)."""
+    from zcpipe.workers.datasets import available_datasets, get_dataset
+
+    return [(d.name, d.num_classes, d.input_shape, d.needs_root) for d in map(get_dataset, available_datasets())]
 
 
 def proxies() -> list[tuple[str, str, str]]:

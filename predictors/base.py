@@ -61,13 +61,23 @@ class Predictor(ABC):
         self.check_features(data)
         return self._predict(data)
 
+    def accept_statistics_of(self, config_hash: str) -> None:
+        """Let this fitted predictor read statistics of another configuration of its space (another task's,
+        on the same slot axis): what evaluating a model across tasks asks for, and only then."""
+        self.accepted_configs = frozenset({*getattr(self, "accepted_configs", ()), config_hash})
+
+    def reads_config(self, config_hash: str | None) -> bool:
+        """Whether statistics of `config_hash` are what it was fitted on, or were accepted for it."""
+        fitted = self.fitted_on or {}
+        return config_hash == fitted.get("config_hash") or config_hash in getattr(self, "accepted_configs", ())
+
     def check_features(self, data: TrainingSet) -> None:
         fitted = self.fitted_on
         if fitted is None:
             if self.trainable:
                 raise RuntimeError(f"predictor {self.name!r} is not fitted")
             return
-        if data.space != fitted["space"] or data.config_hash != fitted["config_hash"]:
+        if data.space != fitted["space"] or not self.reads_config(data.config_hash):
             raise FeatureMismatchError(
                 f"predictor {self.name!r} was trained on {fitted['space']} statistics of config_hash "
                 f"{fitted['config_hash']}, not on {data.space} / {data.config_hash}: its inputs would mean something "

@@ -232,7 +232,7 @@ class ZcGraphRanker(GraphRanker):
     def check_features(self, data: GraphSet) -> None:  # type: ignore[override]
         super().check_features(data)
         fitted = self.fitted_on
-        if data.node_stats is None or data.config_hash != fitted["config_hash"]:
+        if data.node_stats is None or not self.reads_config(data.config_hash):
             raise FeatureMismatchError(
                 f"predictor {self.name!r} reads statistics of config_hash {fitted['config_hash']}; "
                 f"these graphs carry {data.config_hash or 'none'}: ingest that configuration for this space"

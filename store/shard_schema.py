@@ -9,6 +9,7 @@ ARCH_COLUMNS = [
     ("arch", pa.string()),
     ("arch_spec", pa.string()),  # what builds it, where the key alone does not (NB101's hash)
     ("config_hash", pa.string()),
+    ("dataset", pa.string()),  # the task the statistics were computed on (NULL in shards written before)
     ("run_id", pa.string()),
     ("shard_id", pa.string()),
     ("status", pa.string()),  # ok | partial (some proxy NULL) | failed

@@ -67,29 +67,41 @@ class TrainingSet:
         return self.scalars[:, self.scalar_names.index(name)]
 
 
-def config_hashes(store: str | Path, space: str, con: duckdb.DuckDBPyConnection | None = None) -> list[str]:
+def config_hashes(
+    store: str | Path, space: str, con: duckdb.DuckDBPyConnection | None = None, dataset: str | None = None
+) -> list[str]:
+    """The statistics configurations of `space` (of one `dataset`'s statistics, where given)."""
     if con is None:
         with Catalog(store).reader() as con:
-            return config_hashes(store, space, con)
-    rows = con.execute("SELECT DISTINCT config_hash FROM shards_t WHERE space = ? ORDER BY 1", [space]).fetchall()
+            return config_hashes(store, space, con, dataset)
+    if dataset is not None:
+        rows = con.execute(
+            "SELECT DISTINCT config_hash FROM archs WHERE space = ? AND dataset = ? ORDER BY 1", [space, dataset]
+        ).fetchall()
+    else:
+        rows = con.execute("SELECT DISTINCT config_hash FROM shards_t WHERE space = ? ORDER BY 1", [space]).fetchall()
     return [r[0] for r in rows]
 
 
 def resolve_config(
-    store: str | Path, space: str, config_hash: str | None, con: duckdb.DuckDBPyConnection | None = None
+    store: str | Path,
+    space: str,
+    config_hash: str | None,
+    con: duckdb.DuckDBPyConnection | None = None,
+    dataset: str | None = None,
 ) -> str:
-    """The one configuration of `space` to read: the given one, or the only one the store has."""
-    found = config_hashes(store, space, con)
+    """The one configuration of `space` to read: the given one, or the only one the store has (of
+    `dataset`'s statistics, where given)."""
+    found = config_hashes(store, space, con, dataset)
     if not found:
-        raise TrainingDataError(
-            f"store {store} has no statistics for space {space!r}; ingest some first"
-        )
+        of = f" on {dataset}" if dataset else ""
+        raise TrainingDataError(f"store {store} has no statistics for space {space!r}{of}; ingest some first")
     if config_hash is None:
         if len(found) > 1:
             raise TrainingDataError(
                 f"store {store} holds {len(found)} configurations of {space}: {', '.join(found)}; pick one "
-                "(`config_hash`; the store's info describes them)",
-                options=["config_hash"],
+                "(`config_hash`, or the dataset, `data`; the store's info describes them)",
+                options=["config_hash", "data"],
             )
         return found[0]
     if config_hash not in found:
@@ -111,12 +123,13 @@ def load_training_set(
     *,
     target: str | None = None,
     config_hash: str | None = None,
+    dataset: str | None = None,
 ) -> TrainingSet:
     """Every architecture of `space` with statistics under the configuration (status ok or partial),
     restricted to those with a `target` label when one is named; sorted by arch key."""
     catalog = Catalog(store)
     with catalog.reader() as con:
-        chash = resolve_config(store, space, config_hash, con)
+        chash = resolve_config(store, space, config_hash, con, dataset)
         # Each arch's current shard (a --retry-failed recomputation supersedes an earlier row).
         owned = con.execute(
             "SELECT i.arch, s.path FROM arch_index i JOIN shards_t s USING (shard_id) "

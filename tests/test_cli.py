@@ -20,7 +20,8 @@ def _run(*args, timeout=120):
     [
         (
             ["--space", "nope", "--limit", "2"],
-            "unknown space 'nope'; choose one of: nb101, nb201, nds-amoeba, nds-darts, nds-enas, nds-nasnet, nds-pnas",
+            "unknown space 'nope'; choose one of: nb101, nb201, nb301, nds-amoeba, nds-darts, nds-enas, nds-nasnet, "
+            "nds-pnas",
         ),
         (["--space", "nb201", "--limit", "2", "--proxies", "synflow,magic"], "unknown proxy magic"),
         (["--space", "nb201"], "choose exactly one of --limit N, --archs FILE or --all"),
@@ -93,3 +94,28 @@ def test_ingest_then_sql_csv_contract(tmp_path):
     assert r.stdout == "n\n3\n"
     r = _run("sql", "--store", str(tmp_path), "--format", "json", "SELECT arch, null_reasons FROM archs LIMIT 1")
     assert r.returncode == 0 and r.stdout.startswith('[{"arch": "|')
+
+
+def test_zcpipe_errors_become_one_line_and_bugs_keep_their_traceback():
+    import typer
+
+    from zcpipe.cli.common import handled
+    from zcpipe.pipeline.errors import ConfigError
+
+    with pytest.raises(typer.Exit) as e, handled("/tmp/s"):
+        raise ConfigError("`batch_size` must be at least 1", options=["batch_size"])
+    assert e.value.exit_code == 2
+    with pytest.raises(KeyError), handled("/tmp/s"):  # an internal bug is not a user error
+        raise KeyError("slot")
+    with pytest.raises(FileNotFoundError), handled("/tmp/s"):  # nor is any missing file
+        raise FileNotFoundError("/tmp/s/catalog.duckdb")
+
+
+def test_library_messages_name_settings_and_the_cli_renders_their_flags():
+    from zcpipe.cli.common import describe
+    from zcpipe.pipeline.errors import ConfigError
+
+    e = ConfigError("choose exactly one of `limit` N, `archs_file` FILE or `all_archs`",
+                    options=["limit", "archs_file", "all_archs"])  # fmt: skip
+    assert describe(e) == "choose exactly one of --limit N, --archs FILE or --all"
+    assert describe(ConfigError("`a` and `b`", options=["b"])) == "`a` and --b"  # only the listed fields

@@ -34,8 +34,9 @@ def _stage_of_file(path: Path, root: Path) -> str | None:
 
 def _targets(node: ast.AST) -> list[str]:
     """The zcpipe modules an import statement names (as dotted names below `zcpipe`)."""
-    if isinstance(node, ast.Import):
-        return [a.name.removeprefix("zcpipe.") for a in node.names if a.name.startswith("zcpipe.")]
+    if isinstance(node, ast.Import):  # a bare `import zcpipe` reaches the package root: the CLI's home
+        return [a.name.removeprefix("zcpipe.") if a.name != "zcpipe" else "cli" for a in node.names
+                if a.name == "zcpipe" or a.name.startswith("zcpipe.")]  # fmt: skip
     if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
         if node.module == "zcpipe":  # from zcpipe import settings, pipeline, ...
             return [a.name for a in node.names]
@@ -80,12 +81,12 @@ def test_a_planted_violation_is_caught(tmp_path):
         "predictors": "from zcpipe.pipeline import train\n",  # runs back up
         "zcpipe/cli": "from zcpipe.store import Catalog\n",  # the CLI calls the pipeline only
         "zcpipe": "from zcpipe import pipeline\n",  # the foundation imports no stage
+        "pipeline/sub": "import zcpipe\n",  # the package root, for its version: use zcpipe.version
     }.items():
         (tmp_path / folder).mkdir(parents=True, exist_ok=True)
         (tmp_path / folder / "planted.py").write_text(text)
-    (tmp_path / "pipeline").mkdir()
     (tmp_path / "pipeline" / "fine.py").write_text("from zcpipe.workers import x\nfrom zcpipe import settings\n")
     found = violations(tmp_path)
-    assert len(found) == 5, found
+    assert len(found) == 6, found
     assert "workers/planted.py:1: workers imports zcpipe.store" in found
     assert "store/planted.py:2: store imports zcpipe.workers.spaces" in found

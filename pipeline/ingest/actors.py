@@ -35,8 +35,10 @@ class IngestActor:
         self.worker = ProxyWorker(cfg, images, labels, num_classes)
         self.store = store
         self.proxies = proxies
-        self.slots = get_space(cfg.space, **cfg.space_params).slots()
-        self.space = cfg.space
+        space = get_space(cfg.space, **cfg.space_params)
+        self.slots = space.slots()
+        self.space = space.name  # an alias (nb301) stores under the space it builds (nds-darts)
+        self.dataset = data.name
 
     def pid(self) -> int:
         return os.getpid()
@@ -57,6 +59,7 @@ class IngestActor:
             config_hash=config_hash,
             run_id=run_id,
             shard_id=shard_id,
+            dataset=self.dataset,
             proxies=self.proxies,
             slots=self.slots,
             node=(ray.util.get_node_ip_address(), ray.get_runtime_context().get_node_id()),

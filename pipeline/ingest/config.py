@@ -12,10 +12,10 @@ import torch
 from zcpipe.pipeline import defaults
 from zcpipe.pipeline.errors import ConfigError
 from zcpipe.version import ENGINE_VERSION
-from zcpipe.workers.data import DATASETS
+from zcpipe.workers.datasets import get_dataset
 from zcpipe.workers.device import precision_label
 from zcpipe.workers.proxies import get_proxies
-from zcpipe.workers.spaces import get_space
+from zcpipe.workers.spaces import get_space, space_factory
 
 ALWAYS = ("params", "flops")
 
@@ -51,7 +51,7 @@ class IngestConfig:
     space_params: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        get_space(self.space, **self.space_params)  # UnknownSpaceError names the choices
+        check_space_params(self.space, self.space_params)  # UnknownSpaceError names the spaces
         get_proxies(list(self.proxies))  # UnknownProxyError names the choices
         picks = sum([self.limit is not None, self.archs_file is not None, self.all_archs])
         if picks != 1:
@@ -65,10 +65,7 @@ class IngestConfig:
             raise ConfigError(
                 f"`archs_file` {self.archs_file}: no such file (one arch key per line)", options=["archs_file"]
             )
-        if self.data not in DATASETS:
-            raise ConfigError(
-                f"`data` {self.data!r} is not supported; choose one of: {', '.join(DATASETS)}", options=["data"]
-            )
+        get_dataset(self.data)  # DatasetError names the choices
         for name in ("batch_size", "workers", "actors_per_gpu", "cpus_per_worker", "chunk_size"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"`{name}` must be at least 1", options=[name])
@@ -101,22 +98,31 @@ class IngestConfig:
         """The torch device kind the actors compute on: cuda with gpus (unless device is cpu), else cpu."""
         return "cuda" if self.gpus and self.device != "cpu" else "cpu"
 
-    def value_config(self, batch_sha256: str) -> dict:
+    def value_config(
+        self, batch_sha256: str, num_classes: int = 10, input_shape: tuple[int, ...] = (3, 32, 32)
+    ) -> dict:
         """Everything that changes a computed value; its hash is `config_hash`.
 
         A GPU run is a configuration of its own: cuDNN and cuBLAS sum in other orders than the CPU
         kernels, so float32 values differ in their last digits (GraSP's double backward, and NASWOT
         codes of activations at zero, by more), and CPU and GPU rows must not stand in for each
         other. CPU configurations carry no device entry, so the hashes of existing stores stand.
+
+        The task is the dataset's name, batch hash, class count and input shape; the last two enter only
+        where they differ from CIFAR-10's (10 classes, 3×32×32), so the hashes of CIFAR-10 and synthetic
+        stores written before stand too. An alias space (nb301) hashes as the space it builds.
         """
-        device = {}
+        extra: dict = {}
         if self.compute_device == "cuda":
-            device = {"device": "cuda", "precision": precision_label("cuda")}
+            extra |= {"device": "cuda", "precision": precision_label("cuda")}
+        if (num_classes, tuple(input_shape)) != (10, (3, 32, 32)):
+            extra |= {"num_classes": num_classes, "input_shape": list(input_shape)}
+        space = get_space(self.space, **self.space_params)
         return {
-            **device,
+            **extra,
             "engine_version": ENGINE_VERSION,
-            "space": self.space,
-            "space_params": get_space(self.space, **self.space_params).params(),
+            "space": space.name,
+            "space_params": space.params(),
             "proxies": sorted(f"{p.name}@{p.version}" for p in get_proxies(list(self.all_proxies))),
             "data": self.data,
             "batch_sha256": batch_sha256,
@@ -130,6 +136,27 @@ class IngestConfig:
     def to_dict(self) -> dict:
         """The options as stored with every run."""
         return asdict(self)
+
+
+def check_space_params(space: str, params: dict) -> None:
+    """The space exists and takes `params` (its builder's keyword arguments, of the right kinds)."""
+    import inspect
+
+    get_space(space)  # UnknownSpaceError names the spaces
+    factory = space_factory(space)
+    accepted = {n: p for n, p in inspect.signature(factory).parameters.items() if p.kind is p.KEYWORD_ONLY
+                or p.kind is p.POSITIONAL_OR_KEYWORD}  # fmt: skip
+    unknown = sorted(set(params) - set(accepted))
+    if unknown:
+        takes = ", ".join(f"{n}={p.default!r}" for n, p in accepted.items()) or "none"
+        raise ConfigError(
+            f"space {space} takes no option {', '.join(unknown)} (`space_params`); its options: {takes}",
+            options=["space_params"],
+        )
+    try:
+        get_space(space, **params)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"space {space}: {e} (`space_params`)", options=["space_params"]) from None
 
 
 def config_hash(value_config: dict) -> str:

@@ -45,6 +45,7 @@ class IngestSummary:
     seconds: float
     worker_seconds: float
     compacted: int = 0
+    space: str = ""  # the space the rows are stored under (an alias's own space)
 
     @property
     def seconds_per_arch(self) -> float:
@@ -90,7 +91,8 @@ def ingest(cfg: IngestConfig, progress: bool = True) -> IngestSummary:
     with Catalog(normalize_store(cfg.store)).ingest_lock():
         summary = _ingest(cfg, progress)
     # A full run leaves ~1,000 shards of 16 archs, and every query opens every file: merge them.
-    if cfg.compact and summary.done and small_shards(cfg.store, cfg.space, summary.config_hash) >= AUTO_COMPACT_SHARDS:
+    many = summary.done and small_shards(cfg.store, summary.space, summary.config_hash) >= AUTO_COMPACT_SHARDS
+    if cfg.compact and many:
         try:
             compacted = compact(normalize_store(cfg.store))
             summary.compacted = compacted.shards_before
@@ -104,8 +106,9 @@ def _ingest(cfg: IngestConfig, progress: bool) -> IngestSummary:
     space = get_space(cfg.space, **cfg.space_params)
     archs = plan_archs(space, cfg)
     data = DataSpec(cfg.data, cfg.data_root, cfg.batch_size, cfg.seed)
-    batch_sha = batch_sha256(*load_batch(data)[:2])
-    values = cfg.value_config(batch_sha)
+    images, labels, num_classes = load_batch(data)
+    batch_sha = batch_sha256(images, labels)
+    values = cfg.value_config(batch_sha, num_classes, tuple(images.shape[1:]))
     chash = config_hash(values)
     store = normalize_store(cfg.store)
     catalog = Catalog(store)
@@ -117,9 +120,9 @@ def _ingest(cfg: IngestConfig, progress: bool) -> IngestSummary:
         committed -= catalog.failed_archs(space.name, chash)
     with catalog.writer() as w:
         w.add_graphs(graph_rows(space, archs.items()))  # a function of the key: no need to wait for statistics
-        w.start_run(run_id, space.name, chash, {"options": cfg.to_dict(), "values": values}, len(archs))
+        w.start_run(run_id, space.name, chash, {"options": cfg.to_dict(), "values": values}, len(archs), cfg.data)
     todo = [(key, spec) for key, spec in archs.items() if key not in committed]
-    summary = IngestSummary(run_id, chash, len(archs), 0, len(archs) - len(todo), 0, 0.0, 0.0)
+    summary = IngestSummary(run_id, chash, len(archs), 0, len(archs) - len(todo), 0, 0.0, 0.0, space=space.name)
     # With --retry-failed the skipped count excludes the failed architectures being recomputed.
     state = "interrupted"
     started_ray = False

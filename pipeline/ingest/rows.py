@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-import zcpipe
 from zcpipe.store import TensorBlock
+from zcpipe.version import __version__
 from zcpipe.workers.proxies import all_proxies
 from zcpipe.workers.worker import ArchRecord
 
@@ -24,6 +24,7 @@ def to_shard(
     run_id: str,
     shard_id: str,
     proxies: tuple[str, ...],
+    dataset: str | None = None,
     slots: list[str],
     node: tuple[str, str] = (None, None),
 ) -> tuple[list[dict], list[dict], TensorBlock]:
@@ -40,6 +41,7 @@ def to_shard(
             "arch": rec.arch,
             "arch_spec": rec.spec,
             "config_hash": config_hash,
+            "dataset": dataset,
             "run_id": run_id,
             "shard_id": shard_id,
             "status": rec.status,
@@ -51,7 +53,7 @@ def to_shard(
             "device": rec.device,
             "node_ip": node[0],
             "node_id": node[1],
-            "zcpipe_version": zcpipe.__version__,
+            "zcpipe_version": __version__,
             "torch_version": torch.__version__,
         }
         for p in proxies:

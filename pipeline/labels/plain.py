@@ -26,11 +26,22 @@ def plain_rows(space: SearchSpace, records: Iterator[tuple[int, dict]], path: Pa
         for col, v in rec.items():
             if col in STRUCTURE_KEYS or v in (None, ""):
                 continue
-            dataset, split, epochs, agg = (
+            dataset, split, epochs, agg, *name = (
                 known.get(col, (*col.rsplit("_", 1), None, None)) if "_" in col else (col, "value", None, None)
             )
             rows.append(
-                label_row(space.name, key, dataset, split, float(v), source, epochs=epochs, seed_agg=agg, row=n)
+                label_row(
+                    space.name,
+                    key,
+                    dataset,
+                    split,
+                    float(v),
+                    source,
+                    epochs=epochs,
+                    seed_agg=agg,
+                    row=n,
+                    label=name[0] if name else None,
+                )
             )
     if errors:
         raise LabelFormatError(f"{len(errors)} rows of {path} do not parse as {space.name}: " + "; ".join(errors[:3]))

@@ -12,13 +12,24 @@ from pathlib import Path
 
 from zcpipe.pipeline.errors import LabelFormatError
 
-# What the plain files in shared/data hold (shared/data/README.md): dataset, split, epochs, seed aggregation.
+# What the plain files in shared/data hold (shared/data/README.md): dataset, split, epochs, seed aggregation
+# and, where the label keeps the column's name, that name. Datasets are named as `zcpipe datasets` names
+# them, so that statistics pair with the labels of their own task.
 PLAIN_COLUMNS = {
     "nb201": {
         "cifar10_test": ("cifar10", "test", 200, "mean over seeds"),
         "cifar10_valid": ("cifar10", "valid", 200, "mean over seeds"),
         "cifar100_valid": ("cifar100", "valid", 200, "mean over seeds"),
         "imagenet16_valid": ("imagenet16-120", "valid", 200, "mean over seeds"),
+        # nb201/other_tasks.csv: the Few-Cost-Proxy study's runs (final validation accuracy, one run)
+        "synthetic_cifar10_valid": ("synthetic-cifar10", "valid", None, "final, one run", "synthetic_cifar10_valid"),
+        "spherical_cifar100_valid": (
+            "spherical-cifar100",
+            "valid",
+            None,
+            "final, one run",
+            "spherical_cifar100_valid",
+        ),
     },
     "nb101": {"cifar10_valid": ("cifar10", "valid", 108, "mean over seeds")},
     "nds-darts": {"cifar10_valid": ("cifar10", "valid", 100, "NAS-Bench-301")},
@@ -43,13 +54,26 @@ def source_of(path: Path) -> str:
 
 
 def label_row(
-    space, arch, dataset, split, value, source, *, epochs=None, seed_agg=None, metric="accuracy", detail="", row=0
+    space,
+    arch,
+    dataset,
+    split,
+    value,
+    source,
+    *,
+    epochs=None,
+    seed_agg=None,
+    metric="accuracy",
+    detail="",
+    row=0,
+    label=None,
 ):
-    # `row` (line or entry of the source) keeps repeated measurements of one architecture apart.
+    """One label row; `label` defaults to dataset_split. `row` (line or entry of the source) keeps repeated
+    measurements of one architecture apart."""
     return {
         "space": space,
         "arch": arch,
-        "label": f"{dataset}_{split}",
+        "label": label or f"{dataset}_{split}",
         "dataset": dataset,
         "split": split,
         "metric": metric,

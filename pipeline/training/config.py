@@ -7,31 +7,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from zcpipe.pipeline.errors import ConfigError
+from zcpipe.pipeline.options import parse_pairs
 from zcpipe.predictors import get_predictor
 from zcpipe.store.model_artifacts import check_name
 from zcpipe.workers.spaces import get_space
 
 
 def parse_hparams(pairs: list[str]) -> dict[str, Any]:
-    """`key=value` strings (CLI `--hp`) to a dict; values become int, float or bool where they read as one."""
-    out: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, text = pair.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"`hparams` {pair!r}: write it as key=value, e.g. lr=0.001", options=["hparams"])
-        out[key.strip()] = _value(text.strip())
-    return out
-
-
-def _value(text: str) -> Any:
-    if text.lower() in ("true", "false"):
-        return text.lower() == "true"
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            pass
-    return text
+    """Predictor options from `key=value` strings (values become int, float or bool where they read as one)."""
+    return parse_pairs(pairs, "hparams", "lr=0.001")
 
 
 @dataclass(frozen=True)
@@ -46,6 +30,7 @@ class TrainConfig:
     seed: int = 0
     name: str | None = None
     config_hash: str | None = None
+    data: str | None = None  # the dataset whose statistics it reads, where a space has several tasks
     hparams: dict[str, Any] = field(default_factory=dict)
     train_spaces: tuple[str, ...] = ()  # graph predictors: train on these spaces' labeled graphs
 

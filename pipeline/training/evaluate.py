@@ -25,27 +25,41 @@ def _held_out(data: Data, config: dict, space: str) -> Data:
     return data.subset([i for i, a in enumerate(data.archs) if a not in seen])
 
 
-def evaluate(store: str, name: str, target: str | None = None, space: str | None = None) -> dict[str, Any]:
-    """Rank metrics of a saved model on every labeled cell of `space` it did not train on."""
+def evaluate(
+    store: str, name: str, target: str | None = None, space: str | None = None, data: str | None = None
+) -> dict[str, Any]:
+    """Rank metrics of a saved model on every labeled cell of `space` it did not train on. With `data`,
+    on that dataset's statistics instead of the ones it trained on (another task, asked for); the result
+    says which statistics it read."""
     predictor, config = load_model(store, name)
     space = space or config["space"]
     target = target or config["target"]
-    data = load_data(predictor.input_kind, store, [space], target, config["config_hash"])
-    test = _held_out(data, config, space)
+    cells = _statistics(predictor, store, space, target, config, data)
+    test = _held_out(cells, config, space)
     if not len(test):
         raise ModelError(f"model {name!r} trained on every labeled {space} cell: nothing is left to evaluate")
     metrics = rank_metrics(predictor.predict(test).score, test.labels)
-    return {"model": name, "space": space, "target": target, **metrics, "n_test": metrics["n"]}
+    read = getattr(cells, "config_hash", None)
+    return {"model": name, "space": space, "target": target, "statistics": read, **metrics, "n_test": metrics["n"]}
 
 
-def predict(store: str, name: str, space: str | None = None) -> int:
-    """Score every cell of `space` with statistics under the model's configuration; commit them to
-    `predictions` in one transaction (replacing this model's earlier scores for the space)."""
+def predict(store: str, name: str, space: str | None = None, data: str | None = None) -> int:
+    """Score every cell of `space` with statistics under the model's configuration (or, asked for, under
+    `data`'s); commit them to `predictions` in one transaction (replacing this model's earlier scores)."""
     predictor, config = load_model(store, name)
     space = space or config["space"]
-    data = load_data(predictor.input_kind, store, [space], None, config["config_hash"])
-    pred = predictor.predict(data)
-    std = pred.std if pred.std is not None else np.full(len(data), np.nan)
+    cells = _statistics(predictor, store, space, None, config, data)
+    pred = predictor.predict(cells)
+    std = pred.std if pred.std is not None else np.full(len(cells), np.nan)
     score = np.where(np.isfinite(pred.score), pred.score, np.nan)  # stored as NULL
     with Catalog(store).writer() as w:
-        return w.replace_predictions(name, space, data.archs, score, std)
+        return w.replace_predictions(name, space, cells.archs, score, std)
+
+
+def _statistics(predictor, store: str, space: str, target: str | None, config: dict, data: str | None) -> Data:
+    """The cells to score: under the model's own configuration, or under `data`'s (accepted for it)."""
+    if data is None or predictor.input_kind == "graphs":  # graph-only models read any task's labels
+        return load_data(predictor.input_kind, store, [space], target, config["config_hash"])
+    cells = load_data(predictor.input_kind, store, [space], target, None, data)
+    predictor.accept_statistics_of(cells.config_hash)
+    return cells

@@ -32,14 +32,19 @@ WEIGHTS_FILE = "weights.pt"
 
 
 def load_data(
-    kind: str, store: str, spaces: list[str] | tuple[str, ...], target: str | None, config_hash: str | None
+    kind: str,
+    store: str,
+    spaces: list[str] | tuple[str, ...],
+    target: str | None,
+    config_hash: str | None,
+    dataset: str | None = None,
 ) -> Data:
     """What a predictor of input `kind` reads: statistics of one space, graphs of any, or both."""
     if kind == "graphs":
         return load_graph_set(store, list(spaces), target=target)
     if len(spaces) != 1:
         raise ModelError(f"predictors that read statistics train on one space, not {', '.join(spaces)}")
-    stats = load_training_set(store, spaces[0], target=target, config_hash=config_hash)
+    stats = load_training_set(store, spaces[0], target=target, config_hash=config_hash, dataset=dataset)
     if kind == "statistics":
         return stats
     graphs = load_graph_set(store, spaces, target=target, archs={spaces[0]: stats.archs})
@@ -92,12 +97,12 @@ class TrainResult:
 def train(cfg: TrainConfig) -> TrainResult:
     """Fit `cfg`'s predictor, test it on the held-out cells, save and register it."""
     predictor = get_predictor(cfg.predictor, **cfg.hparams)
-    data = load_data(predictor.input_kind, cfg.store, cfg.pool, cfg.target, cfg.config_hash)
+    data = load_data(predictor.input_kind, cfg.store, cfg.pool, cfg.target, cfg.config_hash, cfg.data)
     train_idx, test_idx = _split_pool(cfg, data)
     if cfg.space is None:  # nothing held out: `zcpipe evaluate --space S` tests it later
         test = data.subset([])
     elif cfg.space not in cfg.pool:  # zero-shot: every labeled cell of the evaluated space tests
-        test = load_data(predictor.input_kind, cfg.store, [cfg.space], cfg.target, cfg.config_hash)
+        test = load_data(predictor.input_kind, cfg.store, [cfg.space], cfg.target, cfg.config_hash, cfg.data)
     else:
         test = data.subset(test_idx)
     if predictor.trainable and len(train_idx) < 2:
@@ -140,7 +145,7 @@ def validate(cfg: TrainConfig, fraction: float = 0.25) -> dict[str, float]:
     """Model selection's score of one configuration: fit on the training cells minus a validation part
     carved from them (seeded), and rank that part. No test cell is read, and nothing is saved."""
     predictor = get_predictor(cfg.predictor, **cfg.hparams)
-    data = load_data(predictor.input_kind, cfg.store, cfg.pool, cfg.target, cfg.config_hash)
+    data = load_data(predictor.input_kind, cfg.store, cfg.pool, cfg.target, cfg.config_hash, cfg.data)
     train_idx, _ = _split_pool(cfg, data)
     fit_idx, val_idx = carve_validation(train_idx, fraction, cfg.seed)
     if predictor.trainable:

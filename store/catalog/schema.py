@@ -21,7 +21,7 @@ CREATE TABLE IF NOT EXISTS labels_t (
 CREATE TABLE IF NOT EXISTS runs_t (
     run_id VARCHAR PRIMARY KEY, space VARCHAR, config_hash VARCHAR, config JSON,
     started_at TIMESTAMPTZ, finished_at TIMESTAMPTZ, state VARCHAR,
-    planned INTEGER, done INTEGER, skipped INTEGER, failed INTEGER);
+    planned INTEGER, done INTEGER, skipped INTEGER, failed INTEGER, dataset VARCHAR);
 CREATE TABLE IF NOT EXISTS models_t (
     name VARCHAR PRIMARY KEY, predictor VARCHAR, space VARCHAR, config_hash VARCHAR, target VARCHAR,
     train_size INTEGER, seed INTEGER, n_test INTEGER, kendall DOUBLE, spearman DOUBLE, pearson DOUBLE,
@@ -39,9 +39,15 @@ CREATE TABLE IF NOT EXISTS predictions_t (
 LEGACY_VIEWS = ("archs_labeled", "archs", "layers", "runs", "labels", "shards")
 
 
+# Columns added to existing tables since their first release: (table, column, type).
+ADDED_COLUMNS = (("runs_t", "dataset", "VARCHAR"),)
+
+
 def migrate(con: duckdb.DuckDBPyConnection) -> None:
-    """On a writer's connection: create missing tables, drop the views older catalogs stored."""
+    """On a writer's connection: create missing tables and columns, drop the views older catalogs stored."""
     con.execute(DDL)
+    for table, column, kind in ADDED_COLUMNS:
+        con.execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column} {kind}")
     for view in LEGACY_VIEWS:
         con.execute(f"DROP VIEW IF EXISTS main.{view}")
 

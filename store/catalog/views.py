@@ -13,7 +13,10 @@ from zcpipe.store.layout import StoreLayout
 from zcpipe.store.shard_schema import ARCH_COLUMNS, LAYER_COLUMNS
 
 # The public views, what `zcpipe sql` is documented to answer over.
-VIEWS = ("archs", "layers", "runs", "labels", "archs_labeled", "shards", "models", "predictions", "graphs")
+VIEWS = ("archs", "layers", "runs", "labels", "archs_labeled", "archs_labeled_any", "shards", "models",
+         "predictions", "graphs")  # fmt: skip
+# Datasets that are no benchmark's task: their statistics pair with every label.
+TASK_FREE = ("synthetic", "npz")
 _DUCK_TYPES = {
     "string": "VARCHAR",
     "double": "DOUBLE",
@@ -45,10 +48,17 @@ def install_views(con: duckdb.DuckDBPyConnection, layout: StoreLayout) -> None:
     _parquet_view(con, "layers", [f"{d}/layers.parquet" for d in where], LAYER_COLUMNS)
     con.execute("CREATE OR REPLACE TEMP VIEW runs AS SELECT * FROM runs_t")
     con.execute("CREATE OR REPLACE TEMP VIEW labels AS SELECT * EXCLUDE (imported_at) FROM labels_t")
-    # One row per (architecture statistics, label); filter on `label`, e.g. 'cifar10_valid'.
+    # One row per (architecture statistics, label of the same task); filter on `label`, e.g. 'cifar10_valid'.
+    # Statistics of a task-free batch (synthetic, a user's npz) or from shards that predate the dataset
+    # column pair with every label; `archs_labeled_any` pairs every row with every label.
+    pairs = (
+        "SELECT a.*, l.label, l.dataset AS label_dataset, l.split, l.metric, l.epochs, l.seed_agg, l.detail, "
+        "l.value, l.source, l.source_row FROM archs a JOIN labels l USING (space, arch)"
+    )
+    con.execute(f"CREATE OR REPLACE TEMP VIEW archs_labeled_any AS {pairs}")
     con.execute(
-        "CREATE OR REPLACE TEMP VIEW archs_labeled AS SELECT a.*, l.label, l.dataset, l.split, l.metric, l.epochs, "
-        "l.seed_agg, l.detail, l.value, l.source, l.source_row FROM archs a JOIN labels l USING (space, arch)"
+        f"CREATE OR REPLACE TEMP VIEW archs_labeled AS {pairs} "
+        f"WHERE a.dataset IS NULL OR a.dataset IN ({', '.join(repr(d) for d in TASK_FREE)}) OR a.dataset = l.dataset"
     )
     con.execute("CREATE OR REPLACE TEMP VIEW shards AS SELECT * FROM shards_t")
     con.execute("CREATE OR REPLACE TEMP VIEW models AS SELECT * FROM models_t")
@@ -68,6 +78,12 @@ def _parquet_view(con: duckdb.DuckDBPyConnection, name: str, files: list[str], c
             f"SELECT * FROM read_parquet([{listing}], union_by_name = true) "
             "SEMI JOIN arch_index USING (space, arch, config_hash, shard_id)"
         )
+        # Columns added since older shards were written (e.g. `dataset`) read as NULL there; where no
+        # shard has them yet, they are added here so that every view has every column.
+        have = {d[0] for d in con.execute(f"SELECT * FROM ({body}) LIMIT 0").description}
+        missing = [f"CAST(NULL AS {_DUCK_TYPES[str(t)]}) AS {n}" for n, t in columns if n not in have]
+        if missing:
+            body = f"SELECT *, {', '.join(missing)} FROM ({body})"
     else:
         cols = ", ".join(f"CAST(NULL AS {_DUCK_TYPES[str(t)]}) AS {n}" for n, t in columns)
         body = f"SELECT {cols} WHERE false"

@@ -171,11 +171,14 @@ class CatalogWriter:
 
     # ------------------------------------------------------------------ runs
 
-    def start_run(self, run_id: str, space: str, config_hash: str, config: dict, planned: int) -> None:
+    def start_run(
+        self, run_id: str, space: str, config_hash: str, config: dict, planned: int, dataset: str | None = None
+    ) -> None:
         """Record a run as `running`; `finish_run` closes it (reconcile marks it `interrupted` if it died)."""
         self.con.execute(
-            "INSERT INTO runs_t VALUES (?, ?, ?, ?, ?, NULL, 'running', ?, 0, 0, 0)",
-            [run_id, space, config_hash, json.dumps(config, sort_keys=True), _now(), planned],
+            "INSERT INTO runs_t (run_id, space, config_hash, config, started_at, finished_at, state, planned, done, "
+            "skipped, failed, dataset) VALUES (?, ?, ?, ?, ?, NULL, 'running', ?, 0, 0, 0, ?)",
+            [run_id, space, config_hash, json.dumps(config, sort_keys=True), _now(), planned, dataset],
         )
 
     def finish_run(self, run_id: str, state: str, done: int, skipped: int, failed: int) -> None:

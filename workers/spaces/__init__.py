@@ -43,6 +43,14 @@ def available_spaces() -> list[str]:
     return sorted(_FACTORIES)
 
 
+def space_factory(name: str) -> Callable[..., SearchSpace]:
+    """The builder registered as `name` (its keyword arguments are the space's options)."""
+    _load_builtin()
+    if name not in _FACTORIES:
+        raise UnknownSpaceError(f"unknown space {name!r}; choose one of: {', '.join(sorted(_FACTORIES))}")
+    return _FACTORIES[name]
+
+
 def get_space(name: str, **params: object) -> SearchSpace:
     """The space registered as `name`, built with its parameters; UnknownSpaceError names the choices."""
     _load_builtin()
@@ -60,6 +68,7 @@ __all__ = [
     "available_spaces",
     "get_space",
     "register_space",
+    "space_factory",
     "tag",
     "weight_layers",
 ]

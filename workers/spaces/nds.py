@@ -339,3 +339,13 @@ def _factory(name: str):
 
 for _name in DEFINITIONS:
     register_space(_name)(_factory(_name))
+
+# NAS-Bench-301's training network: DARTS cells in NetworkCIFAR with C=32 and 8 cells (reductions at
+# cells 2 and 5), the network `../shared/data/darts/labels.jsonl` was trained as. Its rows are stored
+# under space `nds-darts`, so the DARTS labels (imported for nds-darts) join them.
+NB301_PARAMS = {"width": 32, "depth": 8}
+
+
+@register_space("nb301")
+def _nb301() -> NdsSpace:
+    return NdsSpace("nds-darts", **NB301_PARAMS)

@@ -6,10 +6,24 @@ import typer
 
 
 def spaces() -> None:
-    """List the registered search spaces."""
+    """List the registered search spaces and their options (`--space-opt key=value`)."""
     from zcpipe.pipeline import catalogue
 
-    typer.echo("\n".join(catalogue.spaces()))
+    for name, options in catalogue.spaces():
+        opts = " ".join(f"{k}={v}" for k, v in options.items())
+        typer.echo(f"{name:10s} {opts}".rstrip())
+
+
+def datasets() -> None:
+    """List the registered datasets: classes, input shape, whether they read files (`--data-root`)."""
+    from zcpipe.pipeline import catalogue
+
+    for name, classes, shape, needs_root in catalogue.datasets():
+        if not classes:
+            typer.echo(f"{name:18s} classes and input shape from the pack; reads --data-root")
+            continue
+        files = "reads --data-root" if needs_root else "generated, no files"
+        typer.echo(f"{name:18s} {classes:4d} classes, input {'x'.join(map(str, shape))}; {files}")
 
 
 def list_proxies() -> None:
@@ -34,4 +48,5 @@ def list_predictors() -> None:
 def register(app: typer.Typer) -> None:
     app.command("predictors")(list_predictors)
     app.command()(spaces)
+    app.command()(datasets)
     app.command("proxies")(list_proxies)

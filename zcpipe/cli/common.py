@@ -27,6 +27,7 @@ _FLAGS = {
     "hparams": "--hp",
     "hpo_trials": "--hpo",
     "fmt": "--format",
+    "space_params": "--space-opt",
 }
 
 

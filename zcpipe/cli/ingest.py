@@ -12,14 +12,23 @@ from zcpipe.pipeline import defaults
 
 
 def ingest(
-    space: Annotated[str, typer.Option(help="search space, e.g. nb201")],
+    space: Annotated[
+        str, typer.Option(help="search space, e.g. nb201 (`zcpipe spaces`); nb301 is NAS-Bench-301's network")
+    ],
     store: StoreOpt = DEFAULT_STORE,
     limit: Annotated[int | None, typer.Option(help="a seeded uniform sample of N architectures")] = None,
     archs: Annotated[Path | None, typer.Option(help="file with one arch key per line")] = None,
     all_archs: Annotated[bool, typer.Option("--all", help="every architecture of a finite space")] = False,
     proxies: Annotated[str, typer.Option(help="comma-separated proxy names")] = ",".join(defaults.PROXIES),
-    data: Annotated[str, typer.Option(help="synthetic | cifar10")] = defaults.DATA,
-    data_root: Annotated[str | None, typer.Option(help="folder with cifar-10-batches-py/, or an .npz pack")] = None,
+    data: Annotated[
+        str, typer.Option(help="cifar10 | cifar100 | imagenet16-120 | synthetic-cifar10 | npz | synthetic")
+    ] = defaults.DATA,
+    data_root: Annotated[
+        str | None, typer.Option(help="the dataset's official folder, or an .npz pack (see docs/ingest.md)")
+    ] = None,
+    space_opt: Annotated[
+        list[str] | None, typer.Option(help="space option key=value, e.g. width=32; repeatable (`zcpipe spaces`)")
+    ] = None,
     batch_size: int = defaults.BATCH_SIZE,
     seed: int = defaults.SEED,
     workers: Annotated[int, typer.Option(help="CPU actors (with no --gpus)")] = defaults.WORKERS,
@@ -46,11 +55,12 @@ def ingest(
     progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
 ) -> None:
     """Compute node-wise proxy statistics and commit them to the store."""
-    from zcpipe.pipeline import IngestConfig
+    from zcpipe.pipeline import IngestConfig, parse_pairs
     from zcpipe.pipeline.ingest import ingest as run_ingest
 
     with handled(store):
         cfg = IngestConfig(
+            space_params=parse_pairs(space_opt or [], "space_params", "width=32"),
             space=space,
             store=str(store),
             limit=limit,

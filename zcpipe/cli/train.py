@@ -48,6 +48,9 @@ def train(
     name: Annotated[str | None, typer.Option(help="model name (default: from the options)")] = None,
     epochs: Annotated[int | None, typer.Option(help="training epochs (neural predictors)")] = None,
     config_hash: Annotated[str | None, typer.Option(help="statistics configuration, where a space has several")] = None,
+    data: Annotated[
+        str | None, typer.Option(help="the dataset whose statistics to read, where the space has several tasks")
+    ] = None,
     hp: Annotated[list[str] | None, typer.Option(help="predictor option key=value; repeatable")] = None,
     sweep: Annotated[
         str | None,
@@ -78,6 +81,7 @@ def train(
             seed=seed,
             name=name if sweep is None else None,
             config_hash=config_hash,
+            data=data,
             hparams=_hparams(epochs, hp),
             train_spaces=names(train_spaces),
         )
@@ -123,6 +127,9 @@ def evaluate(
     store: StoreOpt = DEFAULT_STORE,
     target: Annotated[str | None, typer.Option(help="label (default: the one it was trained on)")] = None,
     space: Annotated[str | None, typer.Option(help="space (default: the one it was trained on)")] = None,
+    data: Annotated[
+        str | None, typer.Option(help="evaluate on this dataset's statistics (another task), not its own")
+    ] = None,
     fmt: Annotated[str, typer.Option("--format", help="table | json")] = "table",
 ) -> None:
     """Rank metrics of a saved model on every labeled cell it did not train on."""
@@ -130,7 +137,7 @@ def evaluate(
     from zcpipe.pipeline import evaluate as run_evaluate
 
     with handled(store):
-        result = run_evaluate(str(store), model, target, space)
+        result = run_evaluate(str(store), model, target, space, data)
     if fmt == "json":
         typer.echo(json.dumps(result))
     else:
@@ -141,12 +148,15 @@ def predict(
     model: Annotated[str, typer.Option(help="model name")],
     store: StoreOpt = DEFAULT_STORE,
     space: Annotated[str | None, typer.Option(help="space (default: the model's)")] = None,
+    data: Annotated[
+        str | None, typer.Option(help="score this dataset's statistics (another task), not its own")
+    ] = None,
 ) -> None:
     """Score every cell with statistics; the scores go to view `predictions` in one transaction."""
     from zcpipe.pipeline import predict as run_predict
 
     with handled(store):
-        n = run_predict(str(store), model, space)
+        n = run_predict(str(store), model, space, data)
     typer.echo(f"scored {n} cells with {model}; SELECT * FROM predictions WHERE model = '{model}'", err=True)
 
 
