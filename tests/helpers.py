@@ -32,7 +32,9 @@ def ingest_args(store, n: int, *extra: str) -> list[str]:
     ]
 
 
-def commit_arch_rows(store, space: str, rows: list[dict], proxy_names: list[str], config_hash: str = "c") -> Catalog:
+def commit_arch_rows(
+    store, space: str, rows: list[dict], proxy_names: list[str], config_hash: str = "c", shard_id: str = "s"
+) -> Catalog:
     """Commit `rows` (archs.parquet rows) as one shard with an empty tensor block; returns the catalog."""
     n = len(rows)
     block = TensorBlock([r["arch"] for r in rows], [], ["x"], np.zeros((n, 0, 1)), np.zeros((n, 1), bool))
@@ -41,7 +43,7 @@ def commit_arch_rows(store, space: str, rows: list[dict], proxy_names: list[str]
         w.reconcile()
         manifest = write_staged_shard(
             store,
-            shard_id="s",
+            shard_id=shard_id,
             space=space,
             run_id="r",
             config_hash=config_hash,

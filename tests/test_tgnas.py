@@ -179,6 +179,7 @@ def test_zc_gcn_node_statistics_and_training(ref_store, ref_data):
 @pytest.mark.slow
 def test_cross_space_cli_zero_shot_and_pruning(tmp_path):
     from zcpipe.pipeline import TrainConfig
+    from zcpipe.pipeline import ConfigError
     from zcpipe.store.model_artifacts import ModelError
     from zcpipe.store.tensor_reader import TrainingDataError
     from zcpipe.workers.spaces import UnknownSpaceError
@@ -207,7 +208,7 @@ def test_cross_space_cli_zero_shot_and_pruning(tmp_path):
         train(TrainConfig(str(store), None, "tgnas", "cifar10_valid", None, train_spaces=("nb101", "nds-darts")))
     with pytest.raises(UnknownSpaceError, match="nb999"):
         TrainConfig(str(store), None, "tgnas", "cifar10_valid", None, train_spaces=("nb999",))
-    with pytest.raises(ModelError, match="--train-spaces is for"):
+    with pytest.raises(ConfigError, match="`train_spaces` is for"):
         TrainConfig(str(store), "nb201", "parzc", "cifar10_valid", 10, train_spaces=("nb101",))
 
 
