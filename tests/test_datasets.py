@@ -112,7 +112,7 @@ def test_imagenet16_keeps_nb201s_120_classes_as_0_based_labels(tmp_path):
     assert labels.tolist() == [lab - 1 for _, lab in kept] and labels.min() == 0 and labels.max() <= 119
     first = kept[0][0].reshape(3, 16, 16).transpose(1, 2, 0)
     assert np.array_equal(images[0], first)  # channel-major rows become HWC pixels
-    x, y, n = load_batch(DataSpec("imagenet16-120", str(folder), 16, 0))
+    x, _y, n = load_batch(DataSpec("imagenet16-120", str(folder), 16, 0))
     assert x.shape == (16, 3, 16, 16) and n == 120
     (folder / "train_data_batch_7").unlink()
     with pytest.raises(DatasetError, match="missing train_data_batch_7"):
@@ -142,7 +142,7 @@ def test_a_users_own_pack_of_one_channel_signals_needs_no_code(tmp_path):
     rng = np.random.default_rng(0)
     signals = rng.normal(size=(50, 24, 40, 1)).astype(np.float32)
     np.savez(tmp_path / "ecg.npz", images=signals, labels=rng.integers(0, 3, 50))
-    x, y, n = load_batch(DataSpec("npz", str(tmp_path / "ecg.npz"), 16, 0))
+    x, _y, n = load_batch(DataSpec("npz", str(tmp_path / "ecg.npz"), 16, 0))
     assert x.shape == (16, 1, 24, 40) and n == 3  # inferred: the largest label plus one
     np.savez(tmp_path / "stated.npz", images=signals, labels=np.zeros(50, int), num_classes=5)
     assert load_batch(DataSpec("npz", str(tmp_path / "stated.npz"), 16, 0))[2] == 5

@@ -137,3 +137,21 @@ def test_a_store_holding_two_tasks_keeps_them_apart(tmp_path):
     assert r.returncode == 0, r.stderr
     config = cat.query("SELECT config_hash FROM models WHERE name = 'on-c100'").column("config_hash")[0].as_py()
     assert config == "c100"
+    # The report shows the tasks side by side: per-task ρ, average ranks, profiles, a heatmap per task.
+    r = cli("report", "--store", tmp_path, "--out", tmp_path / "report.html")
+    assert r.returncode == 0, r.stderr
+    page = (tmp_path / "report.html").read_text()
+    assert 'id="tasks"' in page and "nb201 cifar100 (cifar100_valid, n=12)" in page
+    assert "nb201 cifar10 (cifar10_valid, n=12)" in page and "Performance profiles (Dolan-Moré)" in page
+
+
+def test_performance_profiles_follow_dolan_and_more():
+    from zcpipe.pipeline.reports.tasks import performance_profiles
+
+    rho = {"t1": {"a": 0.8, "b": 0.6}, "t2": {"a": 0.5, "b": 0.75}}
+    prof = performance_profiles(rho, ["a", "b"])
+    tau = prof["tau"]
+    share = dict(zip(tau, prof["share"]["a"], strict=True))
+    # a is best on t1 (ratio 1) and on t2 costs 0.5 against the best 0.25: ratio 2
+    assert share[1.0] == 0.5 and share[1.95] == 0.5 and share[2.0] == 1.0
+    assert prof["share"]["b"][0] == 0.5 and prof["share"]["b"][-1] == 1.0  # b: ratio 2 on t1 (0.4 / 0.2)

@@ -178,8 +178,7 @@ def test_zc_gcn_node_statistics_and_training(ref_store, ref_data):
 
 @pytest.mark.slow
 def test_cross_space_cli_zero_shot_and_pruning(tmp_path):
-    from zcpipe.pipeline import TrainConfig
-    from zcpipe.pipeline import ConfigError
+    from zcpipe.pipeline import ConfigError, TrainConfig
     from zcpipe.store.model_artifacts import ModelError
     from zcpipe.store.tensor_reader import TrainingDataError
     from zcpipe.workers.spaces import UnknownSpaceError

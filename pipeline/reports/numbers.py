@@ -17,6 +17,7 @@ import polars as pl
 from scipy import stats
 
 from zcpipe.pipeline.errors import ReportError
+from zcpipe.pipeline.reports.tasks import across_tasks
 from zcpipe.store import Catalog, readers
 from zcpipe.workers.spaces import UnknownSpaceError, get_space
 
@@ -51,6 +52,7 @@ class Report:
     profile: dict[str, Any] = field(default_factory=dict)  # proxy, slots, per op mean by slot index
     meta: dict[str, Any] = field(default_factory=dict)
     missing: list[str] = field(default_factory=list)
+    tasks: dict[str, Any] = field(default_factory=dict)  # across tasks (reports/tasks.py), when the store has two+
 
     def data_json(self) -> str:
         return json.dumps(
@@ -68,6 +70,7 @@ class Report:
                     "curves",
                     "meta",
                     "missing",
+                    "tasks",
                 )
             },
             default=str,
@@ -114,6 +117,7 @@ def build_report(store: str | Path, space: str | None = None, target: str | None
     _curves(report, models)
     report.profile = _profile(catalog, space, chash, proxies)
     report.meta = _meta(archs, runs)
+    report.tasks = across_tasks(catalog)
     return report
 
 
@@ -252,6 +256,12 @@ def _profile(catalog: Catalog, space: str, chash: str, proxies: list[str]) -> di
     return {"proxy": proxy, "slots": len(order), "by_op": {op: sorted(v) for op, v in sorted(by_op.items())}}
 
 
+def _mean(frame: pl.DataFrame, col: str) -> float | None:
+    """The column's mean, None where it has no values (rows without timings)."""
+    m = frame[col].mean() if col in frame.columns and len(frame) else None
+    return None if m is None else float(m)
+
+
 def _meta(archs: pl.DataFrame, runs: list[tuple]) -> dict[str, Any]:
     def distinct(col: str) -> list:
         return archs[col].unique().sort().to_list() if col in archs.columns else []
@@ -260,7 +270,7 @@ def _meta(archs: pl.DataFrame, runs: list[tuple]) -> dict[str, Any]:
     return {
         "archs": len(archs),
         "status": dict(archs.group_by("status").len().iter_rows()) if len(archs) else {},
-        "seconds_per_arch": float(archs["seconds"].mean()) if len(archs) else None,
+        "seconds_per_arch": _mean(archs, "seconds"),
         "devices": distinct("device"),
         "zcpipe_versions": distinct("zcpipe_version"),
         "torch_versions": distinct("torch_version"),

@@ -90,6 +90,7 @@ def figures(report: Report) -> dict[str, bytes]:
         ax.set_ylabel("Kendall τ on held-out cells")
         ax.legend(fontsize=7, ncol=2)
         out["curves"] = _png(fig)
+    out.update(task_figures(report.tasks))
     if report.profile.get("by_op"):
         fig, ax = plt.subplots(figsize=(10, 3.6))
         for op, pts in report.profile["by_op"].items():
@@ -100,6 +101,61 @@ def figures(report: Report) -> dict[str, bytes]:
         ax.legend(fontsize=7, ncol=6, loc="upper center", bbox_to_anchor=(0.5, -0.2))
         out["profile"] = _png(fig)
     return out
+
+
+def task_figures(t: dict) -> dict[str, bytes]:
+    """Across tasks: the Dolan-Moré performance profiles and one proxy-proxy heatmap per task."""
+    if not t:
+        return {}
+    out: dict[str, bytes] = {}
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for p, share in t["profiles"]["share"].items():
+        ax.step(t["profiles"]["tau"], share, where="post", label=p)
+    ax.set_xlabel("τ (cost 1 − ρ within τ times the best proxy's)")
+    ax.set_ylabel("share of tasks")
+    ax.set_ylim(0, 1.02)
+    ax.legend(fontsize=7, ncol=3)
+    out["task-profiles"] = _png(fig)
+    for k, task in enumerate(t["tasks"]):
+        n = len(task["proxies"])
+        fig, ax = plt.subplots(figsize=(1 + 0.5 * n, 0.8 + 0.45 * n))
+        im = ax.imshow(np.array(task["heatmap"], dtype=float), vmin=-1, vmax=1, cmap="RdBu_r")
+        ax.set_xticks(range(n), task["proxies"], rotation=60, ha="right", fontsize=7)
+        ax.set_yticks(range(n), task["proxies"], fontsize=7)
+        fig.colorbar(im, ax=ax, label="Spearman ρ")
+        ax.set_title(task["task"], fontsize=9)
+        out[f"task-heatmap-{k}"] = _png(fig)
+    return out
+
+
+def _tasks_section(t: dict, figs: dict[str, bytes]) -> list[str]:
+    if not t:
+        return []
+    names = [task["task"] for task in t["tasks"]]
+    parts = ['<h2 id="tasks">Across tasks</h2>',
+             "<p>Spearman ρ of every proxy against each task's own label (its validation accuracy).</p>"]  # fmt: skip
+    rows = [[p, *[task["spearman"].get(p) for task in t["tasks"]]] for p in t["proxies"]]
+    parts.append(
+        _table(
+            ["proxy", *[f"{n} ({task['label']}, n={task['n']})" for n, task in zip(names, t["tasks"], strict=True)]],
+            rows,
+        )
+    )
+    avg = t["average_rank"]
+    spaces = list(avg["by_space"])
+    order = sorted(t["proxies"], key=lambda p: avg["overall"][p])
+    parts.append("<h3>Average rank (1 = best ρ), per search space and overall</h3>")
+    parts.append(
+        _table(
+            ["proxy", *spaces, "overall"],
+            [[p, *[avg["by_space"][s][p] for s in spaces], avg["overall"][p]] for p in order],
+        )
+    )
+    parts.append("<h3>Performance profiles (Dolan-Moré)</h3>")
+    parts.append(_img(figs, "task-profiles"))
+    parts.append("<h3>Proxy-proxy rank correlation per task</h3>")
+    parts += [_img(figs, f"task-heatmap-{k}") for k in range(len(t["tasks"]))]
+    return parts
 
 
 def _fmt(v) -> str:
@@ -181,6 +237,7 @@ def render(report: Report, figs: dict[str, bytes]) -> str:
         parts.append(_img(figs, "profile"))
     else:
         parts.append("<p>No layer-wise proxy in this configuration.</p>")
+    parts += _tasks_section(r.tasks, figs)
     m = r.meta
     parts.append('<h2 id="metadata">Runs and provenance</h2>')
     parts.append(

@@ -14,9 +14,9 @@ if TYPE_CHECKING:
 
 
 def configs(catalog: Catalog) -> list[dict[str, Any]]:
-    """Per (space, config_hash): archs, ok, partial, failed, shards; the largest first within a space."""
+    """Per (space, config_hash): its dataset, archs, ok, partial, failed, shards; the largest first in a space."""
     return catalog.query(
-        "SELECT space, config_hash, count(*) AS archs, count(*) FILTER (status = 'ok') AS ok, "
+        "SELECT space, config_hash, max(dataset) AS dataset, count(*) AS archs, count(*) FILTER (status = 'ok') AS ok, "
         "count(*) FILTER (status = 'partial') AS partial, count(*) FILTER (status = 'failed') AS failed, "
         "count(DISTINCT shard_id) AS shards FROM archs GROUP BY ALL ORDER BY space, archs DESC, config_hash"
     ).to_pylist()
@@ -27,6 +27,11 @@ def label_counts(catalog: Catalog) -> list[dict[str, Any]]:
     return catalog.query(
         "SELECT space, label, count(DISTINCT arch) AS archs FROM labels GROUP BY ALL ORDER BY ALL"
     ).to_pylist()
+
+
+def label_datasets(catalog: Catalog) -> list[dict[str, Any]]:
+    """(space, label, dataset) of every label in the store."""
+    return catalog.query("SELECT DISTINCT space, label, dataset FROM labels ORDER BY ALL").to_pylist()
 
 
 def labels(catalog: Catalog, space: str, archs: list[str] | None = None) -> pa.Table:
