@@ -103,9 +103,10 @@ def part_cifar100(args) -> dict:
 
 
 def part_synthetic(args) -> dict:
-    archs = Path(args.store) / "other-tasks-archs.txt"
+    archs = Path(args.store) / "other-tasks-archs-synthetic.txt"
     archs.parent.mkdir(parents=True, exist_ok=True)
-    archs.write_text("\n".join(r["arch"] for r in csv.DictReader(open(require(OTHER_TASKS)))) + "\n")
+    cells = [r["arch"] for r in csv.DictReader(open(require(OTHER_TASKS)))][: args.cells]  # the file's order
+    archs.write_text("\n".join(cells) + "\n")
     cfg = IngestConfig(space="nb201", store=args.store, archs_file=str(archs), proxies=PROXIES,
                        data="synthetic-cifar10", batch_size=64, workers=args.workers)  # fmt: skip
     cost = _ingest(cfg)

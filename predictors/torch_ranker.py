@@ -10,6 +10,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 from scipy import stats
+from tqdm import tqdm
 
 from zcpipe.predictors.base import HyperParameterError, Prediction, Predictor
 from zcpipe.predictors.bayes import bayesian_layers, mean_kl, set_sampling
@@ -93,6 +94,8 @@ class TorchRanker(Predictor):
         set_sampling(self.model, True)
         last: list[float] = []
         step = 0
+        # Steps, loss and ETA on a terminal (tqdm stays silent when stderr is not one: logs, tests, Tune).
+        bar = tqdm(total=total, unit="step", desc=f"fit {self.name}", disable=None, leave=False, dynamic_ncols=True)
         while step < total:
             order = torch.randperm(len(x), generator=gen)
             for s in range(0, len(x), h["batch_size"]):
@@ -107,6 +110,10 @@ class TorchRanker(Predictor):
                     loss = loss + h["kl_weight"] * mean_kl(self.model)
                 last.append(descend(opt, sched, loss))
                 step += 1
+                bar.update(1)
+                if step % 20 == 0:
+                    bar.set_postfix(loss=f"{np.mean(last[-20:]):.4f}")
+        bar.close()
         return {
             "steps": step,
             "final_loss": float(np.mean(last[-steps_per_epoch:])) if last else None,
