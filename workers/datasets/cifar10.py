@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from zcpipe.workers.datasets.base import Dataset, DatasetError, register_dataset
-from zcpipe.workers.datasets.files import entry, load_pickle, read_pack
+from zcpipe.workers.datasets.files import pack_or_none, read_pickled_images
 
 GET = (
     "download https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz and extract it there, "
@@ -19,27 +19,14 @@ WHAT = "an official CIFAR-10 python batch"
 class Cifar10(Dataset):
     def read(self, root: str) -> tuple[np.ndarray, np.ndarray]:
         path = Path(root).expanduser()
-        if path.suffix == ".npz":
-            pack = read_pack(path, GET, (32, 32, 3), 10)
-            return pack["images"], pack["labels"]
+        if (pack := pack_or_none(path, GET, (32, 32, 3), 10)) is not None:
+            return pack
         folder = path / "cifar-10-batches-py" if (path / "cifar-10-batches-py").is_dir() else path
         files = [folder / f"data_batch_{i}" for i in range(1, 6)]
         if not all(f.is_file() for f in files):
             raise DatasetError(f"CIFAR-10 not found at {path}: expected cifar-10-batches-py/data_batch_1..5; {GET}")
-        parts = [_batch(f) for f in files]
+        parts = [read_pickled_images(f, WHAT, GET, "labels", 32) for f in files]
         return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
-
-
-def _batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    d = load_pickle(path, WHAT, GET)
-    try:
-        data = np.asarray(entry(d, "data", path, WHAT, GET), dtype=np.uint8).reshape(-1, 3, 32, 32)
-        labels = np.asarray(entry(d, "labels", path, WHAT, GET), dtype=np.int64)
-    except ValueError as e:
-        raise DatasetError(f"{path} is not {WHAT} ({e}); {GET}") from None
-    if len(labels) != len(data):
-        raise DatasetError(f"{path} is not {WHAT} (labels and images differ in count); {GET}")
-    return data.transpose(0, 2, 3, 1), labels
 
 
 # mean [125.3, 123.0, 113.9] / 255 and std [63.0, 62.1, 66.7] / 255, as NAS-Bench-201 trains.

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from zcpipe.workers.datasets.base import Dataset, DatasetError, register_dataset
-from zcpipe.workers.datasets.files import entry, load_pickle, read_pack
+from zcpipe.workers.datasets.files import entry, load_pickle, pack_or_none, read_pickled_images
 
 GET = (
     "download https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz and extract it there, "
@@ -20,9 +20,8 @@ WHAT = "an official CIFAR-100 python file"
 class Cifar100(Dataset):
     def read(self, root: str) -> tuple[np.ndarray, np.ndarray]:
         path = Path(root).expanduser()
-        if path.suffix == ".npz":
-            pack = read_pack(path, GET, (32, 32, 3), 100)
-            return pack["images"], pack["labels"]
+        if (pack := pack_or_none(path, GET, (32, 32, 3), 100)) is not None:
+            return pack
         folder = path / "cifar-100-python" if (path / "cifar-100-python").is_dir() else path
         train = folder / "train"
         if not train.is_file():
@@ -33,15 +32,10 @@ class Cifar100(Dataset):
 
 def read_official(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """Images (N×32×32×3 uint8) and fine labels of one official CIFAR-100 file (`train` or `test`)."""
-    d = load_pickle(path, WHAT, GET)
-    try:
-        data = np.asarray(entry(d, "data", path, WHAT, GET), dtype=np.uint8).reshape(-1, 3, 32, 32)
-        labels = np.asarray(entry(d, "fine_labels", path, WHAT, GET), dtype=np.int64)
-    except ValueError as e:
-        raise DatasetError(f"{path} is not {WHAT} ({e}); {GET}") from None
-    if len(labels) != len(data) or (len(labels) and (labels.min() < 0 or labels.max() > 99)):
-        raise DatasetError(f"{path} is not {WHAT} (fine labels must be one per image, in 0..99); {GET}")
-    return data.transpose(0, 2, 3, 1), labels
+    images, labels = read_pickled_images(path, WHAT, GET, "fine_labels", 32)
+    if len(labels) and (labels.min() < 0 or labels.max() > 99):
+        raise DatasetError(f"{path} is not {WHAT} (fine labels must be in 0..99); {GET}")
+    return images, labels
 
 
 def class_names(folder: Path) -> list[str]:

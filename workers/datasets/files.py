@@ -46,6 +46,30 @@ def entry(d: dict, key: str, path: Path, what: str, how_to_get: str):
     raise DatasetError(f"{path} is not {what} (no `{key}` entry); {how_to_get}")
 
 
+def read_pickled_images(
+    path: Path, what: str, how_to_get: str, label_key: str, side: int, encoding: str = "bytes"
+) -> tuple[np.ndarray, np.ndarray]:
+    """An official pickled batch (`data`: rows of 3×side×side channel-major pixels, `label_key`: one label
+    per row) as uint8 N×side×side×3 images and int64 labels, or a one-line DatasetError."""
+    d = load_pickle(path, what, how_to_get, encoding)
+    try:
+        data = np.asarray(entry(d, "data", path, what, how_to_get), dtype=np.uint8).reshape(-1, 3, side, side)
+        labels = np.asarray(entry(d, label_key, path, what, how_to_get), dtype=np.int64)
+    except ValueError as e:
+        raise DatasetError(f"{path} is not {what} ({e}); {how_to_get}") from None
+    if len(labels) != len(data):
+        raise DatasetError(f"{path} is not {what} (labels and images differ in count); {how_to_get}")
+    return data.transpose(0, 2, 3, 1), labels
+
+
+def pack_or_none(path: Path, how_to_get: str, shape: tuple[int, int, int], classes: int):
+    """(images, labels) of the .npz pack at `path`, or None where `path` is not a pack (a folder)."""
+    if path.suffix != ".npz":
+        return None
+    pack = read_pack(path, how_to_get, shape, classes)
+    return pack["images"], pack["labels"]
+
+
 def read_pack(
     path: Path,
     how_to_get: str,

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from zcpipe.workers.datasets.base import Dataset, DatasetError, register_dataset
-from zcpipe.workers.datasets.files import entry, load_pickle, read_pack
+from zcpipe.workers.datasets.files import pack_or_none, read_pickled_images
 
 CLASSES = 120
 GET = (
@@ -28,9 +28,8 @@ TRAIN_FILES = tuple(f"train_data_batch_{i}" for i in range(1, 11))
 class ImageNet16(Dataset):
     def read(self, root: str) -> tuple[np.ndarray, np.ndarray]:
         path = Path(root).expanduser()
-        if path.suffix == ".npz":
-            pack = read_pack(path, GET, (16, 16, 3), CLASSES)
-            return pack["images"], pack["labels"]
+        if (pack := pack_or_none(path, GET, (16, 16, 3), CLASSES)) is not None:
+            return pack
         folder = path / "ImageNet16" if (path / "ImageNet16").is_dir() else path
         files = [folder / name for name in TRAIN_FILES]
         missing = [f.name for f in files if not f.is_file()]
@@ -42,16 +41,9 @@ class ImageNet16(Dataset):
 
 def read_batch(path: Path, classes: int = CLASSES) -> tuple[np.ndarray, np.ndarray]:
     """One file's images of the first `classes` classes (N×16×16×3 uint8) and their 0-based labels."""
-    d = load_pickle(path, WHAT, GET, encoding="latin1")
-    try:
-        data = np.asarray(entry(d, "data", path, WHAT, GET), dtype=np.uint8).reshape(-1, 3, 16, 16)
-        labels = np.asarray(entry(d, "labels", path, WHAT, GET), dtype=np.int64)
-    except ValueError as e:
-        raise DatasetError(f"{path} is not {WHAT} ({e}); {GET}") from None
-    if len(labels) != len(data):
-        raise DatasetError(f"{path} is not {WHAT} (labels and images differ in count); {GET}")
+    images, labels = read_pickled_images(path, WHAT, GET, "labels", 16, encoding="latin1")
     keep = (labels >= 1) & (labels <= classes)
-    return data[keep].transpose(0, 2, 3, 1), labels[keep] - 1
+    return images[keep], labels[keep] - 1
 
 
 # mean [122.68, 116.66, 104.01] / 255 and std [63.22, 61.26, 65.09] / 255, as NAS-Bench-201 trains.
