@@ -182,19 +182,26 @@ def summary(results: dict) -> str:
             lines.append(f"\ncost: {cost['s_per_arch']:.2f} s per architecture in workers, {cost['wall_s']} s wall "
                          f"({cost['done']} computed, {cost['skipped']} resumed)")  # fmt: skip
         lines.append("")
-    ranked = [r["spearman"] for r in tasks.values()]
-    common = sorted(set.intersection(*(set(s) for s in ranked))) if ranked else []
-    if len(ranked) > 1 and common:
-        ranks = {p: [] for p in common}
-        for s in ranked:
-            order = sorted(common, key=lambda p: -np.nan_to_num(s[p], nan=-2))
-            for i, p in enumerate(order, start=1):
-                ranks[p].append(i)
-        lines += [f"## Average rank across {len(ranked)} tasks (1 = best ρ)", "", "| proxy | average rank | ranks |",
-                  "| --- | --- | --- |"]  # fmt: skip
-        for p in sorted(common, key=lambda p: np.mean(ranks[p])):
-            lines.append(f"| {p} | {np.mean(ranks[p]):.2f} | {', '.join(map(str, ranks[p]))} |")
+    full = [r for r in tasks.values() if len(r["spearman"]) >= 10]  # the tasks measured with every proxy
+    for chosen, what in ((list(tasks.values()), "every task"), (full, "the tasks with every proxy")):
+        lines += _average_rank([r["spearman"] for r in chosen], what)
     return "\n".join(lines) + "\n"
+
+
+def _average_rank(ranked: list[dict[str, float]], what: str) -> list[str]:
+    """The blog's Table 4: each proxy's rank (1 = best ρ) per task, averaged, over the proxies all share."""
+    common = sorted(set.intersection(*(set(s) for s in ranked))) if ranked else []
+    if len(ranked) < 2 or not common:
+        return []
+    ranks: dict[str, list[int]] = {p: [] for p in common}
+    for s in ranked:
+        for i, p in enumerate(sorted(common, key=lambda p: -np.nan_to_num(s[p], nan=-2)), start=1):
+            ranks[p].append(i)
+    lines = [f"## Average rank across {what} ({len(ranked)} tasks, 1 = best ρ)", "",
+             "| proxy | average rank | ranks |", "| --- | --- | --- |"]  # fmt: skip
+    for p in sorted(common, key=lambda p: np.mean(ranks[p])):
+        lines.append(f"| {p} | {np.mean(ranks[p]):.2f} | {', '.join(map(str, ranks[p]))} |")
+    return [*lines, ""]
 
 
 PARTS = {"cifar100": part_cifar100, "synthetic": part_synthetic, "spherical": part_spherical, "nb301": part_nb301}
