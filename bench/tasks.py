@@ -77,9 +77,8 @@ def fit_predictors(store: str, space: str, target: str, data: str | None, epochs
     for p in PREDICTORS:
         t0 = time.perf_counter()
         hp = {"epochs": epochs[p]} if p in epochs else {}
-        name = f"tasks-{p}-{space}-{data or 'legacy'}"
-        res = train(TrainConfig(store, space, p, target, 156, seed=0, data=data, name=None, hparams=hp))
-        out[p] = {"kendall": res.metrics["kendall"], "n_test": res.metrics["n"], "model": res.name or name,
+        res = train(TrainConfig(store, space, p, target, 156, seed=0, data=data, hparams=hp))
+        out[p] = {"kendall": res.metrics["kendall"], "n_test": res.metrics["n"], "model": res.name,
                   "seconds": round(time.perf_counter() - t0, 1), "hparams": hp}  # fmt: skip
     return out
 
