@@ -185,7 +185,7 @@ def stream(work: Path, cells: int) -> str:
     t_write = time.perf_counter() - t0
     store = work / "store"
     t0 = time.perf_counter()
-    n_rows = import_labels(str(store), "nb101", str(path))
+    n_rows = import_labels(str(store), "nb101", str(path)).rows
     t_import = time.perf_counter() - t0
     t0 = time.perf_counter()
     data = load_graph_set(store, ["nb101"], target=TARGET)

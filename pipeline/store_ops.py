@@ -6,6 +6,7 @@ import pyarrow as pa
 
 from zcpipe.errors import NotFoundError, PipelineError
 from zcpipe.store import Catalog
+from zcpipe.store.catalog.confined import DEFAULT_TIMEOUT_S as SQL_TIMEOUT_S
 from zcpipe.store.compact import CompactionSummary, compact
 
 
@@ -13,9 +14,10 @@ class NotAStoreError(PipelineError, NotFoundError):
     """The folder or URL holds neither shards nor a catalog."""
 
 
-def sql(store: str, query: str) -> pa.Table:
-    """A user's SQL over the store's views, confined to reading the store (store.Catalog.query_confined)."""
-    return Catalog(store).query_confined(query)
+def sql(store: str, query: str, timeout_s: float = SQL_TIMEOUT_S) -> pa.Table:
+    """A user's SQL over the store's views, confined to reading the store and bounded in time and memory
+    (store.Catalog.query_confined)."""
+    return Catalog(store).query_confined(query, timeout_s=timeout_s)
 
 
 def info(store: str) -> dict:

@@ -31,6 +31,7 @@ from zcpipe import settings
 from zcpipe.errors import CorruptError, StoreError
 from zcpipe.store.layout import StoreLayout
 from zcpipe.store.shards import MANIFEST, file_sha256
+from zcpipe.store.verified import verify_shards
 
 PARTS = ("archs.parquet", "layers.parquet", "tensors.zarr")
 PRUNE_AFTER_S = 600
@@ -56,14 +57,20 @@ def shard_dirs(layout: StoreLayout, rels: list[str], parts: tuple[str, ...] = PA
     the shard's folder for a local store; for a remote store the local copy, fetched if missing, or
     the URL when the cache is off."""
     if not layout.remote:
-        return [str(layout.root / r) for r in rels]
+        where = [str(layout.root / r) for r in rels]
+        # Nothing read back is trusted (store/verified.py): every file of the shard, so a damaged shard is
+        # refused by every reader alike, not only by the one that opens the damaged part.
+        verify_shards(layout.root, where)
+        return where
     if not enabled():
         return [layout.uri(r) for r in rels]
     root = cache_root(layout)
     missing = [(r, p) for r in rels for p in parts if not (root / r / p).exists()]
     if missing:
         _fetch(layout, root, missing)
-    return [str(root / r) for r in rels]
+    where = [str(root / r) for r in rels]
+    verify_shards(root, where, parts)  # fetched copies were checked; a copy damaged since is caught here
+    return where
 
 
 def _fetch(layout: StoreLayout, root: Path, missing: list[tuple[str, str]]) -> None:

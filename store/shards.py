@@ -187,8 +187,10 @@ def _write_zarr(path: Path, t: TensorBlock, space: str, config_hash: str) -> Non
     a, p, s = len(t.archs), len(t.proxies), len(t.slots)
     # Chunks of ARCH_CHUNK architectures: a large (compacted) shard then decodes on several threads.
     rows = min(max(a, 1), ARCH_CHUNK)
-    g.create_array("values", shape=(a, p, s), dtype="f8", chunks=(rows, max(p, 1), max(s, 1)))
-    g.create_array("mask", shape=(a, s), dtype="bool", chunks=(rows, max(s, 1)))
+    # NaN, not 0.0, is what a chunk that is not there reads as: an absent value, never a plausible one.
+    # (Readers refuse a shard with a missing chunk anyway: store/verified.py.)
+    g.create_array("values", shape=(a, p, s), dtype="f8", chunks=(rows, max(p, 1), max(s, 1)), fill_value=np.nan)
+    g.create_array("mask", shape=(a, s), dtype="bool", chunks=(rows, max(s, 1)), fill_value=False)
     if a:
         g["values"][:] = t.values
         g["mask"][:] = t.mask

@@ -22,8 +22,14 @@ def _committed(store: str) -> int:
 
 
 @pytest.mark.slow
-def test_ingest_over_two_gpu_nodes_survives_a_node_kill(s3_store):
+def test_ingest_over_two_gpu_nodes_survives_a_node_kill(s3_store, tmp_path, monkeypatch):
     from ray.cluster_utils import Cluster
+
+    # Only the chunks listed may run (workers/failpoints.py): the kill then lands while every actor holds a
+    # chunk, never after the run has finished. The nodes (and so their workers) inherit this environment.
+    listing = tmp_path / "chunks-allowed"
+    listing.write_text("00000\n00001\n00002\n")
+    monkeypatch.setenv("ZCPIPE_FAILPOINTS", f"ingest-chunk={listing}")
 
     # A head without CPUs (it only schedules), and two worker nodes of one CPU and one (fake) GPU each.
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": False})
@@ -39,9 +45,12 @@ def test_ingest_over_two_gpu_nodes_survives_a_node_kill(s3_store):
             assert proc.poll() is None, proc.communicate()[1]
             assert time.monotonic() < deadline, "no shard committed in 5 minutes"
             time.sleep(0.5)
+        time.sleep(1)
+        assert _committed(s3_store) == 3 and proc.poll() is None  # held: the rest is still to do
         cluster.remove_node(doomed, allow_graceful=False)  # SIGKILL of its raylet and workers
         # the replacement node an autoscaler would bring: Ray restarts the dead actor there and retries its chunk
         cluster.add_node(num_cpus=1, num_gpus=1, memory=2 * 2**30)
+        listing.write_text("\n".join(f"{i:05d}" for i in range(N_ARCHS)) + "\n")  # let every chunk run
         _, err = proc.communicate(timeout=600)
         assert proc.returncode == 0, err
         # every architecture committed by this run, the lost node's chunk rerun, none failed

@@ -63,11 +63,12 @@ def test_ingest_writes_every_layer_and_a_rerun_adds_nothing(tmp_path, ray_sessio
     assert t.values.shape[1:] == (len(PROXIES) + 2, len(space.slots()))
     assert t.mask.any(axis=1).all()
 
-    s2 = ingest(_cfg(tmp_path, workers=2), progress=False)
-    assert (s2.done, s2.skipped) == (0, 6)
-    assert cat.query("SELECT count(*) AS n FROM archs").to_pylist() == [{"n": 6}]
+    # A larger --limit only adds cells (the sample is a prefix of one seeded permutation): 2 computed.
+    s2 = ingest(_cfg(tmp_path, workers=2, limit=8), progress=False)
+    assert (s2.done, s2.skipped) == (2, 6)
+    assert cat.query("SELECT count(*) AS n FROM archs").to_pylist() == [{"n": 8}]
     runs = cat.query("SELECT state, done, skipped FROM runs ORDER BY started_at").to_pylist()
-    assert [(r["state"], r["done"], r["skipped"]) for r in runs] == [("finished", 6, 0), ("finished", 0, 6)]
+    assert [(r["state"], r["done"], r["skipped"]) for r in runs] == [("finished", 6, 0), ("finished", 2, 6)]
 
 
 def test_one_and_two_workers_give_identical_values(tmp_path, ray_session):
@@ -92,10 +93,11 @@ def _committed_shards(store):
         return 0
 
 
-def _start(store, n, *extra):
+def _start(store, n, *extra, env=None):
     return subprocess.Popen(
         ingest_args(store, n, "--chunk-size", "2", *extra),
         cwd=ROOT,
+        env=env,
         start_new_session=True,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -109,45 +111,70 @@ def _exactly_once(store, n):
     assert not layout_staging.exists() or not any(layout_staging.iterdir())
 
 
-def _actor_pids():
-    out = subprocess.run(["pgrep", "-f", "ray::IngestActor"], capture_output=True, text=True).stdout
-    return [int(p) for p in out.split()]
+def _actor_pids(driver_pid: int) -> list[int]:
+    """IngestActor processes started by this test's driver (its descendants), never another run's."""
+    import psutil
+
+    out = []
+    for p in psutil.Process(driver_pid).children(recursive=True):
+        try:
+            if "ray::IngestActor" in " ".join(p.cmdline()):
+                out.append(p.pid)
+        except psutil.NoSuchProcess:
+            pass
+    return out
+
+
+def _hold_chunks(tmp_path, *allowed: str) -> tuple[dict, Path]:
+    """An environment whose ingest actors run only the chunks listed in the returned file (workers/failpoints)."""
+    listing = tmp_path / "chunks-allowed"
+    listing.write_text("\n".join(allowed) + "\n")
+    return {**os.environ, "ZCPIPE_FAILPOINTS": f"ingest-chunk={listing}"}, listing
 
 
 def test_a_killed_worker_is_restarted_and_its_chunk_retried(tmp_path):
-    proc = _start(tmp_path, 10, "--workers", "2")
+    env, listing = _hold_chunks(tmp_path, "00000")
+    store = tmp_path / "s"
+    proc = _start(store, 10, "--workers", "2", env=env)
     try:
-        _wait_for(lambda: _committed_shards(tmp_path) >= 1, 240, "a first commit")
-        pids = _actor_pids()
-        assert pids, "no IngestActor process found"
+        _wait_for(lambda: _committed_shards(store) >= 1, 240, "a first commit")
+        # Chunk 0 is committed and no other may run: each actor now holds a chunk in flight.
+        time.sleep(1)
+        assert _committed_shards(store) == 1
+        pids = _actor_pids(proc.pid)
+        assert len(pids) == 2, pids
         os.kill(pids[0], signal.SIGKILL)
+        listing.write_text("\n".join(f"{i:05d}" for i in range(5)) + "\n")  # let every chunk run
         out, _ = proc.communicate(timeout=420)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
     assert proc.returncode == 0, out.decode()[-2000:]
-    _exactly_once(tmp_path, 10)
+    assert "10 done, 0 skipped (already committed), 0 failed" in out.decode()
+    _exactly_once(store, 10)
 
 
 def test_a_killed_driver_loses_nothing_and_a_rerun_finishes_once(tmp_path):
-    proc = _start(tmp_path, 10, "--workers", "2")
+    env, _ = _hold_chunks(tmp_path, "00000", "00001")  # two chunks of 2 may commit, the other three wait
+    store = tmp_path / "s"
+    proc = _start(store, 10, "--workers", "2", env=env)
     try:
-        _wait_for(lambda: _committed_shards(tmp_path) >= 2, 240, "two commits")
+        _wait_for(lambda: _committed_shards(store) >= 2, 240, "two commits")
     finally:
         os.killpg(proc.pid, signal.SIGKILL)  # the driver and everything it started, mid-run
         proc.wait(timeout=60)
-    time.sleep(2)
-    # What is visible is whole: committed shards only, no duplicates.
-    visible = Catalog(tmp_path).query("SELECT arch FROM archs").to_pylist()
-    assert 0 < len(visible) < 10 and len({r["arch"] for r in visible}) == len(visible)
+    # What is visible is whole: exactly the two committed shards, no duplicates.
+    visible = Catalog(store).query("SELECT arch FROM archs").to_pylist()
+    assert len(visible) == 4 and len({r["arch"] for r in visible}) == 4
     rerun = subprocess.run(
-        ingest_args(tmp_path, 10, "--workers", "2"), cwd=ROOT, capture_output=True, text=True, timeout=420
+        ingest_args(store, 10, "--workers", "2"), cwd=ROOT, capture_output=True, text=True, timeout=420
     )
     assert rerun.returncode == 0, rerun.stderr[-2000:]
-    assert f"{10 - len(visible)} done, {len(visible)} skipped" in rerun.stderr
-    _exactly_once(tmp_path, 10)
-    states = Catalog(tmp_path).query("SELECT state FROM runs ORDER BY started_at").to_pylist()
-    assert [s["state"] for s in states] == ["interrupted", "finished"]
+    assert "6 done, 4 skipped" in rerun.stderr
+    _exactly_once(store, 10)
+    runs = Catalog(store).query("SELECT state, done FROM runs ORDER BY started_at").to_pylist()
+    # The killed run counts what it committed.
+    assert [(r["state"], r["done"]) for r in runs] == [("interrupted", 4), ("finished", 6)]
 
 
 @pytest.mark.parametrize("space_name", ["nb101", "nds-darts", "nds-enas", "nds-nasnet", "nds-amoeba", "nds-pnas"])

@@ -23,13 +23,15 @@ def _count(store, where=""):
 
 
 def test_shared_plain_files_import_without_losing_a_row(tmp_path):
-    assert import_labels(str(tmp_path), "nb201", str(NB201_LABELS)) == 4 * 15625
-    assert import_labels(str(tmp_path), "nb101", str(SHARED_DATA / "nb101" / "labels.jsonl")) == 500
-    assert import_labels(str(tmp_path), "nds-darts", str(SHARED_DATA / "darts" / "labels.jsonl")) == 725
+    assert import_labels(str(tmp_path), "nb201", str(NB201_LABELS)).rows == 4 * 15625
+    nb101 = import_labels(str(tmp_path), "nb101", str(SHARED_DATA / "nb101" / "labels.jsonl"))
+    assert import_labels(str(tmp_path), "nds-darts", str(SHARED_DATA / "darts" / "labels.jsonl")).rows == 725
     import_labels(str(tmp_path), "nb101", str(SHARED_DATA / "nb101" / "labels.jsonl"))  # again: idempotent
     assert _count(tmp_path, "WHERE space = 'nb201' AND label = 'cifar10_valid'") == {"n": 15625, "a": 15625}
-    # NB101 repeats isomorphic cells (e.g. 55 specs prune to input->output); every row is kept.
-    assert _count(tmp_path, "WHERE space = 'nb101'")["n"] == 500
+    # NB101 repeats isomorphic cells (e.g. 55 specs prune to input->output): 500 rows, 292 cells, each cell
+    # one row holding the mean of its rows, and the report says so.
+    assert (nb101.rows, nb101.rows + nb101.merged) == (292, 500)
+    assert _count(tmp_path, "WHERE space = 'nb101'") == {"n": 292, "a": 292}
     assert _count(tmp_path, "WHERE space = 'nds-darts'") == {"n": 725, "a": 725}
     best = (
         Catalog(tmp_path)

@@ -244,7 +244,7 @@ def test_nb101_tfrecord_reader(tmp_path):
     path = tmp_path / "nasbench_only108.tfrecord"
     write_records(path, records)
     store = tmp_path / "s"
-    assert import_labels(str(store), "nb101", str(path)) == 4
+    assert import_labels(str(store), "nb101", str(path)).rows == 4
     got = Catalog(store).query("SELECT arch, label, value, epochs, seed_agg FROM labels ORDER BY value").to_pylist()
     key0 = graph_hash(np.array(cells[0]["matrix"]), cells[0]["ops"])
     valid0 = next(r for r in got if r["arch"] == key0 and r["label"] == "cifar10_valid")

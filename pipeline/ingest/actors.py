@@ -9,6 +9,7 @@ import ray
 
 from zcpipe.pipeline.ingest.rows import to_shard
 from zcpipe.store import write_staged_shard
+from zcpipe.workers import failpoints
 from zcpipe.workers.data import DatasetError, DataSpec, load_batch
 from zcpipe.workers.data import batch_sha256 as data_sha256
 from zcpipe.workers.device import DeviceFault
@@ -44,6 +45,8 @@ class IngestActor:
         return os.getpid()
 
     def run_chunk(self, run_id: str, shard_id: str, config_hash: str, archs: list[tuple[str, str]]):
+        # Tests: only the chunks they list (by index, "00003") may run, so a kill lands where they say.
+        failpoints.hold("ingest-chunk", shard_id.rsplit("-", 1)[-1])
         try:
             records = self.worker.compute_many(archs)
         except DeviceFault as e:

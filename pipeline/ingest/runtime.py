@@ -23,6 +23,9 @@ def start_ray(address: str | None, num_cpus: int | None = None) -> bool:
     # The embedded cluster is private to this process: token auth only adds a warning here.
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     ray.init(
+        # "local": a Ray of its own, even when another cluster is registered on this machine (`ray start`
+        # under the same RAY_TMPDIR, or RAY_ADDRESS set); joining one is what `--ray-address auto` is for.
+        address="local",
         num_cpus=num_cpus or os.cpu_count(),
         include_dashboard=False,
         logging_level=logging.WARNING,

@@ -12,6 +12,7 @@ from zcpipe.pipeline.labels.nb101 import read_nb101_tfrecord
 from zcpipe.pipeline.labels.nb201 import read_nats_tss, read_nb201_pth
 from zcpipe.pipeline.labels.nds import read_nds_json
 from zcpipe.pipeline.labels.plain import read_csv, read_jsonl
+from zcpipe.pipeline.labels.policy import ImportReport, apply_policy
 from zcpipe.pipeline.labels.zc import read_zc_json
 from zcpipe.store import Catalog
 from zcpipe.workers.spaces import SearchSpace, get_space
@@ -27,9 +28,12 @@ READERS: dict[str, Callable[..., list[dict]]] = {
 }
 
 
-def import_labels(store: str, space_name: str, path: str, fmt: str = "auto", trust_pickle: bool = False) -> int:
+def import_labels(
+    store: str, space_name: str, path: str, fmt: str = "auto", trust_pickle: bool = False
+) -> ImportReport:
     """Read a label file of `space_name` and record its rows (and each labeled architecture's graph);
-    re-importing a file replaces what it gave before. Returns the number of label rows."""
+    re-importing a file replaces what it gave before. NaN/inf values are skipped and repeated rows of one
+    architecture merged into their mean (pipeline/labels/policy.py); the report says how many."""
     p = Path(path).expanduser()
     if not p.exists():
         raise LabelFileNotFoundError(f"label file {p} does not exist")
@@ -37,13 +41,23 @@ def import_labels(store: str, space_name: str, path: str, fmt: str = "auto", tru
         raise LabelFormatError(f"`format` {fmt!r}: choose one of {', '.join(FORMATS)}", options=["format"])
     space = get_space(space_name)
     keys = _SpecRecorder(space)
-    rows = READERS[detect_format(p) if fmt == "auto" else fmt](keys, p, trust_pickle=trust_pickle)
+    fmt = detect_format(p) if fmt == "auto" else fmt
+    try:
+        rows = READERS[fmt](keys, p, trust_pickle=trust_pickle)
+    except UnicodeDecodeError:
+        raise LabelFormatError(
+            f"{p} is not UTF-8 text, so it cannot be a {fmt} label file; name its real format (`format`)",
+            options=["format"],
+        ) from None
+    rows, report = apply_policy(rows)
     if not rows:
-        raise LabelFormatError(f"{p} holds no labels for {space_name}")
+        raise LabelFormatError(f"{p} holds no labels for {space_name}" + (
+            f" ({report.non_finite} values were NaN or infinite)" if report.non_finite else ""))
     graphs = graph_rows(space, keys.specs.items())
     with Catalog(store).writer() as w:  # no reconcile: an ingest may be running on this store
         w.add_graphs(graphs)
-        return w.import_labels(rows)
+        w.import_labels(rows)
+    return report
 
 
 class _SpecRecorder:

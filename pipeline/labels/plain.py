@@ -26,6 +26,12 @@ def plain_rows(space: SearchSpace, records: Iterator[tuple[int, dict]], path: Pa
         for col, v in rec.items():
             if col in STRUCTURE_KEYS or v in (None, ""):
                 continue
+            try:
+                value = float(v)
+            except (TypeError, ValueError):
+                raise LabelFormatError(
+                    f"{path.resolve()!s}:{n}: column {col!r} holds {v!r}, which is not a number; fix or remove it"
+                ) from None
             dataset, split, epochs, agg, *name = (
                 known.get(col, (*col.rsplit("_", 1), None, None)) if "_" in col else (col, "value", None, None)
             )
@@ -35,7 +41,7 @@ def plain_rows(space: SearchSpace, records: Iterator[tuple[int, dict]], path: Pa
                     key,
                     dataset,
                     split,
-                    float(v),
+                    value,
                     source,
                     epochs=epochs,
                     seed_agg=agg,
@@ -49,7 +55,8 @@ def plain_rows(space: SearchSpace, records: Iterator[tuple[int, dict]], path: Pa
 
 
 def read_csv(space: SearchSpace, path: Path, **_) -> list[dict]:
-    with path.open(newline="") as f:
+    # utf-8-sig: a byte-order mark (as spreadsheet programs write) is not part of the first column's name.
+    with path.open(newline="", encoding="utf-8-sig") as f:
         reader = csv.DictReader(f)
         if "arch" not in (reader.fieldnames or []):
             raise LabelFormatError(f"{path} has no `arch` column (columns: {reader.fieldnames})")
@@ -58,7 +65,7 @@ def read_csv(space: SearchSpace, path: Path, **_) -> list[dict]:
 
 def read_jsonl(space: SearchSpace, path: Path, **_) -> list[dict]:
     def records():
-        with path.open() as f:
+        with path.open(encoding="utf-8-sig") as f:
             for n, line in enumerate(f, start=1):
                 if line.strip():
                     try:

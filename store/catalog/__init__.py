@@ -24,17 +24,16 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from zcpipe.errors import InputError, NotFoundError, StoreError
+from zcpipe.errors import NotFoundError, StoreError
 from zcpipe.store import remote, shard_cache
+from zcpipe.store.catalog import confined
+from zcpipe.store.catalog.confined import QueryError, QueryTimeoutError
 from zcpipe.store.catalog.locks import CatalogBusyError, catalog_lease, connect, ingest_lock
 from zcpipe.store.catalog.schema import add_missing_tables, migrate
 from zcpipe.store.catalog.views import install_views
 from zcpipe.store.catalog.writer import CatalogWriter
 from zcpipe.store.layout import StoreLayout
 from zcpipe.store.shards import CorruptShardError
-
-# Statements `query_confined` runs: reads only (COPY ... TO, ATTACH, SET and the rest are refused).
-_READ_STATEMENTS = ("SELECT", "EXPLAIN")
 
 
 class StoreNotFoundError(StoreError, NotFoundError, FileNotFoundError):
@@ -43,10 +42,6 @@ class StoreNotFoundError(StoreError, NotFoundError, FileNotFoundError):
     def __init__(self, message: str, *, store: str, has_shards: bool):
         super().__init__(message)
         self.store, self.has_shards = store, has_shards
-
-
-class QueryError(StoreError, InputError):
-    """A user's SQL failed or was refused (DuckDB's message, first line)."""
 
 
 class Catalog:
@@ -110,6 +105,11 @@ class Catalog:
     @contextmanager
     def reader(self) -> Iterator[duckdb.DuckDBPyConnection]:
         """A read-only connection with the views installed, closed at the end of the block."""
+        with self._reader() as (con, _):
+            yield con
+
+    @contextmanager
+    def _reader(self) -> Iterator[tuple[duckdb.DuckDBPyConnection, list[str]]]:
         path = remote.published_snapshot(self.layout) if self.layout.remote else self.layout.catalog
         if path is None or not path.exists():
             raise StoreNotFoundError(
@@ -119,10 +119,10 @@ class Catalog:
         try:
             add_missing_tables(con)
             try:
-                install_views(con, self.layout)
+                files = install_views(con, self.layout)
             except duckdb.Error as e:
                 raise CorruptShardError(f"a shard of {self.layout} is unreadable ({str(e).splitlines()[0]})") from None
-            yield con
+            yield con, files
         finally:
             con.close()
 
@@ -132,30 +132,14 @@ class Catalog:
             rel = con.sql(sql, params=params)
             return pa.table({}) if rel is None else rel.to_arrow_table()
 
-    def query_confined(self, sql: str) -> pa.Table:
-        """A user's SQL, confined to the store: read statements only, and no file outside the store's
-        own shards (DuckDB's `enable_external_access` off, `allowed_directories` set, then locked), so a
-        catalog can be offered to others through it."""
-        with self.reader() as con:
-            try:
-                kinds = [s.type.name for s in con.extract_statements(sql)]
-            except duckdb.Error as e:
-                raise QueryError(_first_line(e)) from None
-            if not kinds or any(k not in _READ_STATEMENTS for k in kinds):
-                raise QueryError(f"only SELECT (and EXPLAIN) statements run here, not {', '.join(kinds) or 'nothing'}")
-            con.execute("SET allowed_directories = ?", [self._readable_roots()])
-            con.execute("SET enable_external_access = false")
-            con.execute("SET lock_configuration = true")
-            try:
-                rel = con.sql(sql)
-                return pa.table({}) if rel is None else rel.to_arrow_table()
-            except duckdb.Error as e:
-                raise QueryError(_first_line(e)) from None
-
-    def _readable_roots(self) -> list[str]:
-        roots = [str(shard_cache.cache_root(self.layout)) + "/"] if self.layout.remote else []
-        root = self.layout.url if self.layout.remote else str(self.layout.root)
-        return [*roots, root.rstrip("/") + "/"]
+    def query_confined(self, sql: str, timeout_s: float = confined.DEFAULT_TIMEOUT_S) -> pa.Table:
+        """A user's SQL, confined to reading the store's views and shard files, bounded in time and memory
+        (store/catalog/confined.py), so a catalog can be offered to others through it."""
+        with self._reader() as (con, files):
+            readable = files
+            if self.layout.remote and not shard_cache.enabled():  # read through fsspec, by URL
+                readable = [self.layout.url.rstrip("/") + "/shards/"]
+            return confined.run_confined(con, sql, readable, timeout_s=timeout_s)
 
     def info(self) -> dict:
         """What the store holds: per space and config, statistics rows by status; labels; models; bytes on disk."""
@@ -193,8 +177,4 @@ class Catalog:
         return [self.layout.root / r[0] for r in rows]
 
 
-def _first_line(e: BaseException) -> str:
-    return (str(e).splitlines() or [type(e).__name__])[0]
-
-
-__all__ = ["Catalog", "CatalogBusyError", "CatalogWriter", "QueryError", "StoreNotFoundError"]
+__all__ = ["Catalog", "CatalogBusyError", "CatalogWriter", "QueryError", "QueryTimeoutError", "StoreNotFoundError"]

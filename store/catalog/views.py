@@ -41,8 +41,9 @@ def shard_files(con: duckdb.DuckDBPyConnection, layout: StoreLayout) -> list[str
     return where
 
 
-def install_views(con: duckdb.DuckDBPyConnection, layout: StoreLayout) -> None:
-    """This connection's views over the store (TEMP: nothing is written to the file)."""
+def install_views(con: duckdb.DuckDBPyConnection, layout: StoreLayout) -> list[str]:
+    """This connection's views over the store (TEMP: nothing is written to the file); returns the Parquet
+    files they read."""
     where = shard_files(con, layout)
     _parquet_view(con, "archs", [f"{d}/archs.parquet" for d in where], ARCH_COLUMNS)
     _parquet_view(con, "layers", [f"{d}/layers.parquet" for d in where], LAYER_COLUMNS)
@@ -64,6 +65,7 @@ def install_views(con: duckdb.DuckDBPyConnection, layout: StoreLayout) -> None:
     con.execute("CREATE OR REPLACE TEMP VIEW models AS SELECT * FROM models_t")
     con.execute("CREATE OR REPLACE TEMP VIEW predictions AS SELECT * FROM predictions_t")
     con.execute("CREATE OR REPLACE TEMP VIEW graphs AS SELECT * FROM graphs_t")
+    return [f"{d}/{part}" for d in where for part in ("archs.parquet", "layers.parquet")]
 
 
 def _protocols(fs) -> tuple[str, ...]:

@@ -84,7 +84,8 @@ class CatalogWriter:
 
     def register(self, manifest: ShardManifest, rel: str, replace: bool = False) -> None:
         """Record a shard and point its archs at it. `replace` lets it supersede earlier rows of the same
-        archs (a --retry-failed recomputation): views show only the rows arch_index points at."""
+        archs (a --retry-failed recomputation): views show only the rows arch_index points at. The run that
+        wrote it counts it as done in the same transaction, so a run killed later still says what it committed."""
         with self.transaction() as con:
             if replace:
                 con.executemany(
@@ -92,6 +93,10 @@ class CatalogWriter:
                     [[manifest.space, a, manifest.config_hash] for a in manifest.archs],
                 )
             self._insert_shard(manifest, rel)
+            con.execute(
+                "UPDATE runs_t SET done = done + ? WHERE run_id = ? AND state = 'running'",
+                [len(manifest.archs), manifest.run_id],
+            )
 
     def unregister(self, shard_id: str) -> None:
         """Forget a shard (its files are gone or quarantined)."""

@@ -79,7 +79,8 @@ class SearchSpace(ABC):
 
     @abstractmethod
     def sample(self, n: int, seed: int) -> list[str]:
-        """`n` distinct arch keys drawn uniformly with a seeded generator."""
+        """`n` distinct arch keys drawn uniformly with a seeded generator: the first n of one seeded
+        sequence, so `sample(m, seed)` for m > n starts with `sample(n, seed)` (a larger `limit` only adds)."""
 
     @abstractmethod
     def build(self, arch: str, options: BuildOptions) -> nn.Module:

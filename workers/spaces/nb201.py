@@ -261,7 +261,8 @@ class NB201(SearchSpace):
             raise ArchError(
                 f"nb201 has {NUM_ARCHS} cells; `limit` must be between 1 and {NUM_ARCHS}", options=["limit"]
             )
-        picks = np.random.default_rng(seed).choice(NUM_ARCHS, size=n, replace=False)
+        # The first n of one seeded permutation: a larger `limit` only adds cells to a smaller one's.
+        picks = np.random.default_rng(seed).permutation(NUM_ARCHS)[:n]
         return [ordinal_to_arch(int(i)) for i in picks]
 
     def build(self, arch: str, options: BuildOptions) -> nn.Module:

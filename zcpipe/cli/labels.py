@@ -29,8 +29,8 @@ def labels_import(
     from zcpipe.pipeline import import_labels
 
     with handled(store):
-        n = import_labels(str(store), space, str(file), fmt, trust_pickle)
-    typer.echo(f"imported {n} label rows for {space} from {file}", err=True)
+        report = import_labels(str(store), space, str(file), fmt, trust_pickle)
+    typer.echo(report.line(space, str(file)), err=True)
 
 
 def register(app: typer.Typer) -> None:

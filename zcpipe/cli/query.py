@@ -14,13 +14,17 @@ def sql(
     query: Annotated[str, typer.Argument(help="SQL over the views archs, layers, runs, shards, labels, ...")],
     store: StoreOpt = DEFAULT_STORE,
     fmt: Annotated[str, typer.Option("--format", help="table | csv | json")] = "table",
+    timeout: Annotated[
+        float, typer.Option(help="seconds before the query is interrupted", min=0.001)
+    ] = 300.0,
 ) -> None:
-    """Run SQL against the catalog (SELECT only; no file outside the store is readable)."""
+    """Run SQL against the catalog (SELECT and EXPLAIN only; nothing can be written, no file outside the
+    store's shards is readable; bounded by --timeout and half the machine's memory)."""
     check_format(fmt, ("table", "csv", "json"))
     from zcpipe.pipeline import store_ops
 
     with handled(store):
-        table = store_ops.sql(store, query)
+        table = store_ops.sql(store, query, timeout_s=timeout)
     sys.stdout.write(render(table, fmt))
 
 
