@@ -25,13 +25,19 @@ def info(store: str) -> dict:
     return Catalog(store).info()
 
 
-def reconcile(store: str) -> tuple[dict[str, int], int]:
-    """Register committed shards the catalog lacks (verifying every shard); (what it did, rows in archs)."""
+def reconcile(store: str, rebuild: bool = False) -> tuple[dict[str, int], int]:
+    """Register committed shards the catalog lacks (verifying every shard) and restore what the store's records
+    hold and the catalog lacks; with `rebuild`, first set a (damaged) catalog aside and build a new one from
+    the store alone. Returns (what it did, rows in archs)."""
     catalog = Catalog(store)
     if not catalog.has_shards() and not catalog.exists():
         raise NotAStoreError(f"{store} holds no shards/ folder and no catalog: is it a zcpipe store?")
-    with catalog.ingest_lock(), catalog.writer() as w:
-        did = w.reconcile(verify_all=True)
+    with catalog.ingest_lock():
+        aside = catalog.set_aside() if rebuild else None
+        with catalog.writer() as w:
+            did = w.reconcile(verify_all=True)
+    if aside:
+        did["set_aside"] = aside
     n = catalog.query("SELECT count(*) AS n FROM archs").column("n")[0].as_py()
     return did, n
 

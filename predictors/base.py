@@ -27,6 +27,16 @@ class Prediction:
     std: np.ndarray | None = None  # predictive std (Monte-Carlo over Bayesian weights), where the model has one
 
 
+# Node-wise "proxies" that are counts, not zero-cost scores: never a default input.
+_COUNTS = ("params", "flops")
+
+
+def default_proxies(preferred: list[str], held: list[str]) -> list[str]:
+    """The preferred proxies the data holds, in their order; failing any, every proxy it holds (counts aside)."""
+    chosen = [p for p in preferred if p in held]
+    return chosen or [p for p in held if p not in _COUNTS] or list(held)
+
+
 class Predictor(ABC):
     """A ranker of architectures. `fit` on a labeled TrainingSet, `predict` any TrainingSet of the same
     space and configuration. `export`/`restore` round-trip it as tensors (torch.save of a state dict)
@@ -46,6 +56,7 @@ class Predictor(ABC):
                 f"its options: {', '.join(sorted(self.defaults)) or 'none'}"
             )
         self.hparams = {**self.defaults, **hparams}
+        self._chosen = set(hparams)  # options the user set; the rest may follow the data (see `fit`)
         self.fitted_on: dict[str, Any] | None = None
 
     # ------------------------------------------------------------------ contract
@@ -54,6 +65,7 @@ class Predictor(ABC):
         """Fit on `train` (labels required); returns a small training log."""
         if train.labels is None:
             raise ValueError("fit needs a TrainingSet loaded with a target label")
+        self._follow_data(train)
         self.fitted_on = {"space": train.space, "config_hash": train.config_hash, "slots": train.slots}
         return self._fit(train, seed)
 
@@ -95,6 +107,16 @@ class Predictor(ABC):
         self._restore(tensors, meta)
 
     # ------------------------------------------------------------------ for subclasses
+
+    def _follow_data(self, train: TrainingSet) -> None:
+        """Options left at their default that follow the training data. The default proxy set is the store's:
+        a store ingested with `--proxies synflow,snip` trains on those, not on a default it does not hold.
+        Saved with the model, so predict reads the same ones. Call before anything reads `proxies`."""
+        if "proxies" not in self.defaults or not hasattr(train, "proxies"):
+            return
+        if "proxies" not in self._chosen:
+            self.hparams["proxies"] = ",".join(default_proxies(self.defaults["proxies"].split(","), train.proxies))
+        require_proxies(train, self.hparams["proxies"].split(","))
 
     def _fit(self, train: TrainingSet, seed: int) -> dict[str, Any]:
         return {}

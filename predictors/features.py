@@ -14,6 +14,17 @@ def _signed_log(v: np.ndarray) -> np.ndarray:
     return np.sign(v) * np.log1p(np.abs(v))
 
 
+def require_proxies(data: TrainingSet, proxies: list[str]) -> None:
+    """TrainingDataError, saying what there is, unless `data` holds every one of `proxies` node-wise."""
+    missing = [p for p in proxies if p not in data.proxies]
+    if missing:
+        raise TrainingDataError(
+            f"node-wise proxies {', '.join(missing)} are not in this configuration's tensors; it has: "
+            f"{', '.join(data.proxies)} (choose them with the predictor option proxies=a,b,c, or ingest `proxies`)",
+            options=["proxies"],
+        )
+
+
 def nodewise_input(data: TrainingSet, proxies: list[str], transform: str = "none", align: str = "slot") -> np.ndarray:
     """[A, P+1, S] float32: for each proxy, its node vector min-max normalised within each architecture
     over the slots the architecture has (ParZC's encoding); then a mask channel, 1 where the slot is
@@ -25,13 +36,7 @@ def nodewise_input(data: TrainingSet, proxies: list[str], transform: str = "none
         raise ValueError(f"align {align!r}: choose one of {', '.join(ALIGNMENTS)}")
     if transform not in TRANSFORMS:
         raise ValueError(f"transform {transform!r}: choose one of {', '.join(TRANSFORMS)}")
-    missing = [p for p in proxies if p not in data.proxies]
-    if missing:
-        raise TrainingDataError(
-            f"node-wise proxies {', '.join(missing)} are not in this configuration's tensors; it has: "
-            f"{', '.join(data.proxies)} (choose them with the predictor option proxies=a,b,c, or ingest `proxies`)",
-            options=["proxies"],
-        )
+    require_proxies(data, proxies)
     values = data.nodewise[:, [data.proxies.index(p) for p in proxies], :]
     if transform == "log":
         values = _signed_log(values)

@@ -122,6 +122,7 @@ class _ParZCBase(TorchRanker):
     }
 
     def fit(self, train: TrainingSet, *, seed: int) -> dict[str, Any]:
+        self._follow_data(train)
         self._cell_width = cell_tokens(train.slots).shape[1]
         whole = self._whole_network(train)
         self._whole_mean, self._whole_std = whole.mean(0).tolist(), np.maximum(whole.std(0), 1e-8).tolist()

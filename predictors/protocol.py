@@ -15,9 +15,11 @@ def split(n_cells: int, train_size: int, seed: int) -> tuple[np.ndarray, np.ndar
     """(train, test) indices: a seeded draw of `train_size` cells and all the rest, disjoint."""
     if train_size < 0:
         raise ProtocolError(f"`train_size` must be 0 or more, got {train_size}", options=["train_size"])
-    if train_size >= n_cells:
+    if n_cells - train_size < 2:  # a rank correlation of one cell is undefined
+        left = "no test cell" if train_size >= n_cells else "one test cell"
         raise ProtocolError(
-            f"`train_size` {train_size} leaves no test cell: only {n_cells} cells have both statistics and the label",
+            f"`train_size` {train_size} leaves {left}: only {n_cells} cells have both statistics and the label, "
+            f"and rank metrics need 2 test cells; use at most {max(n_cells - 2, 0)}",
             options=["train_size"],
         )
     order = np.random.default_rng(seed).permutation(n_cells)

@@ -10,12 +10,38 @@ works on a copy in its local cache (`$ZCPIPE_CACHE_DIR`, default `~/.cache/zcpip
 
 from __future__ import annotations
 
+import errno
 import hashlib
 from pathlib import Path
 
 import fsspec
 
+from zcpipe.errors import InputError, StoreError
 from zcpipe.settings import cache_dir
+
+
+class StoreLocationError(StoreError, InputError, ValueError):
+    """The store path names something that cannot be a store (a file)."""
+
+
+class StoreReadOnlyError(StoreError, InputError, PermissionError):
+    """A change was asked of a store that cannot be written (a read-only mount, no write permission)."""
+
+
+def read_only(where: object, e: BaseException) -> StoreReadOnlyError:
+    reason = (str(e).splitlines() or [type(e).__name__])[0]
+    return StoreReadOnlyError(
+        f"store {where} cannot be written ({reason}); reading it works (sql, search, evaluate), but this command "
+        "changes it: copy the store somewhere writable, or remount it read-write"
+    )
+
+
+def is_read_only_error(e: BaseException) -> bool:
+    """Whether an OS or DuckDB error says the file system or the file refuses writes."""
+    if isinstance(e, OSError) and e.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return True
+    text = str(e).lower()
+    return "read-only file system" in text or "permission denied" in text
 
 
 def is_remote(store: str | Path) -> bool:
@@ -47,6 +73,10 @@ class StoreLayout:
             self.fs = fsspec.filesystem("file")
             self.base = self.url
             self.root = Path(self.url)
+            if self.root.exists() and not self.root.is_dir():
+                raise StoreLocationError(
+                    f"store {self.root} is a file, not a folder: pass a folder (created if missing) or an fsspec URL"
+                )
 
     def __str__(self) -> str:
         return self.url

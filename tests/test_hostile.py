@@ -316,3 +316,178 @@ def test_a_new_shard_reads_a_lost_chunk_as_nan_not_zero(tmp_path):
     staged = tmp_path / "staging" / m.shard_id / "tensors.zarr"
     (staged / "values" / "c" / "0" / "0" / "0").unlink()
     assert np.isnan(zarr.open_group(str(staged), mode="r")["values"][:]).all()
+
+
+# ---------------------------------------------------------------------------------------------- the catalog is an index
+
+
+def _snapshot(store):
+    cat = Catalog(store)
+    return {
+        "archs": cat.query("SELECT count(*) AS n FROM archs").to_pylist(),
+        "labels": cat.query("SELECT label, count(*) n, sum(value) v FROM labels GROUP BY 1 ORDER BY 1").to_pylist(),
+        "models": cat.query("SELECT name, predictor, train_size, kendall, hparams FROM models ORDER BY 1").to_pylist(),
+        "predictions": cat.query("SELECT model, count(*) n, sum(score) s FROM predictions GROUP BY 1").to_pylist(),
+        "graphs": cat.query("SELECT count(*) AS n FROM graphs").to_pylist(),
+    }
+
+
+@pytest.fixture
+def store_with_everything(damaged_store):
+    """The 3,000-cell store with labels, a trained model and its predictions."""
+    store, _ = damaged_store
+    args = ["--store", store]
+    r = cli("train", *args, "--space", "nb201", "--predictor", "proxy:snip", "--target", "cifar10_valid",
+            "--train-size", "100", "--name", "m1")  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert cli("predict", *args, "--model", "m1").returncode == 0
+    before = _snapshot(store)
+    assert before["models"] and before["predictions"] and before["labels"]
+    return store, before
+
+
+def test_a_deleted_catalog_comes_back_whole_from_reconcile(store_with_everything):
+    store, before = store_with_everything
+    (store / "catalog.duckdb").unlink()
+    r = cli("store", "reconcile", "--store", store)
+    assert r.returncode == 0, r.stderr
+    assert "label rows, 1 models, 1 predictions from the store's records" in r.stderr
+    assert _snapshot(store) == before
+    again = cli("store", "reconcile", "--store", store)  # a healthy catalog: nothing to restore, nothing doubled
+    assert "restored" not in again.stderr and _snapshot(store) == before
+
+
+def test_a_damaged_catalog_says_rebuild_and_rebuild_restores_it(store_with_everything):
+    store, before = store_with_everything
+    (store / "catalog.duckdb").write_bytes(b"garbage" * 1000)
+    for args in (["sql", "SELECT 1"],
+                 ["train", "--space", "nb201", "--predictor", "proxy:snip", "--target", "cifar10_valid",
+                  "--train-size", "100"],
+                 ["store", "reconcile"]):  # fmt: skip
+        line = _refused(cli(*args, "--store", store))
+        assert "is damaged" in line and f"`zcpipe store reconcile --rebuild --store {store}`" in line, line
+        assert "locked by another process" not in line
+    r = cli("store", "reconcile", "--rebuild", "--store", store)
+    assert r.returncode == 0, r.stderr
+    assert "set the old catalog aside as" in r.stderr
+    assert _snapshot(store) == before
+    assert len(list(store.glob("catalog.damaged-*.duckdb"))) == 1
+
+
+def test_a_forged_record_is_skipped_not_run(store_with_everything):
+    store, before = store_with_everything
+    forged = '{"name": "x", "name) VALUES (1); DROP TABLE labels_t; --": 1}'
+    (store / "models" / "m1" / "record.json").write_text(forged)
+    (store / "catalog.duckdb").unlink()
+    r = cli("store", "reconcile", "--store", store)
+    assert r.returncode == 0 and "1 records unreadable" in r.stderr
+    after = _snapshot(store)
+    assert after["labels"] == before["labels"] and after["models"] == []
+
+
+# ---------------------------------------------------------------------------------------------- small things
+
+
+@pytest.fixture
+def read_only_store(damaged_store, tmp_path):
+    """The 3,000-cell store with labels and a model (not yet scored), seen through a read-only bind mount."""
+    import subprocess
+
+    store, _ = damaged_store
+    r = cli("train", "--store", store, "--space", "nb201", "--predictor", "proxy:snip", "--target", "cifar10_valid",
+            "--train-size", "100", "--name", "m1")  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    mount = tmp_path / "ro"
+    mount.mkdir()
+    bind = subprocess.run(["mount", "--bind", str(store), str(mount)], capture_output=True, text=True)
+    if bind.returncode != 0:
+        pytest.skip(f"a read-only mount needs root here ({bind.stderr.strip()})")
+    try:
+        subprocess.run(["mount", "-o", "remount,bind,ro", str(mount)], check=True, capture_output=True)
+        yield mount
+    finally:
+        subprocess.run(["umount", str(mount)], capture_output=True)
+
+
+def test_a_read_only_store_reads_and_says_read_only_where_a_command_writes(read_only_store, tmp_path):
+    store = read_only_store
+    r = cli("search", "--store", store, "--model", "m1", "--top-k", "3", "--format", "json")
+    assert r.returncode == 0, r.stderr  # a search writes nothing
+    assert cli("sql", "--store", store, "SELECT count(*) FROM archs").returncode == 0
+    labels = tmp_path / "l.csv"
+    labels.write_text(f"arch,cifar10_valid\n{A0},90\n")
+    for args in (["labels", "import", "--space", "nb201", labels], ["predict", "--model", "m1"],
+                 ["store", "reconcile"],
+                 ["train", "--space", "nb201", "--predictor", "proxy:snip", "--target", "cifar10_valid",
+                  "--train-size", "100", "--name", "m2"],
+                 ["ingest", "--space", "nb201", "--limit", "1", "--data", "synthetic"]):  # fmt: skip
+        line = _refused(cli(*args, "--store", store))
+        assert "cannot be written" in line or "read-only file system" in line, (args, line)
+        assert "locked by another process" not in line
+
+
+def test_a_store_that_is_a_file_is_refused_in_one_line(tmp_path):
+    path = tmp_path / "notes.txt"
+    path.write_text("hello")
+    for args in (["sql", "SELECT 1"], ["ingest", "--space", "nb201", "--limit", "1", "--data", "synthetic"],
+                 ["store", "reconcile"]):  # fmt: skip
+        assert "is a file, not a folder" in _refused(cli(*args, "--store", path))
+
+
+def test_bad_ingest_input_creates_nothing(tmp_path):
+    bad = tmp_path / "archs.txt"
+    bad.write_text("junk\n")
+    for args in (["--archs", bad, "--data", "synthetic"], ["--limit", "1", "--data", "cifar10", "--data-root",
+                                                            tmp_path / "nowhere"]):  # fmt: skip
+        _refused(cli("ingest", "--space", "nb201", "--store", tmp_path / "s", *args))
+        assert not (tmp_path / "s").exists()
+
+
+def test_nested_results_print_as_json_in_csv(store):
+    r = cli("sql", "--store", store, "--format", "csv", "SELECT [1, 2] AS l, {'a': 1} AS s, [[0.5]] AS ll")
+    assert r.returncode == 0 and r.stdout == 'l,s,ll\n"[1, 2]","{""a"": 1}",[[0.5]]\n'
+
+
+@pytest.fixture
+def two_proxy_store(tmp_path):
+    """30 labelled NB201 cells whose statistics hold only synflow and snip, node-wise on the real slot axis."""
+    import numpy as np
+
+    from zcpipe.store import TensorBlock, write_staged_shard
+    from zcpipe.workers.spaces import get_space
+
+    space = get_space("nb201")
+    archs = space.sample(30, 0)
+    slots = space.slots()
+    rng = np.random.default_rng(0)
+    block = TensorBlock(archs, ["synflow", "snip"], slots, rng.random((30, 2, len(slots))) + 0.1,
+                        np.ones((30, len(slots)), bool))  # fmt: skip
+    rows = [{"space": "nb201", "arch": a, "config_hash": "c2", "run_id": "r", "shard_id": "s2", "status": "ok",
+             "synflow": float(block.values[i, 0].sum()), "snip": float(block.values[i, 1].sum())}
+            for i, a in enumerate(archs)]  # fmt: skip
+    store = tmp_path / "s"
+    with Catalog(store).writer() as w:
+        w.reconcile()
+        m = write_staged_shard(store, shard_id="s2", space="nb201", run_id="r", config_hash="c2", arch_rows=rows,
+                               layer_rows=[], proxy_names=["synflow", "snip"], tensors=block)  # fmt: skip
+        w.commit(m)
+    import_labels(str(store), "nb201", nb201_labels_for(archs, tmp_path))
+    return store
+
+
+def test_parzc_defaults_to_the_proxies_the_store_holds(two_proxy_store):
+    r = cli("train", "--store", two_proxy_store, "--space", "nb201", "--predictor", "parzc", "--target",
+            "cifar10_valid", "--train-size", "20", "--epochs", "2", "--name", "p")  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    (hp,) = Catalog(two_proxy_store).query("SELECT hparams FROM models").column("hparams").to_pylist()
+    assert '"proxies": "snip,synflow"' in hp
+    r = cli("train", "--store", two_proxy_store, "--space", "nb201", "--predictor", "parzc", "--target",
+            "cifar10_valid", "--train-size", "20", "--hp", "proxies=fisher")  # fmt: skip
+    assert "node-wise proxies fisher are not in this configuration's tensors" in _refused(r)
+
+
+def test_a_train_size_that_leaves_one_test_cell_is_refused(two_proxy_store):
+    r = cli("train", "--store", two_proxy_store, "--space", "nb201", "--predictor", "parzc", "--target",
+            "cifar10_valid", "--train-size", "29")  # fmt: skip
+    assert "--train-size 29 leaves one test cell: only 30 cells" in _refused(r)
+    assert "use at most 28" in r.stderr

@@ -88,8 +88,9 @@ AUTO_COMPACT_SHARDS = settings.AUTO_COMPACT_SHARDS
 def ingest(cfg: IngestConfig, progress: bool = True) -> IngestSummary:
     """Run an ingest under the store's ingest lock: compute what is not committed yet, commit it shard by shard,
     and merge small shards at the end if it left many. Resumable: a rerun skips what is committed."""
+    prepared = _prepare(cfg)  # every input checked before the store folder (or its lock) is created
     with Catalog(normalize_store(cfg.store)).ingest_lock():
-        summary = _ingest(cfg, progress)
+        summary = _ingest(cfg, prepared, progress)
     # A full run leaves ~1,000 shards of 16 archs, and every query opens every file: merge them.
     many = summary.done and small_shards(cfg.store, summary.space, summary.config_hash) >= AUTO_COMPACT_SHARDS
     if cfg.compact and many:
@@ -101,15 +102,32 @@ def ingest(cfg: IngestConfig, progress: bool = True) -> IngestSummary:
     return summary
 
 
-def _ingest(cfg: IngestConfig, progress: bool) -> IngestSummary:
-    t0 = time.perf_counter()
+@dataclass(frozen=True)
+class _Prepared:
+    """What an ingest needs before it touches the store: the space, its plan, the batch and the config hash."""
+
+    space: object
+    archs: dict[str, str]
+    data: DataSpec
+    batch_sha: str
+    values: dict
+    chash: str
+
+
+def _prepare(cfg: IngestConfig) -> _Prepared:
     space = get_space(cfg.space, **cfg.space_params)
     archs = plan_archs(space, cfg)
     data = DataSpec(cfg.data, cfg.data_root, cfg.batch_size, cfg.seed)
     images, labels, num_classes = load_batch(data)
     batch_sha = batch_sha256(images, labels)
     values = cfg.value_config(batch_sha, num_classes, tuple(images.shape[1:]))
-    chash = config_hash(values)
+    return _Prepared(space, archs, data, batch_sha, values, config_hash(values))
+
+
+def _ingest(cfg: IngestConfig, prepared: _Prepared, progress: bool) -> IngestSummary:
+    t0 = time.perf_counter()
+    space, archs, data, batch_sha = prepared.space, prepared.archs, prepared.data, prepared.batch_sha
+    values, chash = prepared.values, prepared.chash
     store = normalize_store(cfg.store)
     catalog = Catalog(store)
     run_id = new_run_id()

@@ -43,17 +43,24 @@ def evaluate(
     return {"model": name, "space": space, "target": target, "statistics": read, **metrics, "n_test": metrics["n"]}
 
 
-def predict(store: str, name: str, space: str | None = None, data: str | None = None) -> int:
-    """Score every cell of `space` with statistics under the model's configuration (or, asked for, under
-    `data`'s); commit them to `predictions` in one transaction (replacing this model's earlier scores)."""
+def score(
+    store: str, name: str, space: str | None = None, data: str | None = None
+) -> tuple[str, list[str], np.ndarray, np.ndarray]:
+    """(space, archs, score, score_std) of every cell of `space` with statistics under the model's
+    configuration (or, asked for, under `data`'s); NaN where a cell cannot be scored. Writes nothing."""
     predictor, config = load_model(store, name)
     space = space or config["space"]
     cells = _statistics(predictor, store, space, None, config, data)
     pred = predictor.predict(cells)
     std = pred.std if pred.std is not None else np.full(len(cells), np.nan)
-    score = np.where(np.isfinite(pred.score), pred.score, np.nan)  # stored as NULL
+    return space, list(cells.archs), np.where(np.isfinite(pred.score), pred.score, np.nan), std
+
+
+def predict(store: str, name: str, space: str | None = None, data: str | None = None) -> int:
+    """`score`, committed to `predictions` in one transaction (replacing this model's earlier scores)."""
+    space, archs, values, std = score(store, name, space, data)
     with Catalog(store).writer() as w:
-        return w.replace_predictions(name, space, cells.archs, score, std)
+        return w.replace_predictions(name, space, archs, values, std)  # NaN stored as NULL
 
 
 def _statistics(predictor, store: str, space: str, target: str | None, config: dict, data: str | None) -> Data:

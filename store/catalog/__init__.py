@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime, timezone
 from pathlib import Path
 
 import duckdb
@@ -28,11 +29,19 @@ from zcpipe.errors import NotFoundError, StoreError
 from zcpipe.store import remote, shard_cache
 from zcpipe.store.catalog import confined
 from zcpipe.store.catalog.confined import QueryError, QueryTimeoutError
-from zcpipe.store.catalog.locks import CatalogBusyError, catalog_lease, connect, ingest_lock
+from zcpipe.store.catalog.locks import (
+    CatalogBusyError,
+    CatalogDamagedError,
+    catalog_lease,
+    connect,
+    damaged,
+    ingest_lock,
+    is_damage,
+)
 from zcpipe.store.catalog.schema import add_missing_tables, migrate
 from zcpipe.store.catalog.views import install_views
 from zcpipe.store.catalog.writer import CatalogWriter
-from zcpipe.store.layout import StoreLayout
+from zcpipe.store.layout import StoreLayout, is_read_only_error, read_only
 from zcpipe.store.shards import CorruptShardError
 
 
@@ -73,10 +82,14 @@ class Catalog:
 
     @contextmanager
     def _writer(self) -> Iterator[CatalogWriter]:
-        self.layout.root.mkdir(parents=True, exist_ok=True)
         try:
+            self.layout.root.mkdir(parents=True, exist_ok=True)
             con = connect(self.layout.catalog, read_only=False)
-        except duckdb.IOException as e:
+        except (duckdb.IOException, OSError) as e:
+            if is_read_only_error(e):  # a read-only mount is no lock: say what it is
+                raise read_only(self.layout, e) from None
+            if isinstance(e, OSError):
+                raise
             raise CatalogBusyError(f"catalog {self.layout.catalog} is locked by another process: {e}") from None
         try:
             # The writer's connection needs no views (readers build their own), so a damaged shard
@@ -85,6 +98,30 @@ class Catalog:
             yield CatalogWriter(con, self.layout)
         finally:
             con.close()
+
+    def set_aside(self) -> str | None:
+        """Move the catalog out of the way (kept, renamed `catalog.damaged-<time>.duckdb`) so the next writer
+        starts a new one, which reconcile fills from the store's shards and records. Returns where it went."""
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
+        aside = f"catalog.damaged-{stamp}.duckdb"
+        if self.layout.remote:
+            with catalog_lease(self.layout):
+                key = self.layout.key(remote.CATALOG_KEY)
+                if not self.layout.fs.exists(key):
+                    return None
+                self.layout.fs.copy(key, self.layout.key(aside))
+                self.layout.fs.rm(key)
+                self.layout.catalog.unlink(missing_ok=True)
+                (self.layout.root / "catalog.etag").unlink(missing_ok=True)
+            return self.layout.uri(aside)
+        if not self.layout.catalog.exists():
+            return None
+        for suffix in (".wal",):
+            wal = self.layout.catalog.with_name(self.layout.catalog.name + suffix)
+            if wal.exists():
+                wal.rename(self.layout.root / (aside + suffix))
+        self.layout.catalog.rename(self.layout.root / aside)
+        return str(self.layout.root / aside)
 
     def ingest_lock(self):
         """One ingest per store at a time (store/catalog/locks.py)."""
@@ -121,8 +158,14 @@ class Catalog:
             try:
                 files = install_views(con, self.layout)
             except duckdb.Error as e:
+                if is_damage(e):
+                    raise
                 raise CorruptShardError(f"a shard of {self.layout} is unreadable ({str(e).splitlines()[0]})") from None
             yield con, files
+        except duckdb.Error as e:  # a bad block of the catalog shows only when a query reaches it
+            if is_damage(e):
+                raise damaged(path, e) from None
+            raise
         finally:
             con.close()
 
@@ -177,4 +220,12 @@ class Catalog:
         return [self.layout.root / r[0] for r in rows]
 
 
-__all__ = ["Catalog", "CatalogBusyError", "CatalogWriter", "QueryError", "QueryTimeoutError", "StoreNotFoundError"]
+__all__ = [
+    "Catalog",
+    "CatalogBusyError",
+    "CatalogDamagedError",
+    "CatalogWriter",
+    "QueryError",
+    "QueryTimeoutError",
+    "StoreNotFoundError",
+]

@@ -27,6 +27,7 @@ import duckdb
 import pyarrow as pa
 
 from zcpipe.errors import InputError, StoreError
+from zcpipe.store.catalog.locks import is_damage
 
 # Statements that run as they are; EXPLAIN runs if what it wraps would.
 _READ = "SELECT"
@@ -126,6 +127,8 @@ def run_confined(
                 f"the query ran past its time limit of {timeout_s:g} s and was stopped; narrow it, or raise `timeout`",
                 options=["timeout"],
             ) from None
+        if isinstance(e, duckdb.Error) and is_damage(e):
+            raise  # the catalog's reader names the file and what to do
         raise QueryError(first_line(e)) from None
     finally:
         timer.cancel()

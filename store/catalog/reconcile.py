@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Protocol
 import duckdb
 
 from zcpipe.store import remote
+from zcpipe.store.catalog.restore import restore
 from zcpipe.store.layout import StoreLayout
 from zcpipe.store.shards import CorruptShardError, ShardManifest, verify, verify_remote
 
@@ -137,5 +138,11 @@ def reconcile(writer: CatalogWriter, verify_all: bool = False) -> dict[str, int]
                 writer.unregister(shard_id)
                 shards.quarantine(rel)
                 did["quarantined"] += 1
-    con.execute("UPDATE runs_t SET state = 'interrupted' WHERE state = 'running'")
+    with writer.transaction():
+        did.update(restore(writer))  # labels, graphs, models, predictions, runs: from the store's own records
+        # A run that died counts what it committed (its shards are the truth; its record may predate them).
+        con.execute(
+            "UPDATE runs_t SET state = 'interrupted', done = greatest(done, (SELECT coalesce(sum(n_archs), 0) "
+            "FROM shards_t s WHERE s.run_id = runs_t.run_id)) WHERE state = 'running'"
+        )
     return did

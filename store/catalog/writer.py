@@ -15,9 +15,10 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from zcpipe import settings
-from zcpipe.store import remote
+from zcpipe.store import records, remote
 from zcpipe.store.catalog import reconcile as reconciliation
 from zcpipe.store.layout import StoreLayout
 from zcpipe.store.shards import CorruptShardError, ShardManifest, verify, verify_remote
@@ -30,6 +31,11 @@ MODEL_COLUMNS = (
     "name", "predictor", "space", "config_hash", "target", "train_size", "seed", "n_test",
     "kendall", "spearman", "pearson", "hparams", "metrics", "artifact", "zcpipe_version",
 )  # fmt: skip
+
+
+def label_record(space: str, source: str) -> str:
+    """Where the store keeps the label rows one source file gave for a space."""
+    return f"labels/{space}/{records.record_id(space, source)}.parquet"
 
 
 def _now() -> datetime:
@@ -180,10 +186,14 @@ class CatalogWriter:
         self, run_id: str, space: str, config_hash: str, config: dict, planned: int, dataset: str | None = None
     ) -> None:
         """Record a run as `running`; `finish_run` closes it (reconcile marks it `interrupted` if it died)."""
+        row = {
+            "run_id": run_id, "space": space, "config_hash": config_hash, "config": json.dumps(config, sort_keys=True),
+            "started_at": _now(), "finished_at": None, "state": "running", "planned": planned, "done": 0,
+            "skipped": 0, "failed": 0, "dataset": dataset,
+        }  # fmt: skip
+        records.put_json(self.layout, f"runs/{run_id}.json", row)  # the store's own copy (store/records.py)
         self.con.execute(
-            "INSERT INTO runs_t (run_id, space, config_hash, config, started_at, finished_at, state, planned, done, "
-            "skipped, failed, dataset) VALUES (?, ?, ?, ?, ?, NULL, 'running', ?, 0, 0, 0, ?)",
-            [run_id, space, config_hash, json.dumps(config, sort_keys=True), _now(), planned, dataset],
+            f"INSERT INTO runs_t ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})", list(row.values())
         )
 
     def finish_run(self, run_id: str, state: str, done: int, skipped: int, failed: int) -> None:
@@ -192,15 +202,25 @@ class CatalogWriter:
             "UPDATE runs_t SET finished_at = ?, state = ?, done = ?, skipped = ?, failed = ? WHERE run_id = ?",
             [_now(), state, done, skipped, failed, run_id],
         )
+        rel = self.con.execute("SELECT * FROM runs_t WHERE run_id = ?", [run_id])
+        names = [d[0] for d in rel.description]
+        for values in rel.fetchall():
+            records.put_json(self.layout, f"runs/{run_id}.json", dict(zip(names, values, strict=True)))
 
     # ------------------------------------------------------------------ labels, graphs
 
     def import_labels(self, rows: list[dict]) -> int:
-        """Replace what each source file gave before with `rows`, in one transaction (all or none land)."""
+        """Replace what each source file gave before with `rows`, in one transaction (all or none land). The
+        rows of each (space, source) are first kept as a file in the store (store/records.py)."""
+        now = _now()
+        table = pa.Table.from_pylist([{**{c: r.get(c) for c in LABEL_COLUMNS}, "imported_at": now} for r in rows])
+        for space, source in sorted({(r["space"], r["source"]) for r in rows}):
+            mine = pc.and_(pc.equal(table.column("space"), space), pc.equal(table.column("source"), source))
+            records.put_table(self.layout, label_record(space, source), table.filter(mine))
         self._replace_with(
-            pa.Table.from_pylist([{c: r.get(c) for c in LABEL_COLUMNS} for r in rows]),
+            table,
             ("DELETE FROM labels_t WHERE (space, source) IN (SELECT DISTINCT space, source FROM incoming)", []),
-            f"INSERT INTO labels_t SELECT {', '.join(LABEL_COLUMNS)}, now() FROM incoming",
+            f"INSERT INTO labels_t SELECT {', '.join(LABEL_COLUMNS)}, imported_at FROM incoming",
         )
         return len(rows)
 
@@ -209,24 +229,38 @@ class CatalogWriter:
         function of its arch key, so rows already present are kept; returns how many were new."""
         self.con.register("incoming_graphs", table)
         try:
-            before = self.con.execute("SELECT count(*) FROM graphs_t").fetchall()[0][0]
-            self.con.execute(
-                "INSERT INTO graphs_t SELECT DISTINCT ON (space, arch) space, arch, ops, src, dst FROM incoming_graphs "
-                "ANTI JOIN graphs_t USING (space, arch)"
-            )
-            return self.con.execute("SELECT count(*) FROM graphs_t").fetchall()[0][0] - before
+            new = self.con.sql(
+                "SELECT DISTINCT ON (space, arch) space, arch, ops, src, dst FROM incoming_graphs "
+                "ANTI JOIN graphs_t USING (space, arch) ORDER BY space, arch"
+            ).to_arrow_table()
         finally:
             self.con.unregister("incoming_graphs")
+        if not new.num_rows:
+            return 0
+        for space in sorted(set(new.column("space").to_pylist())):  # the store's own copy first
+            part = new.filter(pc.equal(new.column("space"), space))
+            records.put_table(self.layout, f"graphs/{space}/{records.record_id(*part.column('arch').to_pylist())}"
+                              ".parquet", part)  # fmt: skip
+        self.con.register("new_graphs", new)
+        try:
+            self.con.execute("INSERT INTO graphs_t SELECT * FROM new_graphs")
+        finally:
+            self.con.unregister("new_graphs")
+        return new.num_rows
 
     # ------------------------------------------------------------------ models, predictions
 
     def register_model(self, row: dict) -> None:
         """One row of `models`; the artifact folder it names must already be complete."""
         values = [json.dumps(row[c], sort_keys=True) if c in ("hparams", "metrics") else row[c] for c in MODEL_COLUMNS]
+        created = _now()
+        # The store's own copy, in the model's folder: a rebuilt catalog finds the model there.
+        records.put_json(self.layout, f"models/{row['name']}/record.json",
+                         {**dict(zip(MODEL_COLUMNS, values, strict=True)), "created_at": created})  # fmt: skip
         self.con.execute(
             f"INSERT INTO models_t ({', '.join(MODEL_COLUMNS)}, created_at) "
             f"VALUES ({', '.join('?' * len(MODEL_COLUMNS))}, ?)",
-            [*values, _now()],
+            [*values, created],
         )
 
     def model_names(self) -> set[str]:
@@ -244,6 +278,7 @@ class CatalogWriter:
                 "score_std": pa.array(score_std, pa.float64(), from_pandas=True),
             }
         )
+        records.put_table(self.layout, f"predictions/{model}/{space}.parquet", table)  # the store's own copy
         self._replace_with(
             table,
             ("DELETE FROM predictions_t WHERE model = ? AND space = ?", [model, space]),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import decimal
+import errno
 import io
 import json
 import re
@@ -9,6 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Annotated
 
+import pyarrow as pa
 import typer
 
 from zcpipe.errors import BusyError, CorruptError, NotFoundError, ZcpipeError
@@ -70,6 +73,7 @@ def _remedies(store: str) -> dict[str, str]:
     """Remedies the library words in prose, and the command that is each."""
     return {
         "reconciling the store": f"`zcpipe store reconcile --store {store}`",
+        "rebuilding the catalog from the store": f"`zcpipe store reconcile --rebuild --store {store}`",
         "ingest some first": f"run `zcpipe ingest --store {store} ...` first",
         "import some first": f"import some with `zcpipe labels import --store {store} ...`",
         "train one first": "train one with `zcpipe train`",
@@ -111,6 +115,12 @@ def handled(store: str | None = None) -> Iterator[None]:
         fail(describe(e, store))
     except _store_access_errors() as e:
         fail(describe(e, store))
+    except OSError as e:  # the disk said no: nothing to debug, something to do
+        if e.errno == errno.EROFS:
+            fail(f"cannot write {e.filename or store}: read-only file system; copy the store somewhere writable")
+        if e.errno in (errno.ENOSPC, errno.EDQUOT):
+            fail(f"cannot write {e.filename or store}: {e.strerror}; free some space and run it again")
+        raise
 
 
 def names(text: str | None) -> tuple[str, ...]:
@@ -122,22 +132,28 @@ def render(table, fmt: str) -> str:
     """An Arrow table as a printed table, CSV or JSON."""
     import polars as pl
 
+    if fmt == "json":
+        return json.dumps(table.to_pylist(), default=_plain) + "\n"
+    for i, field in enumerate(table.schema):  # CSV and the table printer want flat values: nested ones as JSON
+        if pa.types.is_nested(field.type):
+            text = [None if v is None else json.dumps(v, default=_plain) for v in table.column(i).to_pylist()]
+            table = table.set_column(i, field.name, pa.array(text, pa.string()))
     df = pl.from_arrow(table)
     if not isinstance(df, pl.DataFrame):
         df = df.to_frame()
-    if fmt == "json":
-        return json.dumps(df.to_dicts(), default=str) + "\n"
-    nested = [c for c, t in df.schema.items() if t.is_nested()]
-    if nested:  # CSV and the table printer want flat values
-        df = df.with_columns(
-            pl.col(c).map_elements(lambda v: json.dumps(v, default=str), return_dtype=pl.String) for c in nested
-        )
     if fmt == "csv":
         buf = io.StringIO()
         df.write_csv(buf)
         return buf.getvalue()
     with pl.Config(tbl_rows=100, tbl_cols=30, fmt_str_lengths=90, tbl_width_chars=200):
         return f"{df}\n"
+
+
+def _plain(value):
+    """JSON for what Arrow hands back beyond JSON's types (decimals, bytes, timestamps)."""
+    if isinstance(value, decimal.Decimal):
+        return float(value)
+    return value.hex() if isinstance(value, bytes) else str(value)
 
 
 def check_format(fmt: str, choices: tuple[str, ...]) -> None:

@@ -13,15 +13,29 @@ store_app = typer.Typer(no_args_is_help=True, help="Look after a store: register
 
 
 @store_app.command("reconcile")
-def store_reconcile(store: StoreOpt = DEFAULT_STORE) -> None:
-    """Register committed shards the catalog lacks (e.g. copied in), verifying every shard's checksums."""
+def store_reconcile(
+    store: StoreOpt = DEFAULT_STORE,
+    rebuild: Annotated[
+        bool, typer.Option(help="set the catalog aside (e.g. damaged) and build a new one from the store alone")
+    ] = False,
+) -> None:
+    """Register committed shards the catalog lacks (e.g. copied in), verifying every shard's checksums, and
+    restore labels, models, predictions and runs the catalog lacks from the store's own records."""
     from zcpipe.pipeline import store_ops
 
     with handled(store):
-        did, n = store_ops.reconcile(store)
+        did, n = store_ops.reconcile(store, rebuild=rebuild)
+    if did.get("set_aside"):
+        typer.echo(f"set the old catalog aside as {did['set_aside']}", err=True)
+    kinds = {"labels_restored": "label rows", "models_restored": "models", "predictions_restored": "predictions",
+             "runs_restored": "runs"}  # fmt: skip
+    restored = ", ".join(f"{did[k]} {what}" for k, what in kinds.items() if did.get(k))
     typer.echo(
         f"registered {did['orphans_registered']} shards, quarantined {did['quarantined']}, dropped "
-        f"{did['missing_dropped']} missing, cleared {did['staging_removed']} staging; archs holds {n} rows",
+        f"{did['missing_dropped']} missing, cleared {did['staging_removed']} staging"
+        + (f"; restored {restored} from the store's records" if restored else "")
+        + (f"; {did['records_unreadable']} records unreadable (see the log)" if did.get("records_unreadable") else "")
+        + f"; archs holds {n} rows",
         err=True,
     )
 

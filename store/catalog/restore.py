@@ -1,0 +1,95 @@
+"""Reading the store's own records (store/records.py) back into a catalog that lacks them.
+
+Part of every reconcile, so a catalog that was deleted, or moved aside by `store reconcile --rebuild`
+because it was damaged, comes back whole: shards (reconcile.py registers them), label imports, the graphs
+they brought, models, their predictions and the runs. Each kind is restored only where the catalog has
+none of it (a label source, a model, a run, a model's scores of a space), so running it on a healthy
+catalog changes nothing and costs a listing. A record that does not read is skipped, counted and
+logged: one damaged file costs that record, not the rebuild.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import TYPE_CHECKING
+
+import duckdb
+import pyarrow as pa
+
+from zcpipe.store import records
+
+if TYPE_CHECKING:
+    from zcpipe.store.catalog.writer import CatalogWriter
+
+log = logging.getLogger(__name__)
+_UNREADABLE = (OSError, ValueError, KeyError, pa.ArrowException, duckdb.Error)
+
+
+def restore(writer: CatalogWriter) -> dict[str, int]:
+    """Insert what the store's records hold and the catalog lacks; returns counts by kind."""
+    did = {"labels_restored": 0, "graphs_restored": 0, "models_restored": 0, "predictions_restored": 0,
+           "runs_restored": 0, "records_unreadable": 0}  # fmt: skip
+    con, layout = writer.con, writer.layout
+    from zcpipe.store.catalog.writer import label_record
+
+    have = {label_record(s, src) for s, src in con.execute("SELECT DISTINCT space, source FROM labels_t").fetchall()}
+    for rel in records.listing(layout, "labels", ".parquet"):
+        if rel not in have:
+            did["labels_restored"] += _insert_table(con, layout, rel, "labels_t", did)
+    before = con.execute("SELECT count(*) FROM graphs_t").fetchall()[0][0]
+    for rel in records.listing(layout, "graphs", ".parquet"):
+        _insert_table(con, layout, rel, "graphs_t", did, anti=("space", "arch"))
+    did["graphs_restored"] = con.execute("SELECT count(*) FROM graphs_t").fetchall()[0][0] - before
+    models = {r[0] for r in con.execute("SELECT name FROM models_t").fetchall()}
+    for rel in records.listing(layout, "models", "/record.json"):
+        if rel.split("/")[1] not in models:
+            did["models_restored"] += _insert_row(con, layout, rel, "models_t", did)
+    scored = {f"predictions/{m}/{s}.parquet" for m, s in con.execute("SELECT DISTINCT model, space FROM predictions_t")
+              .fetchall()}  # fmt: skip
+    for rel in records.listing(layout, "predictions", ".parquet"):
+        if rel not in scored:
+            did["predictions_restored"] += bool(_insert_table(con, layout, rel, "predictions_t", did))
+    runs = {r[0] for r in con.execute("SELECT run_id FROM runs_t").fetchall()}
+    for rel in records.listing(layout, "runs", ".json"):
+        if rel.removeprefix("runs/").removesuffix(".json") not in runs:
+            did["runs_restored"] += _insert_row(con, layout, rel, "runs_t", did)
+    return did
+
+
+def _insert_table(con, layout, rel: str, table: str, did: dict, anti: tuple[str, ...] = ()) -> int:
+    try:
+        rows = records.get_table(layout, rel)
+        con.register("restored", rows)
+        try:
+            skip = f" ANTI JOIN {table} USING ({', '.join(anti)})" if anti else ""
+            con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM restored{skip}")
+        finally:
+            con.unregister("restored")
+        return rows.num_rows
+    except _UNREADABLE as e:
+        _unreadable(rel, e, did)
+        return 0
+
+
+def _insert_row(con, layout, rel: str, table: str, did: dict) -> int:
+    try:
+        row = records.get_json(layout, rel)
+        names = list(row)
+        columns = {r[0] for r in con.execute("SELECT column_name FROM duckdb_columns() WHERE table_name = ?",
+                                             [table]).fetchall()}  # fmt: skip
+        if not names or set(names) - columns:  # a forged key would otherwise become SQL
+            raise ValueError(f"fields {sorted(set(names) - columns)[:3]} are no columns of {table}")
+        con.execute(
+            f"INSERT INTO {table} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})",
+            [json.dumps(v) if isinstance(v, dict | list) else v for v in row.values()],
+        )
+        return 1
+    except _UNREADABLE as e:
+        _unreadable(rel, e, did)
+        return 0
+
+
+def _unreadable(rel: str, e: BaseException, did: dict) -> None:
+    log.warning("skipped the store record %s, which does not read (%s)", rel, str(e).splitlines()[0] if str(e) else e)
+    did["records_unreadable"] += 1
