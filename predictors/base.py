@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from zcpipe.errors import InputError, PredictorError
+from zcpipe.predictors.features import require_proxies
 from zcpipe.store.tensor_reader import TrainingSet
 
 
