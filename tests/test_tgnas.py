@@ -18,7 +18,7 @@ from zcpipe.predictors.protocol import split
 from zcpipe.predictors.text import OP_SENTENCES, UnknownOperatorError, embed_operators, sentences_for
 from zcpipe.store import Catalog
 from zcpipe.store.graph_reader import graph_set, graph_table, load_graph_set
-from zcpipe.workers.spaces import get_space
+from zcpipe.workers.spaces import connects, get_space
 from zcpipe.workers.spaces.nb101 import graph_hash
 
 NB101_LABELS = SHARED_DATA / "nb101" / "labels.jsonl"
@@ -198,6 +198,12 @@ def test_cross_space_cli_zero_shot_and_pruning(tmp_path):
     result = prune_search(str(store), "t-x")
     assert len(result.rounds) == 4 and all(sum(map(bool, r)) <= 6 for r in result.rounds)
     assert get_space("nb201").parse(result.arch) == result.arch and result.labels["cifar10_test"] > 10
+    # Never a cell whose output does not depend on its input, from the pruning search or the top-k.
+    nb201 = get_space("nb201")
+    assert connects(nb201.graph(result.arch)), result.arch
+    top = json.loads(run("search", "--store", store, "--model", "t-x", "--space", "nb201", "--top-k", "20",
+                         "--format", "json").stdout)  # fmt: skip
+    assert len(top) == 20 and all(connects(nb201.graph(r["arch"])) for r in top)
     with pytest.raises(ModelError, match="trained on every labeled nb101 cell"):
         evaluate(str(store), "t-x", space="nb101")
     # A train space without the label, an unknown space, a statistics predictor across spaces.
@@ -209,6 +215,25 @@ def test_cross_space_cli_zero_shot_and_pruning(tmp_path):
         TrainConfig(str(store), None, "tgnas", "cifar10_valid", None, train_spaces=("nb999",))
     with pytest.raises(ConfigError, match="`train_spaces` is for"):
         TrainConfig(str(store), "nb201", "parzc", "cifar10_valid", 10, train_spaces=("nb101",))
+
+
+def test_pruning_never_ends_on_a_disconnected_cell():
+    """A scorer that likes `none` everywhere (as models trained on NB101 and DARTS, which never saw it, may):
+    unconstrained, the pruning ends on the empty cell; constrained, on a connected one that keeps `none` where
+    it can."""
+    from zcpipe.pipeline.training.prune import prune_edges
+
+    nb201 = get_space("nb201")
+
+    def loves_none(graphs):
+        return np.array([sum(op == "none" for op in g.ops) - sum(op not in ("none", "input", "output") for op in g.ops)
+                         for g in graphs], dtype=float)  # fmt: skip
+
+    edges, rounds = prune_edges(nb201, nb201.supernet_edges(), loves_none)
+    cell = nb201.cell_of([ops[0] for ops in edges])
+    assert connects(nb201.graph(cell)), cell
+    assert "none" in cell and all(len(r) == 6 for r in rounds)
+    assert not connects(nb201.graph("|none~0|+|none~0|none~1|+|none~0|none~1|none~2|"))
 
 
 # ---------------------------------------------------------------------------------------------- NB101 tfrecord

@@ -6,6 +6,7 @@ sorts them by key instead)."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -15,7 +16,8 @@ from zcpipe.pipeline.errors import ConfigError
 from zcpipe.pipeline.training.fit import load_model
 from zcpipe.store import Catalog, readers
 from zcpipe.store.graph_reader import graph_set, graph_table
-from zcpipe.workers.spaces import ArchError, get_space
+from zcpipe.workers.spaces import ArchError, connects, get_space
+from zcpipe.workers.spaces.base import DEAD_OPS
 
 
 @dataclass
@@ -41,28 +43,54 @@ def prune_search(store: str, name: str, space: str = "nb201") -> PruneResult:
     except ArchError as e:
         raise ConfigError(f"the pruning search needs a supernet: {e}") from None
     t0 = time.perf_counter()
+
+    def score(graphs: list) -> np.ndarray:
+        keys = [str(i) for i in range(len(graphs))]
+        table = graph_table(space, keys, [g.ops for g in graphs], [g.adjacency for g in graphs])
+        return predictor.predict(graph_set(table)).score
+
+    edges, rounds = prune_edges(cells, edges, score)
+    arch = cells.cell_of([ops[0] for ops in edges])
+    seconds = time.perf_counter() - t0
+    return PruneResult(arch, seconds, rounds, readers.labels_of(Catalog(store), space, arch))
+
+
+def prune_edges(cells, edges: list[list[str]], score: Callable[[list], np.ndarray]) -> tuple[list[list[str]], list]:
+    """Prune a supernet's `edges` (candidate ops per edge) to one op each: each round, on every edge with more
+    than one op, remove the op whose removal leaves the supernet `score` ranks best (`score` takes the
+    trial supernets' graphs). Returns the final edges and, per round, the op removed on each edge."""
+    edges = [list(ops) for ops in edges]
     rounds = []
     while any(len(ops) > 1 for ops in edges):
         trials = [(k, op) for k, ops in enumerate(edges) if len(ops) > 1 for op in ops]
-        graphs = []
-        for k, op in trials:
-            trial = [list(ops) for ops in edges]
-            trial[k].remove(op)
-            graphs.append(cells.supernet_graph(trial))
-        table = graph_table(
-            space, [f"{k}-{op}" for k, op in trials], [g.ops for g in graphs], [g.adjacency for g in graphs]
-        )
-        rank = stats.rankdata(-predictor.predict(graph_set(table)).score)  # 1: the best supernet after a removal
-        removed = [""] * len(edges)
-        for k in range(len(edges)):
-            mine = [i for i, (edge, _) in enumerate(trials) if edge == k]
-            if mine:
-                best = mine[int(np.argmin(rank[mine]))]
-                removed[k] = trials[best][1]
+        graphs = [cells.supernet_graph([[o for o in ops if (k, o) != trial] for k, ops in enumerate(edges)])
+                  for trial in trials]  # fmt: skip
+        rank = stats.rankdata(-np.asarray(score(graphs)))  # 1: the best supernet after a removal
+        removed = _removals(cells, edges, trials, rank)
         for k, op in enumerate(removed):
             if op:
                 edges[k].remove(op)
         rounds.append(removed)
-    arch = cells.cell_of([ops[0] for ops in edges])
-    seconds = time.perf_counter() - t0
-    return PruneResult(arch, seconds, rounds, readers.labels_of(Catalog(store), space, arch))
+    return edges, rounds
+
+
+def _removals(cells, edges: list[list[str]], trials: list[tuple[int, str]], rank: np.ndarray) -> list[str]:
+    """Per edge, the op whose removal the model minds least, so long as the supernet still connects input
+    to output: a cell whose output does not depend on its input (all `none` on every path) is never the
+    result, however a model scores it. (TG-NAS models trained on NB101 and DARTS never saw `none`, which
+    neither space has, so their scores of it mean nothing.) Removing `none` never disconnects, so an edge
+    whose first choice would disconnect takes its next-best choice, and a connected round always exists."""
+    choices = {k: sorted((i for i, (edge, _) in enumerate(trials) if edge == k), key=lambda i: rank[i])
+               for k in range(len(edges))}  # fmt: skip
+    pick = {k: 0 for k, mine in choices.items() if mine}
+    while True:
+        removed = [trials[choices[k][pick[k]]][1] if k in pick else "" for k in range(len(edges))]
+        after = [[op for op in ops if op != removed[k]] for k, ops in enumerate(edges)]
+        if connects(cells.supernet_graph(after)):
+            return removed
+        # Move on, on the edges whose choice took their last live op; which edge first: the best-ranked next.
+        culprits = [k for k in pick if all(op in DEAD_OPS for op in after[k]) and pick[k] + 1 < len(choices[k])]
+        if not culprits:
+            raise RuntimeError("no connected supernet is left to prune to")  # unreachable: `none` stays removable
+        k = min(culprits, key=lambda k: rank[choices[k][pick[k] + 1]])
+        pick[k] += 1

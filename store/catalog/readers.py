@@ -86,15 +86,6 @@ def predictions(catalog: Catalog, space: str, model: str | None = None) -> pa.Ta
     )
 
 
-def top_predictions(catalog: Catalog, model: str, space: str, k: int) -> list[dict[str, Any]]:
-    """The model's k best-scored cells of `space`: rank, arch, score, score_std (NULL scores last)."""
-    return catalog.query(
-        "SELECT rank() OVER (ORDER BY score DESC NULLS LAST) AS rank, arch, score, score_std FROM predictions "
-        "WHERE model = ? AND space = ? ORDER BY score DESC NULLS LAST, arch LIMIT ?",
-        [model, space, k],
-    ).to_pylist()
-
-
 def layer_means(catalog: Catalog, space: str, config_hash: str, proxy: str) -> list[dict[str, Any]]:
     """Per (slot, op): the mean of a layer proxy across architectures, and how many layers."""
     return catalog.query(

@@ -10,6 +10,7 @@ from zcpipe.workers.spaces.base import (
     ArchGraph,
     BuildOptions,
     SearchSpace,
+    connects,
     tag,
     weight_layers,
 )
@@ -66,6 +67,7 @@ __all__ = [
     "SearchSpace",
     "UnknownSpaceError",
     "available_spaces",
+    "connects",
     "get_space",
     "register_space",
     "space_factory",

@@ -25,6 +25,29 @@ class ArchGraph:
     adjacency: np.ndarray
 
 
+# Operators that pass nothing on: a path through them carries no signal from input to output.
+DEAD_OPS = frozenset({"none", "zero"})
+
+
+def connects(graph: ArchGraph) -> bool:
+    """Whether the cell's output depends on its input: a path from node 0 (input) to the last node (output)
+    through operators that are not `none`. A supernet's edge with several ops is live if any of them is."""
+    adj = np.asarray(graph.adjacency)
+    last = len(graph.ops) - 1
+    seen, todo = {0}, [0]
+    while todo:
+        node = todo.pop()
+        for nxt in np.flatnonzero(adj[node]):
+            nxt = int(nxt)
+            if nxt in seen or graph.ops[nxt] in DEAD_OPS:
+                continue
+            if nxt == last:
+                return True
+            seen.add(nxt)
+            todo.append(nxt)
+    return False
+
+
 @dataclass(frozen=True)
 class BuildOptions:
     num_classes: int = 10
