@@ -20,6 +20,7 @@ import torch.nn as nn
 from scipy import stats as sps
 
 from zcpipe.predictors.base import FeatureMismatchError, HyperParameterError, Prediction, Predictor
+from zcpipe.predictors.loop import check_batching, run_steps
 from zcpipe.predictors.losses import diff_kendall
 from zcpipe.predictors.registry import register_predictor
 from zcpipe.predictors.text import embed_operators, model_id
@@ -159,8 +160,7 @@ class GraphRanker(Predictor):
 
     def _fit(self, train: GraphSet, seed: int) -> dict[str, Any]:  # type: ignore[override]
         h = self.hparams
-        if len(train) < 2:
-            raise HyperParameterError(f"{self.name} ranks pairs: it needs at least 2 training cells, got {len(train)}")
+        check_batching(self.name, len(train), h["batch_size"])
         torch.manual_seed(seed)
         rng = np.random.default_rng(seed)
         self._fit_normalisation(train)
@@ -170,21 +170,17 @@ class GraphRanker(Predictor):
         self.model = GraphNet(self.in_dim, h["hidden"], h["layers"], h["dropout"])
         opt, sched, total, steps_per_epoch = optimiser(self.model, h, len(train))
         self.model.train()
-        step, last = 0, []
-        while step < total:
-            order = rng.permutation(len(train))
-            for s in range(0, len(order), h["batch_size"]):
-                idx = order[s : s + h["batch_size"]]
-                if len(idx) < 2 or step >= total:
-                    continue
-                pred = self.model(*self._batch(train, idx, text))
-                target = y[idx]
-                loss = h["mse_weight"] * nn.functional.mse_loss(pred, target)
-                if h["rank_weight"]:
-                    loss = loss - h["rank_weight"] * diff_kendall(pred, target, h["alpha"])
-                last.append(descend(opt, sched, loss))
-                step += 1
-        return {"steps": step, "final_loss": float(np.mean(last[-steps_per_epoch:])) if last else None}
+
+        def step(idx: np.ndarray) -> float:
+            pred = self.model(*self._batch(train, idx, text))
+            target = y[idx]
+            loss = h["mse_weight"] * nn.functional.mse_loss(pred, target)
+            if h["rank_weight"]:
+                loss = loss - h["rank_weight"] * diff_kendall(pred, target, h["alpha"])
+            return descend(opt, sched, loss)
+
+        last = run_steps(self.name, len(train), h["batch_size"], total, lambda: rng.permutation(len(train)), step)
+        return {"steps": len(last), "final_loss": float(np.mean(last[-steps_per_epoch:])) if last else None}
 
     def _fit_normalisation(self, train: GraphSet) -> None:
         return None

@@ -10,10 +10,10 @@ import numpy as np
 import torch
 import torch.nn as nn
 from scipy import stats
-from tqdm import tqdm
 
 from zcpipe.predictors.base import HyperParameterError, Prediction, Predictor
 from zcpipe.predictors.bayes import bayesian_layers, mean_kl, set_sampling
+from zcpipe.predictors.loop import check_batching, run_steps
 from zcpipe.predictors.losses import diff_kendall
 from zcpipe.store.tensor_reader import TrainingSet
 
@@ -80,8 +80,7 @@ class TorchRanker(Predictor):
 
     def _fit(self, train: TrainingSet, seed: int) -> dict[str, Any]:
         h = self.hparams
-        if len(train) < 2:
-            raise HyperParameterError(f"{self.name} ranks pairs: it needs at least 2 training cells, got {len(train)}")
+        check_batching(self.name, len(train), h["batch_size"])
         torch.manual_seed(seed)
         gen = torch.Generator().manual_seed(seed)
         x = torch.from_numpy(self.inputs(train))
@@ -92,30 +91,21 @@ class TorchRanker(Predictor):
         opt, sched, total, steps_per_epoch = optimiser(self.model, h, len(x))
         self.model.train()
         set_sampling(self.model, True)
-        last: list[float] = []
-        step = 0
-        # Steps, loss and ETA on a terminal (tqdm stays silent when stderr is not one: logs, tests, Tune).
-        bar = tqdm(total=total, unit="step", desc=f"fit {self.name}", disable=None, leave=False, dynamic_ncols=True)
-        while step < total:
-            order = torch.randperm(len(x), generator=gen)
-            for s in range(0, len(x), h["batch_size"]):
-                idx = order[s : s + h["batch_size"]]
-                if len(idx) < 2 or step >= total:
-                    continue
-                pred = self.model(x[idx]).squeeze(-1)
-                loss = -diff_kendall(pred, y[idx], h["alpha"])
-                if h["mse_weight"]:
-                    loss = loss + h["mse_weight"] * nn.functional.mse_loss(pred, y[idx])
-                if bayes and h["kl_weight"]:
-                    loss = loss + h["kl_weight"] * mean_kl(self.model)
-                last.append(descend(opt, sched, loss))
-                step += 1
-                bar.update(1)
-                if step % 20 == 0:
-                    bar.set_postfix(loss=f"{np.mean(last[-20:]):.4f}")
-        bar.close()
+
+        def step(idx: np.ndarray) -> float:
+            i = torch.from_numpy(idx)
+            pred = self.model(x[i]).squeeze(-1)
+            loss = -diff_kendall(pred, y[i], h["alpha"])
+            if h["mse_weight"]:
+                loss = loss + h["mse_weight"] * nn.functional.mse_loss(pred, y[i])
+            if bayes and h["kl_weight"]:
+                loss = loss + h["kl_weight"] * mean_kl(self.model)
+            return descend(opt, sched, loss)
+
+        last = run_steps(self.name, len(x), h["batch_size"], total,
+                         lambda: torch.randperm(len(x), generator=gen).numpy(), step)  # fmt: skip
         return {
-            "steps": step,
+            "steps": len(last),
             "final_loss": float(np.mean(last[-steps_per_epoch:])) if last else None,
             "bayesian": bayes,
         }

@@ -122,3 +122,27 @@ def test_bad_predictor_names_and_options_are_one_line_errors():
         get_predictor("parzc2")
     with pytest.raises(HyperParameterError, match="has no option lrr"):
         get_predictor("parzc", lrr=0.1)
+
+
+def test_training_loops_end_and_batch_size_one_is_refused():
+    """batch_size=1 used to `continue` forever inside `while step < total`; now it is refused before training,
+    and the shared loop makes exactly `total` steps whatever the remainder."""
+    import io
+
+    from zcpipe.predictors.loop import FitProgress, TrainingLoopError, run_steps
+
+    with pytest.raises(TrainingLoopError, match="batch_size must be at least 2, got 1"):
+        run_steps("parzc", 10, 1, 5, lambda: np.arange(10), lambda idx: 0.0)
+    seen = []
+    losses = run_steps("parzc", 5, 4, 7, lambda: np.arange(5), lambda idx: seen.append(len(idx)) or 1.0)
+    assert len(losses) == 7 and set(seen) == {4}  # the one-cell remainder of each epoch is skipped
+    out = io.StringIO()  # not a terminal: lines, not a bar
+    progress = FitProgress(3, "fit parzc", stream=out)
+    progress.update(0.7)  # too soon for a line
+    assert out.getvalue() == ""
+    progress.t0 = progress.last_log = progress.t0 - 10  # as if the fit had run 10 s: the first line is due
+    progress.update(0.5)
+    progress.close()
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 2 and lines[0].startswith("fit parzc: step 2/3 (67%), loss 0.5000, 10s elapsed, ETA 5s")
+    assert lines[1].startswith("fit parzc: step 2/3")
