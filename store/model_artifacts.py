@@ -22,8 +22,14 @@ class ModelError(StoreError, InputError, ValueError):
     """No such model, a name taken, or an unusable name; says what to do."""
 
 
+# What `--model` may say instead of a name: the store's newest model.
+LATEST = "latest"
+
+
 def check_name(name: str) -> str:
     """`name` if it is a usable model name; ModelError otherwise."""
+    if name == LATEST:
+        raise ModelError(f"model name {name!r} stands for the store's newest model; choose another name")
     if not _NAME.match(name) or len(name) > 200:
         raise ModelError(f"model name {name!r}: use letters, digits and . _ - : = (at most 200 characters)")
     return name
@@ -77,6 +83,20 @@ def model_names(store: str | Path) -> list[str]:
         return []
     with catalog.reader() as con:
         return [r[0] for r in con.execute("SELECT name FROM models_t ORDER BY name").fetchall()]
+
+
+def resolve_model(store: str | Path, name: str) -> str:
+    """`name`, or for LATEST the name of the store's newest model (ModelError when it has none)."""
+    if name != LATEST:
+        return name
+    catalog = Catalog(store)
+    rows = []
+    if catalog.exists():
+        with catalog.reader() as con:
+            rows = con.execute("SELECT name FROM models_t ORDER BY created_at DESC, name LIMIT 1").fetchall()
+    if not rows:
+        raise ModelError(f"no model in {store} yet; train one first")
+    return rows[0][0]
 
 
 def model_dir(store: str | Path, name: str) -> tuple[Path, dict]:

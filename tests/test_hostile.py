@@ -3,6 +3,7 @@ queries. Each case is one a user or an attacker tried (issue "trust"); each fail
 
 from __future__ import annotations
 
+import json
 import shutil
 import tempfile
 
@@ -411,8 +412,10 @@ def read_only_store(damaged_store, tmp_path):
 
 def test_a_read_only_store_reads_and_says_read_only_where_a_command_writes(read_only_store, tmp_path):
     store = read_only_store
-    r = cli("search", "--store", store, "--model", "m1", "--top-k", "3", "--format", "json")
+    r = cli("search", "--store", store, "--top-k", "3", "--format", "json")  # the newest model: m1
     assert r.returncode == 0, r.stderr  # a search writes nothing
+    assert len(json.loads(r.stdout)) == 3
+    assert cli("evaluate", "--store", store).returncode == 0
     assert cli("sql", "--store", store, "SELECT count(*) FROM archs").returncode == 0
     labels = tmp_path / "l.csv"
     labels.write_text(f"arch,cifar10_valid\n{A0},90\n")

@@ -10,7 +10,7 @@ import numpy as np
 from zcpipe.pipeline.training.fit import Data, load_data, load_model
 from zcpipe.predictors import rank_metrics
 from zcpipe.store import Catalog
-from zcpipe.store.model_artifacts import ModelError
+from zcpipe.store.model_artifacts import ModelError, resolve_model
 
 
 def _held_out(data: Data, config: dict, space: str) -> Data:
@@ -31,6 +31,7 @@ def evaluate(
     """Rank metrics of a saved model on every labeled cell of `space` it did not train on. With `data`,
     on that dataset's statistics instead of the ones it trained on (another task, asked for); the result
     says which statistics it read."""
+    name = resolve_model(store, name)  # `latest`: the store's newest model
     predictor, config = load_model(store, name)
     space = space or config["space"]
     target = target or config["target"]
@@ -48,6 +49,7 @@ def score(
 ) -> tuple[str, list[str], np.ndarray, np.ndarray]:
     """(space, archs, score, score_std) of every cell of `space` with statistics under the model's
     configuration (or, asked for, under `data`'s); NaN where a cell cannot be scored. Writes nothing."""
+    name = resolve_model(store, name)  # `latest`: the store's newest model
     predictor, config = load_model(store, name)
     space = space or config["space"]
     cells = _statistics(predictor, store, space, None, config, data)
@@ -58,6 +60,7 @@ def score(
 
 def predict(store: str, name: str, space: str | None = None, data: str | None = None) -> int:
     """`score`, committed to `predictions` in one transaction (replacing this model's earlier scores)."""
+    name = resolve_model(store, name)  # `latest`: the store's newest model
     space, archs, values, std = score(store, name, space, data)
     with Catalog(store).writer() as w:
         return w.replace_predictions(name, space, archs, values, std)  # NaN stored as NULL

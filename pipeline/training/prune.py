@@ -16,6 +16,7 @@ from zcpipe.pipeline.errors import ConfigError
 from zcpipe.pipeline.training.fit import load_model
 from zcpipe.store import Catalog, readers
 from zcpipe.store.graph_reader import graph_set, graph_table
+from zcpipe.store.model_artifacts import resolve_model
 from zcpipe.workers.spaces import ArchError, connects, get_space
 from zcpipe.workers.spaces.base import DEAD_OPS
 
@@ -32,6 +33,7 @@ class PruneResult:
 
 def prune_search(store: str, name: str, space: str = "nb201") -> PruneResult:
     """Prune the space's supernet with a graph model's predicted ranks down to one op per edge."""
+    name = resolve_model(store, name)  # `latest`: the store's newest model
     predictor, _ = load_model(store, name)
     if predictor.input_kind != "graphs":
         raise ConfigError(

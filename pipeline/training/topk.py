@@ -12,13 +12,14 @@ from zcpipe.errors import InputError
 from zcpipe.pipeline.errors import ConfigError
 from zcpipe.pipeline.training.evaluate import score
 from zcpipe.store import Catalog, readers
-from zcpipe.store.model_artifacts import model_dir
+from zcpipe.store.model_artifacts import model_dir, resolve_model
 from zcpipe.workers.spaces import connects, get_space
 from zcpipe.workers.spaces.base import DEAD_OPS
 
 
 def top_k(store: str, name: str, k: int = 10, space: str | None = None) -> list[dict[str, Any]]:
     """The model's k best cells of the space (scoring them first if it has not), with every label known."""
+    name = resolve_model(store, name)  # `latest`: the store's newest model
     _, config = model_dir(store, name)
     space = space or config["space"]
     if k < 1:

@@ -13,7 +13,7 @@ from zcpipe.pipeline import defaults
 
 
 def search(
-    model: Annotated[str, typer.Option(help="model name")],
+    model: Annotated[str, typer.Option(help="model name, or latest: the newest")] = "latest",
     store: StoreOpt = DEFAULT_STORE,
     top_k: Annotated[int, typer.Option(help="how many cells to show")] = defaults.TOP_K,
     space: Annotated[str | None, typer.Option(help="space (default: the model's)")] = None,
@@ -36,7 +36,7 @@ def search(
 
 
 def prune(
-    model: Annotated[str, typer.Option(help="a graph model (tgnas)")],
+    model: Annotated[str, typer.Option(help="a graph model (tgnas), or latest: the newest")] = "latest",
     store: StoreOpt = DEFAULT_STORE,
     space: Annotated[str, typer.Option(help="a space with a supernet")] = "nb201",
 ) -> None:

@@ -123,7 +123,9 @@ def _sweep(base, name, predictors, sizes, seeds, hpo, cpus_per_trial, ray_addres
 
 
 def evaluate(
-    model: Annotated[str, typer.Option(help="model name (see `zcpipe sql 'SELECT * FROM models'`)")],
+    model: Annotated[
+        str, typer.Option(help="model name (see `zcpipe sql 'SELECT * FROM models'`), or latest: the newest")
+    ] = "latest",
     store: StoreOpt = DEFAULT_STORE,
     target: Annotated[str | None, typer.Option(help="label (default: the one it was trained on)")] = None,
     space: Annotated[str | None, typer.Option(help="space (default: the one it was trained on)")] = None,
@@ -141,11 +143,12 @@ def evaluate(
     if fmt == "json":
         typer.echo(json.dumps(result))
     else:
-        typer.echo("\n".join(f"{k:14s} {v:.4f}" if isinstance(v, float) else f"{k:14s} {v}" for k, v in result.items()))
+        shown = {k: v for k, v in result.items() if v is not None}  # a graph model reads no statistics
+        typer.echo("\n".join(f"{k:14s} {v:.4f}" if isinstance(v, float) else f"{k:14s} {v}" for k, v in shown.items()))
 
 
 def predict(
-    model: Annotated[str, typer.Option(help="model name")],
+    model: Annotated[str, typer.Option(help="model name, or latest: the newest")] = "latest",
     store: StoreOpt = DEFAULT_STORE,
     space: Annotated[str | None, typer.Option(help="space (default: the model's)")] = None,
     data: Annotated[
@@ -157,7 +160,9 @@ def predict(
 
     with handled(store):
         n = run_predict(str(store), model, space, data)
-    typer.echo(f"scored {n} cells with {model}; SELECT * FROM predictions WHERE model = '{model}'", err=True)
+    newest = "(SELECT name FROM models ORDER BY created_at DESC LIMIT 1)"
+    which = f"model = '{model}'" if model != "latest" else f"model = {newest}"
+    typer.echo(f"scored {n} cells with {model}; SELECT * FROM predictions WHERE {which}", err=True)
 
 
 def register(app: typer.Typer) -> None:
