@@ -494,3 +494,24 @@ def test_a_train_size_that_leaves_one_test_cell_is_refused(two_proxy_store):
             "cifar10_valid", "--train-size", "29")  # fmt: skip
     assert "--train-size 29 leaves one test cell: only 30 cells" in _refused(r)
     assert "use at most 28" in r.stderr
+
+
+def test_a_misspelled_name_gets_duckdbs_suggestion(store):
+    assert '(Candidate bindings: "synflow"' in _refused(cli("sql", "--store", store, "SELECT synflw FROM archs"))
+    assert '(Did you mean "archs"?)' in _refused(cli("sql", "--store", store, "SELECT * FROM archz"))
+
+
+def test_a_run_that_computed_nothing_prints_no_nan():
+    from zcpipe.pipeline.ingest.driver import IngestSummary
+
+    line = IngestSummary("r", "c", 6, 0, 6, 0, 1.5, 0.0).line()
+    assert "nan" not in line and "0 done, 6 skipped" in line
+
+
+def test_the_docs_genotypes_file_parses_as_nb301():
+    from tests.conftest import ROOT
+    from zcpipe.workers.spaces import get_space
+
+    space = get_space("nb301")
+    lines = (ROOT / "docs" / "examples" / "genotypes.txt").read_text().split()
+    assert len(lines) == 5 and all(space.parse(t) == t for t in lines)

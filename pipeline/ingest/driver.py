@@ -54,8 +54,9 @@ class IngestSummary:
     def line(self) -> str:
         return (
             f"run {self.run_id}: {self.done} done, {self.skipped} skipped (already committed), "
-            f"{self.failed} failed, of {self.planned} planned; {self.seconds:.1f}s wall, "
-            f"{self.seconds_per_arch:.2f}s per arch in workers; config_hash {self.config_hash}"
+            f"{self.failed} failed, of {self.planned} planned; {self.seconds:.1f}s wall"
+            + (f", {self.seconds_per_arch:.2f}s per arch in workers" if self.done else "")
+            + f"; config_hash {self.config_hash}"
             + (f"; merged {self.compacted} small shards" if self.compacted else "")
         )
 

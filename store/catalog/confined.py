@@ -49,6 +49,14 @@ def first_line(e: BaseException) -> str:
     return (str(e).splitlines() or [type(e).__name__])[0]
 
 
+def _candidates(e: BaseException) -> str:
+    """DuckDB's own suggestion for a misspelled name ("Candidate bindings: ..." on a later line), if any."""
+    for line in str(e).splitlines()[1:]:
+        if line.startswith(("Candidate bindings:", "Did you mean")):
+            return f" ({line.strip()})"
+    return ""
+
+
 def statement_kinds(con: duckdb.DuckDBPyConnection, sql: str, depth: int = 0) -> list[str]:
     """The kind of every statement in `sql`, an EXPLAIN named with what it wraps (`EXPLAIN COPY`)."""
     try:
@@ -129,7 +137,7 @@ def run_confined(
             ) from None
         if isinstance(e, duckdb.Error) and is_damage(e):
             raise  # the catalog's reader names the file and what to do
-        raise QueryError(first_line(e)) from None
+        raise QueryError(first_line(e) + _candidates(e)) from None
     finally:
         timer.cancel()
         shutil.rmtree(spill, ignore_errors=True)
