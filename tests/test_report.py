@@ -49,8 +49,10 @@ def test_report_renders_what_the_store_has_and_says_what_it_lacks(tmp_path):
     full = page.read_text()
     data = _data(full)
     assert data["target"] == "cifar10_valid" and "cifar10_test" in data["labels"]
-    assert {p.name for p in (tmp_path / "png").iterdir()} == {"heatmap.png", "scatter.png", "curves.png", "profile.png"}
-    assert full.count("data:image/png;base64,") == 4  # self-contained: figures inline, nothing fetched
+    # One training size: the τ-against-size section is a table, not a plot of one point in an empty frame.
+    assert {p.name for p in (tmp_path / "png").iterdir()} == {"heatmap.png", "scatter.png", "profile.png"}
+    assert full.count("data:image/png;base64,") == 3  # self-contained: figures inline, nothing fetched
+    assert "One training size per predictor" in full
 
     rows = Catalog(store).query("SELECT synflow, value FROM archs_labeled WHERE label = 'cifar10_valid'").to_pylist()
     x, y = [r["synflow"] for r in rows], [r["value"] for r in rows]
@@ -60,6 +62,11 @@ def test_report_renders_what_the_store_has_and_says_what_it_lacks(tmp_path):
     assert got["spearman"] == pytest.approx(stats.spearmanr(x, y).statistic, abs=1e-12)
     assert f"{got['kendall']:.3f}" in full  # the table shows the same number
     assert [c["predictor"] for c in data["curves"]] == ["proxy:synflow"]
+    zcpipe("train", "--store", store, "--space", "nb201", "--predictor", "proxy:synflow", "--target", "cifar10_valid",
+           "--train-size", 3, "--name", "syn3")  # fmt: skip
+    zcpipe("report", "--store", store, "--out", page, "--png", tmp_path / "png2")
+    assert (tmp_path / "png2" / "curves.png").exists()  # two sizes: now a curve
+    full = page.read_text()
 
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if chromium is None:
@@ -73,3 +80,12 @@ def test_report_renders_what_the_store_has_and_says_what_it_lacks(tmp_path):
         capture_output=True, timeout=120,
     )  # fmt: skip
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000
+    # What the browser shows: every run listed under provenance, every figure decoded (none broken).
+    dom = subprocess.run(
+        [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+         f"--user-data-dir={tmp_path / 'chrome2'}", "--dump-dom", page.as_uri()],
+        capture_output=True, text=True, timeout=120,
+    ).stdout  # fmt: skip
+    runs = Catalog(store).query("SELECT run_id FROM runs").column("run_id").to_pylist()
+    assert runs and all(run in dom.split('id="metadata"')[1] for run in runs)
+    assert dom.count("<img") == full.count("<img") == 4

@@ -137,12 +137,18 @@ def test_a_store_holding_two_tasks_keeps_them_apart(tmp_path):
     assert r.returncode == 0, r.stderr
     config = cat.query("SELECT config_hash FROM models WHERE name = 'on-c100'").column("config_hash")[0].as_py()
     assert config == "c100"
+    with cat.writer() as w:  # one ingest run per task
+        for dataset, chash in (("cifar10", "c10"), ("cifar100", "c100")):
+            w.start_run(f"run-{chash}", "nb201", chash, {"values": {"dataset": dataset}}, 12, dataset)
+            w.finish_run(f"run-{chash}", "finished", 12, 0, 0)
     # The report shows the tasks side by side: per-task ρ, average ranks, profiles, a heatmap per task.
     r = cli("report", "--store", tmp_path, "--out", tmp_path / "report.html")
     assert r.returncode == 0, r.stderr
     page = (tmp_path / "report.html").read_text()
     assert 'id="tasks"' in page and "nb201 cifar100 (cifar100_valid, n=12)" in page
     assert "nb201 cifar10 (cifar10_valid, n=12)" in page and "Performance profiles (Dolan-Moré)" in page
+    provenance = page.split('id="metadata"')[1]
+    assert "run-c10" in provenance and "run-c100" in provenance  # every task's run, not only the first
 
 
 def test_performance_profiles_follow_dolan_and_more():

@@ -103,7 +103,7 @@ def build_report(store: str | Path, space: str | None = None, target: str | None
         schema=_MODEL_SCHEMA,
     )
     predictions = pl.from_arrow(readers.predictions(catalog, space).select(["model", "arch", "score"]))
-    runs = [tuple(r.values()) for r in readers.runs(catalog, space, chash)]
+    runs = readers.runs(catalog, space)  # every task's runs: provenance lists them all
     proxies = [c for c in numeric if c not in _NOT_PROXIES and archs[c].is_not_null().any()]
     labels = sorted(label_rows["label"].unique().to_list()) if len(label_rows) else []
     if target is not None and target not in labels:
@@ -116,7 +116,7 @@ def build_report(store: str | Path, space: str | None = None, target: str | None
     _scatter(report, wide, predictions, models)
     _curves(report, models)
     report.profile = _profile(catalog, space, chash, proxies)
-    report.meta = _meta(archs, runs)
+    report.meta = _meta(archs, runs, chash)
     report.tasks = across_tasks(catalog)
     return report
 
@@ -262,11 +262,12 @@ def _mean(frame: pl.DataFrame, col: str) -> float | None:
     return None if m is None else float(m)
 
 
-def _meta(archs: pl.DataFrame, runs: list[tuple]) -> dict[str, Any]:
+def _meta(archs: pl.DataFrame, runs: list[dict], chash: str) -> dict[str, Any]:
     def distinct(col: str) -> list:
         return archs[col].unique().sort().to_list() if col in archs.columns else []
 
-    config = json.loads(runs[-1][8]).get("values", {}) if runs else {}
+    mine = [r for r in runs if r["config_hash"] == chash]  # the configuration this report is about
+    config = json.loads(mine[-1]["config"]).get("values", {}) if mine else {}
     return {
         "archs": len(archs),
         "status": dict(archs.group_by("status").len().iter_rows()) if len(archs) else {},
@@ -275,17 +276,5 @@ def _meta(archs: pl.DataFrame, runs: list[tuple]) -> dict[str, Any]:
         "zcpipe_versions": distinct("zcpipe_version"),
         "torch_versions": distinct("torch_version"),
         "config": config,
-        "runs": [
-            {
-                "run_id": r[0],
-                "state": r[1],
-                "planned": r[2],
-                "done": r[3],
-                "skipped": r[4],
-                "failed": r[5],
-                "started_at": str(r[6]),
-                "finished_at": str(r[7]),
-            }
-            for r in runs
-        ],
+        "runs": [{k: v for k, v in r.items() if k != "config"} for r in runs],
     }

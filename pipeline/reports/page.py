@@ -38,6 +38,29 @@ def _png(fig) -> bytes:
     return buf.getvalue()
 
 
+_DASHES = ("-", "--", "-.", ":")
+_MARKERS = ("o", "s", "^", "v", "D", "x", "+", "*")
+
+
+def _label_cells(ax, im, m: np.ndarray, fontsize: int = 7) -> None:
+    """Each cell's value, in white on dark cells and black on light ones (the cell colour's luminance)."""
+    for i in range(m.shape[0]):
+        for j in range(m.shape[1]):
+            if not np.isfinite(m[i, j]):
+                continue
+            r, g, b, _ = im.cmap(im.norm(m[i, j]))
+            colour = "white" if 0.2126 * r + 0.7152 * g + 0.0722 * b < 0.5 else "black"
+            ax.text(j, i, f"{m[i, j]:.2f}", ha="center", va="center", fontsize=fontsize, color=colour)
+
+
+def _has_curve(curves: list[dict]) -> bool:
+    """Whether some predictor was fitted at two or more training sizes: a curve, not a point."""
+    sizes: dict[str, set] = {}
+    for c in curves:
+        sizes.setdefault(c["predictor"], set()).add(c["train_size"])
+    return any(len(v) > 1 for v in sizes.values())
+
+
 def figures(report: Report) -> dict[str, bytes]:
     """name -> PNG, for every figure the report has data for."""
     out: dict[str, bytes] = {}
@@ -48,9 +71,7 @@ def figures(report: Report) -> dict[str, bytes]:
         im = ax.imshow(m, vmin=-1, vmax=1, cmap="RdBu_r")
         ax.set_xticks(range(n), report.proxies, rotation=60, ha="right")
         ax.set_yticks(range(n), report.proxies)
-        for i in range(n):
-            for j in range(n):
-                ax.text(j, i, f"{m[i, j]:.2f}", ha="center", va="center", fontsize=7)
+        _label_cells(ax, im, m)
         fig.colorbar(im, ax=ax, label="Spearman ρ")
         ax.set_title("proxy-proxy rank correlation")
         out["heatmap"] = _png(fig)
@@ -73,7 +94,7 @@ def figures(report: Report) -> dict[str, bytes]:
             ax.axis("off")
         fig.tight_layout()
         out["scatter"] = _png(fig)
-    if report.curves:
+    if _has_curve(report.curves):  # one training size is a table (below), not a plot of single points
         fig, ax = plt.subplots(figsize=(7, 4.2))
         for name in dict.fromkeys(c["predictor"] for c in report.curves):
             pts = [c for c in report.curves if c["predictor"] == name]
@@ -109,8 +130,13 @@ def task_figures(t: dict) -> dict[str, bytes]:
         return {}
     out: dict[str, bytes] = {}
     fig, ax = plt.subplots(figsize=(7, 4.2))
-    for p, share in t["profiles"]["share"].items():
-        ax.step(t["profiles"]["tau"], share, where="post", label=p)
+    tau = t["profiles"]["tau"]
+    for k, (p, share) in enumerate(t["profiles"]["share"].items()):
+        # Many proxies share a profile's steps: tell the lines apart by dash and marker, and name each at its end.
+        style = {"linestyle": _DASHES[k % len(_DASHES)], "marker": _MARKERS[k % len(_MARKERS)]}
+        (line,) = ax.step(tau, share, where="post", label=p, markevery=max(1, len(tau) // 6), markersize=4, **style)
+        ax.annotate(p, (tau[-1], share[-1]), xytext=(4, (k % 5 - 2) * 3), textcoords="offset points",
+                    fontsize=6, color=line.get_color(), va="center")  # fmt: skip
     ax.set_xlabel("τ (cost 1 − ρ within τ times the best proxy's)")
     ax.set_ylabel("share of tasks")
     ax.set_ylim(0, 1.02)
@@ -119,7 +145,9 @@ def task_figures(t: dict) -> dict[str, bytes]:
     for k, task in enumerate(t["tasks"]):
         n = len(task["proxies"])
         fig, ax = plt.subplots(figsize=(1 + 0.5 * n, 0.8 + 0.45 * n))
-        im = ax.imshow(np.array(task["heatmap"], dtype=float), vmin=-1, vmax=1, cmap="RdBu_r")
+        m = np.array(task["heatmap"], dtype=float)
+        im = ax.imshow(m, vmin=-1, vmax=1, cmap="RdBu_r")
+        _label_cells(ax, im, m, fontsize=6)
         ax.set_xticks(range(n), task["proxies"], rotation=60, ha="right", fontsize=7)
         ax.set_yticks(range(n), task["proxies"], fontsize=7)
         fig.colorbar(im, ax=ax, label="Spearman ρ")
@@ -222,7 +250,7 @@ def render(report: Report, figs: dict[str, bytes]) -> str:
     parts.append(_img(figs, "scatter") or "<p>Needs labels.</p>")
     parts.append('<h2 id="curves">Kendall τ against training-set size</h2>')
     if r.curves:
-        parts.append(_img(figs, "curves"))
+        parts.append(_img(figs, "curves") or "<p>One training size per predictor: the table says it all.</p>")
         parts.append(
             _table(
                 ["predictor", "train size", "mean τ", "std", "fits"],
@@ -253,9 +281,10 @@ def render(report: Report, figs: dict[str, bytes]) -> str:
             ],
         )
     )
-    if m.get("runs"):
-        keys = ["run_id", "state", "planned", "done", "skipped", "failed", "started_at", "finished_at"]
-        parts.append(_table(keys, [[run[k] for k in keys] for run in m["runs"]]))
+    if m.get("runs"):  # every run of the space, whichever task or configuration it computed
+        keys = ["run_id", "dataset", "config_hash", "state", "planned", "done", "skipped", "failed", "started_at",
+                "finished_at"]  # fmt: skip
+        parts.append(_table(keys, [[run.get(k) for k in keys] for run in m["runs"]]))
     else:
         parts.append("<p>No run records (shards registered by <code>store reconcile</code>).</p>")
     data = r.data_json().replace("</", "<\\/")

@@ -55,12 +55,16 @@ def labels_of(catalog: Catalog, space: str, arch: str) -> dict[str, float]:
     return {r["label"]: r["value"] for r in labels(catalog, space, [arch]).to_pylist()}
 
 
-def runs(catalog: Catalog, space: str, config_hash: str) -> list[dict[str, Any]]:
-    """The ingest runs of one configuration, oldest first."""
+def runs(catalog: Catalog, space: str, config_hash: str | None = None) -> list[dict[str, Any]]:
+    """The ingest runs of a space (of one configuration, where given), oldest first."""
+    where, params = "space = ?", [space]
+    if config_hash is not None:
+        where, params = where + " AND config_hash = ?", [*params, config_hash]
     return catalog.query(
         "SELECT run_id, state, planned, done, skipped, failed, started_at::VARCHAR AS started_at, "
-        "finished_at::VARCHAR AS finished_at, config FROM runs WHERE space = ? AND config_hash = ? ORDER BY started_at",
-        [space, config_hash],
+        f"finished_at::VARCHAR AS finished_at, config, config_hash, dataset FROM runs WHERE {where} "
+        "ORDER BY started_at",
+        params,
     ).to_pylist()
 
 

@@ -29,11 +29,13 @@ def ingest(
     space_opt: Annotated[
         list[str] | None, typer.Option(help="space option key=value, e.g. width=32; repeatable (`zcpipe spaces`)")
     ] = None,
-    batch_size: int = defaults.BATCH_SIZE,
+    batch_size: Annotated[int, typer.Option(help="images in the minibatch each proxy scores")] = defaults.BATCH_SIZE,
     seed: int = defaults.SEED,
     workers: Annotated[int, typer.Option(help="CPU actors (with no --gpus)")] = defaults.WORKERS,
     gpus: Annotated[int, typer.Option(help="GPUs; one actor per GPU (times --actors-per-gpu)")] = 0,
-    actors_per_gpu: int = defaults.ACTORS_PER_GPU,
+    actors_per_gpu: Annotated[
+        int, typer.Option(help="actors sharing each GPU (with --gpus; they overlap only under CUDA MPS)")
+    ] = defaults.ACTORS_PER_GPU,
     cpus_per_worker: Annotated[
         int, typer.Option(help="CPUs (and torch threads) per CPU actor")
     ] = defaults.CPUS_PER_WORKER,
@@ -44,15 +46,19 @@ def ingest(
     device: Annotated[
         str, typer.Option(help="auto | cpu | cuda; cpu with --gpus places actors by GPU")
     ] = defaults.DEVICE,
-    retry_failed: Annotated[bool, typer.Option(help="recompute architectures that failed before")] = False,
-    compact: Annotated[bool, typer.Option(help="merge small shards when a run leaves many")] = True,
+    # One-sided flags (no --no-retry-failed, no --compact): a second name per flag widens the option column
+    # of --help until long names are cut at 80 columns.
+    retry_failed: Annotated[
+        bool, typer.Option("--retry-failed", help="recompute architectures that failed before")
+    ] = False,
+    compact: Annotated[bool, typer.Option(" /--no-compact", help="do not merge small shards at the end")] = True,
     start_timeout: Annotated[
         float, typer.Option(help="seconds to wait for the actors to start")
     ] = defaults.START_TIMEOUT_S,
     stall_timeout: Annotated[
         float, typer.Option(help="seconds to wait for the next chunk before giving up")
     ] = defaults.STALL_TIMEOUT_S,
-    progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
+    progress: Annotated[bool, typer.Option(" /--no-progress", help="no progress bar")] = True,
 ) -> None:
     """Compute node-wise proxy statistics and commit them to the store."""
     from zcpipe.pipeline import IngestConfig, parse_pairs
