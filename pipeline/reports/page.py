@@ -131,12 +131,17 @@ def task_figures(t: dict) -> dict[str, bytes]:
     out: dict[str, bytes] = {}
     fig, ax = plt.subplots(figsize=(7, 4.2))
     tau = t["profiles"]["tau"]
+    ends: dict[float, list[tuple[str, str]]] = {}  # lines ending at one height: their names are stacked
     for k, (p, share) in enumerate(t["profiles"]["share"].items()):
         # Many proxies share a profile's steps: tell the lines apart by dash and marker, and name each at its end.
         style = {"linestyle": _DASHES[k % len(_DASHES)], "marker": _MARKERS[k % len(_MARKERS)]}
         (line,) = ax.step(tau, share, where="post", label=p, markevery=max(1, len(tau) // 6), markersize=4, **style)
-        ax.annotate(p, (tau[-1], share[-1]), xytext=(4, (k % 5 - 2) * 3), textcoords="offset points",
-                    fontsize=6, color=line.get_color(), va="center")  # fmt: skip
+        ends.setdefault(round(float(share[-1]), 3), []).append((p, line.get_color()))
+    for y, names in ends.items():
+        for i, (p, colour) in enumerate(names):
+            ax.annotate(p, (tau[-1], y), xytext=(6, (i - (len(names) - 1) / 2) * 7), textcoords="offset points",
+                        fontsize=6, color=colour, va="center")  # fmt: skip
+    ax.set_xlim(tau[0], tau[-1] + 0.15 * (tau[-1] - tau[0]))  # room for the names
     ax.set_xlabel("τ (cost 1 − ρ within τ times the best proxy's)")
     ax.set_ylabel("share of tasks")
     ax.set_ylim(0, 1.02)
