@@ -10,6 +10,7 @@ records them. `store reconcile` reads them back into a catalog that lacks them, 
     runs/<run_id>.json                   one ingest run, rewritten when it finishes
     models/<name>/record.json            the model's `models` row (inside its artifact folder)
     predictions/<model>/<space>.parquet  a model's latest scores of a space
+    nas/<run_id>/run.json                one NAS loop run; seed-<s>.parquet: each seed's query history
 
 Writes are atomic (a temporary file renamed into place; one PUT on object storage), so a reader sees a
 whole record or none.

@@ -103,3 +103,20 @@ def columns(catalog: Catalog, view: str) -> list[str]:
     """The columns of one view."""
     with catalog.reader() as con:
         return list(con.sql(f"SELECT * FROM {view} LIMIT 0").columns)
+
+
+def nas_run(catalog: Catalog, run_id: str) -> dict[str, Any] | None:
+    """One NAS run's row of `nas_runs`, or None."""
+    rows = catalog.query("SELECT * FROM nas_runs WHERE run_id = ?", [run_id]).to_pylist()
+    return rows[0] if rows else None
+
+
+def nas_runs(catalog: Catalog, space: str | None = None) -> list[dict[str, Any]]:
+    """The NAS runs (of `space`, where given), oldest first."""
+    where, params = ("WHERE space = ?", [space]) if space else ("", [])
+    return catalog.query(f"SELECT * FROM nas_runs {where} ORDER BY started_at, run_id", params).to_pylist()
+
+
+def nas_queries(catalog: Catalog, run_id: str) -> pa.Table:
+    """A NAS run's queries: seed, query (0-based), arch, valid, test, best_valid, proxy_seconds; in order."""
+    return catalog.query("SELECT * FROM nas_queries WHERE run_id = ? ORDER BY seed, query", [run_id])

@@ -29,7 +29,7 @@ _UNREADABLE = (OSError, ValueError, KeyError, pa.ArrowException, duckdb.Error)
 def restore(writer: CatalogWriter) -> dict[str, int]:
     """Insert what the store's records hold and the catalog lacks; returns counts by kind."""
     did = {"labels_restored": 0, "graphs_restored": 0, "models_restored": 0, "predictions_restored": 0,
-           "runs_restored": 0, "records_unreadable": 0}  # fmt: skip
+           "runs_restored": 0, "nas_runs_restored": 0, "records_unreadable": 0}  # fmt: skip
     con, layout = writer.con, writer.layout
     from zcpipe.store.catalog.writer import label_record
 
@@ -50,6 +50,13 @@ def restore(writer: CatalogWriter) -> dict[str, int]:
     for rel in records.listing(layout, "predictions", ".parquet"):
         if rel not in scored:
             did["predictions_restored"] += bool(_insert_table(con, layout, rel, "predictions_t", did))
+    nas = {r[0] for r in con.execute("SELECT run_id FROM nas_runs_t").fetchall()}
+    for rel in records.listing(layout, "nas", "/run.json"):
+        run_id = rel.split("/")[1]
+        if run_id not in nas:
+            did["nas_runs_restored"] += _insert_row(con, layout, rel, "nas_runs_t", did)
+            for part in records.listing(layout, f"nas/{run_id}", ".parquet"):
+                _insert_table(con, layout, part, "nas_queries_t", did)
     runs = {r[0] for r in con.execute("SELECT run_id FROM runs_t").fetchall()}
     for rel in records.listing(layout, "runs", ".json"):
         if rel.removeprefix("runs/").removesuffix(".json") not in runs:

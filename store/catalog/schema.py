@@ -31,6 +31,13 @@ CREATE TABLE IF NOT EXISTS graphs_t (
     PRIMARY KEY (space, arch));
 CREATE TABLE IF NOT EXISTS retired_t (
     shard_id VARCHAR PRIMARY KEY, path VARCHAR, retired_at TIMESTAMPTZ);
+CREATE TABLE IF NOT EXISTS nas_runs_t (
+    run_id VARCHAR PRIMARY KEY, space VARCHAR, target VARCHAR, algo VARCHAR, features VARCHAR,
+    warm_start VARCHAR, guided BOOLEAN, budget INTEGER, seeds INTEGER, pool INTEGER, space_size INTEGER,
+    config JSON, started_at TIMESTAMPTZ, finished_at TIMESTAMPTZ, state VARCHAR);
+CREATE TABLE IF NOT EXISTS nas_queries_t (
+    run_id VARCHAR, seed INTEGER, query INTEGER, arch VARCHAR, valid DOUBLE, test DOUBLE, best_valid DOUBLE,
+    proxy_seconds DOUBLE, PRIMARY KEY (run_id, seed, query));
 CREATE TABLE IF NOT EXISTS predictions_t (
     space VARCHAR, arch VARCHAR, model VARCHAR, score DOUBLE, score_std DOUBLE, created_at TIMESTAMPTZ,
     PRIMARY KEY (model, space, arch));

@@ -14,7 +14,7 @@ from zcpipe.store.shard_schema import ARCH_COLUMNS, LAYER_COLUMNS
 
 # The public views, what `zcpipe sql` is documented to answer over.
 VIEWS = ("archs", "layers", "runs", "labels", "archs_labeled", "archs_labeled_any", "shards", "models",
-         "predictions", "graphs")  # fmt: skip
+         "predictions", "graphs", "nas_runs", "nas_queries")  # fmt: skip
 # Datasets that are no benchmark's task: their statistics pair with every label.
 TASK_FREE = ("synthetic", "npz")
 _DUCK_TYPES = {
@@ -65,6 +65,8 @@ def install_views(con: duckdb.DuckDBPyConnection, layout: StoreLayout) -> list[s
     con.execute("CREATE OR REPLACE TEMP VIEW models AS SELECT * FROM models_t")
     con.execute("CREATE OR REPLACE TEMP VIEW predictions AS SELECT * FROM predictions_t")
     con.execute("CREATE OR REPLACE TEMP VIEW graphs AS SELECT * FROM graphs_t")
+    con.execute("CREATE OR REPLACE TEMP VIEW nas_runs AS SELECT * FROM nas_runs_t")
+    con.execute("CREATE OR REPLACE TEMP VIEW nas_queries AS SELECT * FROM nas_queries_t")
     return [f"{d}/{part}" for d in where for part in ("archs.parquet", "layers.parquet")]
 
 

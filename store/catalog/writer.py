@@ -248,6 +248,35 @@ class CatalogWriter:
             self.con.unregister("new_graphs")
         return new.num_rows
 
+    # ------------------------------------------------------------------ NAS loops
+
+    def start_nas_run(self, row: dict) -> None:
+        """Record a NAS run (`nas_runs` columns) as `running`, unless it is recorded already (a resumed run)."""
+        row = {**row, "started_at": _now(), "finished_at": None, "state": "running"}
+        if self.con.execute("SELECT 1 FROM nas_runs_t WHERE run_id = ?", [row["run_id"]]).fetchall():
+            self.con.execute("UPDATE nas_runs_t SET state = 'running' WHERE run_id = ?", [row["run_id"]])
+            return
+        records.put_json(self.layout, f"nas/{row['run_id']}/run.json", row)
+        self.con.execute(
+            f"INSERT INTO nas_runs_t ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})", list(row.values())
+        )
+
+    def finish_nas_run(self, run_id: str, state: str) -> None:
+        self.con.execute("UPDATE nas_runs_t SET state = ?, finished_at = ? WHERE run_id = ?", [state, _now(), run_id])
+        rel = self.con.execute("SELECT * FROM nas_runs_t WHERE run_id = ?", [run_id])
+        names = [d[0] for d in rel.description]
+        for values in rel.fetchall():
+            records.put_json(self.layout, f"nas/{run_id}/run.json", dict(zip(names, values, strict=True)))
+
+    def record_nas_queries(self, run_id: str, seed: int, rows: pa.Table) -> None:
+        """Replace one seed's query history with `rows` (its whole history so far), file first."""
+        records.put_table(self.layout, f"nas/{run_id}/seed-{seed:04d}.parquet", rows)
+        self._replace_with(
+            rows,
+            ("DELETE FROM nas_queries_t WHERE run_id = ? AND seed = ?", [run_id, seed]),
+            "INSERT INTO nas_queries_t BY NAME SELECT * FROM incoming",
+        )
+
     # ------------------------------------------------------------------ models, predictions
 
     def register_model(self, row: dict) -> None:
