@@ -17,6 +17,7 @@ import polars as pl
 from scipy import stats
 
 from zcpipe.pipeline.errors import ReportError
+from zcpipe.pipeline.reports.nas import nas_curves
 from zcpipe.pipeline.reports.tasks import across_tasks
 from zcpipe.store import Catalog, readers
 from zcpipe.workers.spaces import UnknownSpaceError, get_space
@@ -53,6 +54,7 @@ class Report:
     meta: dict[str, Any] = field(default_factory=dict)
     missing: list[str] = field(default_factory=list)
     tasks: dict[str, Any] = field(default_factory=dict)  # across tasks (reports/tasks.py), when the store has two+
+    nas: list[dict[str, Any]] = field(default_factory=list)  # NAS runs' best-so-far curves (reports/nas.py)
 
     def data_json(self) -> str:
         return json.dumps(
@@ -71,6 +73,7 @@ class Report:
                     "meta",
                     "missing",
                     "tasks",
+                    "nas",
                 )
             },
             default=str,
@@ -118,6 +121,7 @@ def build_report(store: str | Path, space: str | None = None, target: str | None
     report.profile = _profile(catalog, space, chash, proxies)
     report.meta = _meta(archs, runs, chash)
     report.tasks = across_tasks(catalog)
+    report.nas = nas_curves(catalog, space)
     return report
 
 

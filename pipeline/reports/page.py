@@ -18,6 +18,7 @@ matplotlib.use("Agg")  # no display; set before pyplot loads
 import matplotlib.pyplot as plt
 import numpy as np
 
+from zcpipe.pipeline.reports.nas import nas_figures, nas_section
 from zcpipe.pipeline.reports.numbers import Report
 
 _CSS = """
@@ -112,6 +113,7 @@ def figures(report: Report) -> dict[str, bytes]:
         ax.legend(fontsize=7, ncol=2)
         out["curves"] = _png(fig)
     out.update(task_figures(report.tasks))
+    out.update(nas_figures(report.nas, _png))
     if report.profile.get("by_op"):
         fig, ax = plt.subplots(figsize=(10, 3.6))
         for op, pts in report.profile["by_op"].items():
@@ -271,6 +273,7 @@ def render(report: Report, figs: dict[str, bytes]) -> str:
     else:
         parts.append("<p>No layer-wise proxy in this configuration.</p>")
     parts += _tasks_section(r.tasks, figs)
+    parts += nas_section(r.nas, lambda name: _img(figs, name), _table)
     m = r.meta
     parts.append('<h2 id="metadata">Runs and provenance</h2>')
     parts.append(
