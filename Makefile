@@ -7,6 +7,9 @@ STORE ?= zcpipe-store
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
+	# The CPU build of torch where a wheel of it lies on the machine (the project's machines: /opt/wheels);
+	# elsewhere this finds none and the next line installs the registry's default build.
+	$(BIN)/python -m pip install -q --no-deps 'torch==2.13.0+cpu' 2>/dev/null || true
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	touch $@
 

@@ -109,11 +109,15 @@ class Predictor(ABC):
 
     # ------------------------------------------------------------------ for subclasses
 
+    def reads_nodewise(self) -> bool:
+        """Whether this predictor, as configured, reads the node-wise proxies its `proxies` option names."""
+        return True
+
     def _follow_data(self, train: TrainingSet) -> None:
         """Options left at their default that follow the training data. The default proxy set is the store's:
         a store ingested with `--proxies synflow,snip` trains on those, not on a default it does not hold.
         Saved with the model, so predict reads the same ones. Call before anything reads `proxies`."""
-        if "proxies" not in self.defaults or not hasattr(train, "proxies"):
+        if "proxies" not in self.defaults or not hasattr(train, "proxies") or not self.reads_nodewise():
             return
         if "proxies" not in self._chosen:
             self.hparams["proxies"] = ",".join(default_proxies(self.defaults["proxies"].split(","), train.proxies))

@@ -36,6 +36,9 @@ class GBDT(Predictor):
             return nodewise_input(data, self.hparams["proxies"].split(",")).reshape(len(data), -1).astype(np.float64)
         return scalar_input(data, self.columns)
 
+    def reads_nodewise(self) -> bool:
+        return self.hparams["features"] == "nodewise"
+
     def _fit(self, train: TrainingSet, seed: int) -> dict[str, Any]:
         import lightgbm as lgb
 

@@ -103,10 +103,17 @@ def test_nb301_values_equal_the_shared_nb301_store_for_the_same_genotypes():
     for row in stored:
         got = worker.compute(row["arch"], row["arch_spec"]).stats.values
         for p in proxies:
-            # The store was written by the CPU build of torch 2.13; its kernels sum in another order than the
-            # CUDA build's CPU kernels by ~1e-6 relative (GraSP's second-order term by ~1e-5).
-            tol = 0.0 if p in ("params", "flops") else 2e-4 if p == "grasp" else 2e-5
+            tol = STORE_TOLERANCE.get(p, 2e-5)
             assert math.isclose(got[p], row[p], rel_tol=tol, abs_tol=1e-12), (p, got[p], row[p])
+
+
+# The shared store was written on another machine's CPU: float32 kernels sum in another order on another CPU
+# (and between torch's CPU and CUDA builds). Measured on an AMD EPYC against the store, largest of two cells:
+# snip 3.6e-5, grad_norm 4.0e-5, plain 1.9e-5, fisher 9.2e-6, GraSP 1.7e-4 (its second-order term), epe_nas
+# 4.7e-4 (the log of near-zero correlations amplifies rounding); synflow (float64), l2_norm, nwot, zen,
+# jacov within 2e-6. Each bound is about 5x the largest seen; counts are exact.
+STORE_TOLERANCE = {"params": 0.0, "flops": 0.0, "snip": 2e-4, "grad_norm": 2e-4, "plain": 1e-4, "fisher": 1e-4,
+                   "grasp": 1e-3, "epe_nas": 2e-3}  # fmt: skip
 
 
 def test_a_store_holding_two_tasks_keeps_them_apart(tmp_path):
