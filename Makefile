@@ -19,7 +19,7 @@ install: $(BIN)/.installed
 demo: $(BIN)/.installed
 	$(BIN)/zcpipe ingest --space nb201 --limit 20 --workers 2 --data synthetic --store $(STORE)
 	$(BIN)/zcpipe sql --store $(STORE) \
-	  "SELECT arch, status, params, synflow, snip, grad_norm, fisher, grasp FROM archs ORDER BY synflow DESC LIMIT 10"
+	  "SELECT arch, status, synflow, snip FROM archs ORDER BY synflow DESC LIMIT 10"
 
 test: $(BIN)/.installed
 	$(BIN)/ruff check .

@@ -58,7 +58,7 @@ class NasConfig:
 
     @property
     def run_id(self) -> str:
-        feats = "+".join(self.features)
+        feats = ".".join(self.features)
         extra = (f"-ws.{self.warm_start.replace(':', '.')}" if self.warm_start else "") + ("-guided" * self.guided)
         return self.name or f"nas-{self.space}-{self.target}-{self.algo}-{feats}{extra}-b{self.budget}"
 

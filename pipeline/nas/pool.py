@@ -119,13 +119,16 @@ def load_pool(store: str, space: str, target: str, features: tuple[str, ...]) ->
         nw = np.where(stats.mask[:, None, :], stats.nodewise, np.nan)
         blocks["nodewise"] = _signed_log(nw.reshape(len(stats), -1))
     seconds = _seconds(store, space, stats)
+    test = np.array([by.get((a, test_label), np.nan) for a in stats.archs], dtype=np.float64)
+    if not np.isfinite(test).any():  # no test label for this space (NB301): the chosen cell's own label
+        test_label, test = target, np.asarray(stats.labels, dtype=np.float64)
     size = _space_size(space)
     return Pool(
         space=space,
         target=target,
         archs=list(stats.archs),
         valid=np.asarray(stats.labels, dtype=np.float64),
-        test=np.array([by.get((a, test_label), np.nan) for a in stats.archs], dtype=np.float64),
+        test=test,
         test_label=test_label,
         features=blocks,
         zc=zc,

@@ -7,6 +7,7 @@ import errno
 import io
 import json
 import re
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Annotated
@@ -128,8 +129,10 @@ def names(text: str | None) -> tuple[str, ...]:
     return tuple(t.strip() for t in text.split(",") if t.strip()) if text else ()
 
 
-def render(table, fmt: str) -> str:
-    """An Arrow table as a printed table, CSV or JSON."""
+def render(table, fmt: str, wide: bool = False) -> str:
+    """An Arrow table as a printed table, CSV or JSON. A table fits the terminal: values are never cut (an arch
+    key is the row's name), so the columns that do not fit are left out, and a last line says how to see them
+    (`wide`: every column, however wide)."""
     import polars as pl
 
     if fmt == "json":
@@ -145,8 +148,25 @@ def render(table, fmt: str) -> str:
         buf = io.StringIO()
         df.write_csv(buf)
         return buf.getvalue()
-    with pl.Config(tbl_rows=100, tbl_cols=30, fmt_str_lengths=90, tbl_width_chars=200):
-        return f"{df}\n"
+    shown = len(df.columns) if wide else _columns_that_fit(df, shutil.get_terminal_size((120, 24)).columns)
+    more = len(df.columns) - shown
+    with pl.Config(tbl_rows=100, tbl_cols=-1, fmt_str_lengths=200, tbl_width_chars=65_000):
+        out = f"{df.select(df.columns[:shown])}\n"
+    if more:
+        out += f"({more} more columns: {', '.join(df.columns[shown:])}; --wide shows them, --format csv too)\n"
+    return out
+
+
+def _columns_that_fit(df, width: int) -> int:
+    """How many leading columns of `df` fit in `width` characters as polars prints them (at least one)."""
+    used, n = 1, 0
+    for name in df.columns:
+        cells = [len(str(v)) for v in df[name].head(100).to_list()]
+        used += max([len(name), len(str(df[name].dtype)), *cells]) + 3
+        if used > width and n:
+            break
+        n += 1
+    return n
 
 
 def _plain(value):

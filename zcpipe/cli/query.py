@@ -14,6 +14,7 @@ def sql(
     query: Annotated[str, typer.Argument(help="SQL over the views archs, layers, runs, shards, labels, ...")],
     store: StoreOpt = DEFAULT_STORE,
     fmt: Annotated[str, typer.Option("--format", help="table | csv | json")] = "table",
+    wide: Annotated[bool, typer.Option("--wide", help="table: every column, however wide the terminal")] = False,
     timeout: Annotated[
         float, typer.Option(help="seconds before the query is interrupted", min=0.001)
     ] = 300.0,
@@ -25,7 +26,7 @@ def sql(
 
     with handled(store):
         table = store_ops.sql(store, query, timeout_s=timeout)
-    sys.stdout.write(render(table, fmt))
+    sys.stdout.write(render(table, fmt, wide))
 
 
 def register(app: typer.Typer) -> None:
