@@ -54,18 +54,7 @@ def _names_needing_data(module) -> set[str]:
         need |= more
 
 
-# Tests that start Ray (or kill what an ingest started): with `-n 2` (pytest-xdist, `--dist loadgroup`) they
-# all run on one worker, one after another, as they were written to; the other worker takes the rest.
-RAY_MODULES = {"test_cli", "test_cluster", "test_ingest_bounds", "test_ingest_e2e", "test_report", "test_s3_store",
-               "test_sweep"}  # fmt: skip
-RAY_TESTS = {"test_an_ingest_starts_its_own_ray_beside_a_cluster_registered_on_the_machine"}
-
-
 def pytest_collection_modifyitems(config, items):
-    for item in items:
-        module = getattr(getattr(item, "module", None), "__name__", "").rsplit(".", 1)[-1]
-        if module in RAY_MODULES or getattr(item, "originalname", item.name) in RAY_TESTS:
-            item.add_marker(pytest.mark.xdist_group("ray"))
     if SHARED_DATA.is_dir():
         return
     skip = pytest.mark.skip(reason=SKIP_REASON)

@@ -4,6 +4,7 @@ queries. Each case is one a user or an attacker tried (issue "trust"); each fail
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import tempfile
 
@@ -482,6 +483,7 @@ def test_parzc_defaults_to_the_proxies_the_store_holds(two_proxy_store):
     r = cli("train", "--store", two_proxy_store, "--space", "nb201", "--predictor", "parzc", "--target",
             "cifar10_valid", "--train-size", "20", "--epochs", "2", "--name", "p")  # fmt: skip
     assert r.returncode == 0, r.stderr
+    assert re.search(r"wall s: load [0-9.]+, fit [0-9.]+, evaluate [0-9.]+, save [0-9.]+", r.stderr), r.stderr
     (hp,) = Catalog(two_proxy_store).query("SELECT hparams FROM models").column("hparams").to_pylist()
     assert '"proxies": "snip,synflow"' in hp
     r = cli("train", "--store", two_proxy_store, "--space", "nb201", "--predictor", "parzc", "--target",

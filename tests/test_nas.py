@@ -114,3 +114,23 @@ def test_bad_nas_options_are_one_line_errors(ref_store):
                           (["--warm-start", "best"], "--warm-start is zc")):  # fmt: skip
         r = cli("nas", "--store", store, "--target", "cifar10_valid", "--budget", "5", "--seeds", "1", *args)
         assert r.returncode == 2 and message in r.stderr, r.stderr
+
+
+def test_nb101_walks_its_labelled_cells_without_statistics(tmp_path):
+    """NB101's labelled cells (no statistics in the store): the loops that need no proxies run on their graphs;
+    those that do say so."""
+    from tests.conftest import SHARED_DATA
+    from zcpipe.pipeline import import_labels
+
+    store = str(tmp_path / "s")
+    import_labels(store, "nb101", str(SHARED_DATA / "nb101" / "labels.jsonl"))
+    pool = load_pool(store, "nb101", "cifar10_valid", ("onehot", "graph"))
+    assert len(pool) == 292 and pool.restricted  # the distinct labelled cells
+    r = run_nas(NasConfig(store, "nb101", "cifar10_valid", "bananas", budget=30, seeds=2,
+                          features=("onehot", "graph")), progress=False, pool=pool)  # fmt: skip
+    assert r.summary.seeds == 2 and r.summary.best_valid[0] > 90
+    with pytest.raises(Exception, match="the `features` zc and nodewise need them"):
+        load_pool(store, "nb101", "cifar10_valid", ("onehot", "zc"))
+    with pytest.raises(Exception, match="a ZC warm start or guided move needs them"):
+        run_nas(NasConfig(store, "nb101", "cifar10_valid", "rea", budget=5, seeds=1, warm_start="zc", name="t-101"),
+                progress=False, pool=pool)  # fmt: skip

@@ -18,7 +18,7 @@ from zcpipe.pipeline.errors import ConfigError
 from zcpipe.predictors.graph_features import graph_features, onehot
 from zcpipe.store import Catalog, readers
 from zcpipe.store.graph_reader import load_graph_set
-from zcpipe.store.tensor_reader import load_training_set
+from zcpipe.store.tensor_reader import TrainingDataError, load_training_set
 from zcpipe.workers.spaces import ArchError, get_space
 
 FEATURE_SETS = ("onehot", "zc", "graph", "nodewise")
@@ -85,6 +85,8 @@ class Pool:
 
     def zc_score(self, proxy: str | None) -> np.ndarray:
         """[N] one proxy's values (NaN as -inf), or the vote when `proxy` is None."""
+        if not self.zc:
+            raise ConfigError(f"the store has no statistics of {self.space}: a ZC warm start or guided move needs them")
         if proxy is None:
             return self.zc_vote()
         if proxy not in self.zc:
@@ -94,46 +96,55 @@ class Pool:
 
 def load_pool(store: str, space: str, target: str, features: tuple[str, ...]) -> Pool:
     """The cells of `space` with statistics and a `target` label, and the feature sets asked for (the one-hot
-    encoding always: it defines the neighbourhood)."""
+    encoding always: it defines the neighbourhood). A space without statistics in the store (NB101's labelled
+    cells) gives a pool of its labelled graphs, for loops that need no proxies."""
     unknown = [f for f in features if f not in FEATURE_SETS]
     if unknown:
         raise ConfigError(
             f"`features` {', '.join(unknown)}: choose from {', '.join(FEATURE_SETS)}", options=["features"]
         )
-    stats = load_training_set(store, space, target=target)
-    labels = readers.labels(Catalog(store), space, stats.archs)
-    test_label = TEST_OF.get(target, target)
-    by = {(r["arch"], r["label"]): r["value"] for r in labels.to_pylist()}
-    graphs = load_graph_set(store, [space], archs={space: stats.archs})
-    if graphs.archs != stats.archs:  # graphs come sorted by arch, as the statistics do
-        missing = sorted(set(stats.archs) - set(graphs.archs))[:3]
+    try:
+        stats = load_training_set(store, space, target=target)
+    except TrainingDataError as e:
+        if "no statistics" not in str(e):
+            raise
+        if {"zc", "nodewise"} & set(features):
+            raise ConfigError(f"{e}: the `features` zc and nodewise need them; onehot and graph do not") from None
+        stats = None
+    graphs = load_graph_set(store, [space], target=target, archs={space: stats.archs} if stats else None)
+    archs = list(stats.archs) if stats else list(graphs.archs)
+    if graphs.archs != archs:  # graphs come sorted by arch, as the statistics do
+        missing = sorted(set(archs) - set(graphs.archs))[:3]
         raise ConfigError(f"store {store} lacks the operator graphs of some {space} cells ({missing}); ingest them")
+    valid = np.asarray(stats.labels if stats else graphs.labels, dtype=np.float64)
     _, code = onehot(graphs)
     blocks: dict[str, np.ndarray] = {"onehot": code.astype(np.float64)}
     if "graph" in features:
         blocks["graph"] = graph_features(graphs)[1]
-    zc = {n: stats.scalar(n) for n in stats.scalar_names if n not in _NOT_ZC}
+    zc = {n: stats.scalar(n) for n in stats.scalar_names if n not in _NOT_ZC} if stats else {}
     if "zc" in features:
         blocks["zc"] = np.stack([_signed_log(stats.scalar(n)) for n in stats.scalar_names], axis=1)
     if "nodewise" in features:
         nw = np.where(stats.mask[:, None, :], stats.nodewise, np.nan)
         blocks["nodewise"] = _signed_log(nw.reshape(len(stats), -1))
-    seconds = _seconds(store, space, stats)
-    test = np.array([by.get((a, test_label), np.nan) for a in stats.archs], dtype=np.float64)
+    seconds = _seconds(store, space, stats) if stats else np.zeros(len(archs))
+    labels = readers.labels(Catalog(store), space, archs)
+    test_label = TEST_OF.get(target, target)
+    by = {(r["arch"], r["label"]): r["value"] for r in labels.to_pylist()}
+    test = np.array([by.get((a, test_label), np.nan) for a in archs], dtype=np.float64)
     if not np.isfinite(test).any():  # no test label for this space (NB301): the chosen cell's own label
-        test_label, test = target, np.asarray(stats.labels, dtype=np.float64)
-    size = _space_size(space)
+        test_label, test = target, valid
     return Pool(
         space=space,
         target=target,
-        archs=list(stats.archs),
-        valid=np.asarray(stats.labels, dtype=np.float64),
+        archs=archs,
+        valid=valid,
         test=test,
         test_label=test_label,
         features=blocks,
         zc=zc,
         proxy_seconds=np.nan_to_num(seconds),
-        space_size=size,
+        space_size=_space_size(space),
         code=code.astype(np.int8),
     )
 

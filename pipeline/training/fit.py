@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import platform
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -85,6 +85,7 @@ class TrainResult:
     metrics: dict[str, float]
     fit_cpu_seconds: float
     artifact: Path | str
+    phases: dict[str, float] = field(default_factory=dict)  # wall seconds: load, fit, evaluate, save
 
     def summary(self) -> str:
         """The last line `train` prints: `kendall <τ> spearman <ρ> n_test <n>`."""
@@ -97,6 +98,7 @@ class TrainResult:
 def train(cfg: TrainConfig) -> TrainResult:
     """Fit `cfg`'s predictor, test it on the held-out cells, save and register it."""
     predictor = get_predictor(cfg.predictor, **cfg.hparams)
+    clock = _Phases()
     data = load_data(predictor.input_kind, cfg.store, cfg.pool, cfg.target, cfg.config_hash, cfg.data)
     train_idx, test_idx = _split_pool(cfg, data)
     if cfg.space is None:  # nothing held out: `zcpipe evaluate --space S` tests it later
@@ -109,10 +111,13 @@ def train(cfg: TrainConfig) -> TrainResult:
         raise ConfigError(
             f"predictor {cfg.predictor!r} learns from labels: `train_size` must be at least 2", options=["train_size"]
         )
+    clock.lap("load")
     t0 = time.process_time()
     fit_log = predictor.fit(data.subset(train_idx), seed=cfg.seed) if predictor.trainable else {}
     fit_cpu = time.process_time() - t0
+    clock.lap("fit")
     metrics = rank_metrics(predictor.predict(test).score, test.labels) if len(test) else NO_TEST
+    clock.lap("evaluate")
     name = cfg.name or unused_name(cfg.store, cfg.default_name())
     config_hash = getattr(data, "config_hash", None)
     config = {
@@ -138,7 +143,21 @@ def train(cfg: TrainConfig) -> TrainResult:
         },
     }
     artifact = _save(cfg.store, predictor, config)
-    return TrainResult(name, metrics, fit_cpu, artifact)
+    clock.lap("save")
+    return TrainResult(name, metrics, fit_cpu, artifact, clock.seconds)
+
+
+class _Phases:
+    """Wall seconds of each phase of a fit, so a slow `train` says where its time went."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self._t = time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.seconds[name] = round(now - self._t, 3)
+        self._t = now
 
 
 def validate(cfg: TrainConfig, fraction: float = 0.25) -> dict[str, float]:

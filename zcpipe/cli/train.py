@@ -94,6 +94,7 @@ def train(
         result = run_train(cfg)
     m = result.metrics
     typer.echo(f"model {result.name} saved in {result.artifact}")
+    typer.echo("wall s: " + ", ".join(f"{k} {v:.1f}" for k, v in result.phases.items()), err=True)
     if m["n"]:
         typer.echo(
             f"pearson {m['pearson']:.4f} precision@10% {m['precision@0.1']:.3f} kendall@10% {m['kendall@0.1']:.4f} "
