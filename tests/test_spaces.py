@@ -166,3 +166,12 @@ def test_every_shared_darts_genotype_runs_forward_and_backward():
     # Spawned, not forked: a forked child inherits torch's OpenMP pool and spins (libgomp after fork).
     with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
         assert all(pool.map(_runs_forward_and_backward, keys, chunksize=25))
+
+
+@pytest.mark.parametrize("space_name", ["nb201", "nb101", "nds-darts"])
+def test_a_larger_sample_only_adds_cells(space_name):
+    """`--limit 12` after `--limit 10` computes 2 cells: sample(n, seed) is the first n of one seeded order."""
+    space = get_space(space_name)
+    for seed in (0, 7):
+        assert space.sample(12, seed)[:10] == space.sample(10, seed)
+    assert space.sample(10, 0) != space.sample(10, 1)
