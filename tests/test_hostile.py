@@ -517,3 +517,18 @@ def test_the_docs_genotypes_file_parses_as_nb301():
     space = get_space("nb301")
     lines = (ROOT / "docs" / "examples" / "genotypes.txt").read_text().split()
     assert len(lines) == 5 and all(space.parse(t) == t for t in lines)
+
+
+def test_a_store_from_before_the_records_gets_them_from_its_catalog(store_with_everything):
+    """A store written before labels and models were kept as files: reconcile writes them from the catalog,
+    so the catalog can be rebuilt from then on."""
+    store, before = store_with_everything
+    for folder in ("labels", "graphs", "predictions"):
+        shutil.rmtree(store / folder)
+    (store / "models" / "m1" / "record.json").unlink()
+    r = cli("store", "reconcile", "--store", store)
+    assert r.returncode == 0, r.stderr
+    assert (store / "models" / "m1" / "record.json").exists() and any((store / "labels").rglob("*.parquet"))
+    (store / "catalog.duckdb").unlink()
+    assert cli("store", "reconcile", "--store", store).returncode == 0
+    assert _snapshot(store) == before

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Protocol
 import duckdb
 
 from zcpipe.store import remote
-from zcpipe.store.catalog.restore import restore
+from zcpipe.store.catalog.restore import backfill, restore
 from zcpipe.store.layout import StoreLayout
 from zcpipe.store.shards import CorruptShardError, ShardManifest, verify, verify_remote
 
@@ -140,6 +140,7 @@ def reconcile(writer: CatalogWriter, verify_all: bool = False) -> dict[str, int]
                 did["quarantined"] += 1
     with writer.transaction():
         did.update(restore(writer))  # labels, graphs, models, predictions, runs: from the store's own records
+        did["records_written"] = backfill(writer)  # and the records an older store lacks, from the catalog
         # A run that died counts what it committed (its shards are the truth; its record may predate them).
         con.execute(
             "UPDATE runs_t SET state = 'interrupted', done = greatest(done, (SELECT coalesce(sum(n_archs), 0) "

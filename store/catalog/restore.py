@@ -100,3 +100,44 @@ def _insert_row(con, layout, rel: str, table: str, did: dict) -> int:
 def _unreadable(rel: str, e: BaseException, did: dict) -> None:
     log.warning("skipped the store record %s, which does not read (%s)", rel, str(e).splitlines()[0] if str(e) else e)
     did["records_unreadable"] += 1
+
+
+def backfill(writer: CatalogWriter) -> int:
+    """The other way round, for stores written before the records existed: write the record of whatever the
+    catalog holds and the store has no file for (label imports, models, predictions, runs; the graphs when no
+    graph file exists at all). Returns how many records it wrote."""
+    from zcpipe.store.catalog.writer import label_record
+
+    con, layout = writer.con, writer.layout
+    wrote = 0
+    have = set(records.listing(layout, "labels", ".parquet"))
+    for space, source in con.execute("SELECT DISTINCT space, source FROM labels_t").fetchall():
+        if label_record(space, source) not in have:
+            rows = con.sql("SELECT * FROM labels_t WHERE space = ? AND source = ?", params=[space, source])
+            records.put_table(layout, label_record(space, source), rows.to_arrow_table())
+            wrote += 1
+    if not records.listing(layout, "graphs", ".parquet"):
+        for (space,) in con.execute("SELECT DISTINCT space FROM graphs_t").fetchall():
+            rows = con.sql("SELECT * FROM graphs_t WHERE space = ? ORDER BY arch", params=[space]).to_arrow_table()
+            records.put_table(layout, f"graphs/{space}/{records.record_id(*rows.column('arch').to_pylist())}.parquet",
+                              rows)  # fmt: skip
+            wrote += 1
+    for kind, table, key, rel in (("models", "models_t", "name", "models/{}/record.json"),
+                                  ("runs", "runs_t", "run_id", "runs/{}.json")):  # fmt: skip
+        have = set(records.listing(layout, kind, ".json"))
+        rel_of = rel.format
+        rel_rows = con.execute(f"SELECT * FROM {table}")
+        names = [d[0] for d in rel_rows.description]
+        for values in rel_rows.fetchall():
+            row = dict(zip(names, values, strict=True))
+            if rel_of(row[key]) not in have:
+                records.put_json(layout, rel_of(row[key]), row)
+                wrote += 1
+    have = set(records.listing(layout, "predictions", ".parquet"))
+    for model, space in con.execute("SELECT DISTINCT model, space FROM predictions_t").fetchall():
+        if f"predictions/{model}/{space}.parquet" not in have:
+            rows = con.sql("SELECT space, arch, model, score, score_std FROM predictions_t WHERE model = ? AND "
+                           "space = ?", params=[model, space]).to_arrow_table()  # fmt: skip
+            records.put_table(layout, f"predictions/{model}/{space}.parquet", rows)
+            wrote += 1
+    return wrote
