@@ -5,7 +5,9 @@ function of its seed: a killed run is resumed by replaying its recorded queries 
 
 Settings are NASLib's defaults where it has them (regularised evolution: population 30, tournament 10;
 local search: 10 random initial cells; BANANAS: 10 initial cells, 10 per round, an ensemble of 5,
-independent Thompson sampling over mutations of the best cells).
+independent Thompson sampling over mutations of the best cells). Where the pool is small enough to score
+whole (the stored cells of a space, up to 20,000), BANANAS maximises its acquisition over every unseen cell
+instead of over mutations: the same acquisition, maximised exactly rather than by a local heuristic.
 """
 
 from __future__ import annotations
@@ -37,7 +39,8 @@ class SearchOptions:
     initial: int = 10
     per_round: int = 10
     ensemble: int = 5
-    candidates: int = 100  # random cells beside the mutations BANANAS scores each round
+    candidates: int = 100  # random cells beside the mutations BANANAS scores each round (on a large pool)
+    exact_up_to: int = 20_000  # a pool this small is scored whole each round: the acquisition is maximised exactly
 
 
 Ask = Callable[[int], float]
@@ -147,9 +150,12 @@ def _bananas(pool: Pool, ask: Ask, seen: dict, rng: np.random.Generator, opts: S
         pool_left = np.setdiff1d(np.arange(len(pool)), done, assume_unique=True)
         if not len(pool_left):
             raise BudgetSpent
-        mutations = {int(j) for b in best for j in pool.neighbours(int(b)) if int(j) not in seen}
-        extra = rng.choice(pool_left, size=min(opts.candidates, len(pool_left)), replace=False)
-        candidates = np.array(sorted(mutations | {int(j) for j in extra}))
+        if len(pool) <= opts.exact_up_to:  # every unseen cell: no mutation heuristic needed to maximise it
+            candidates = pool_left
+        else:
+            mutations = {int(j) for b in best for j in pool.neighbours(int(b)) if int(j) not in seen}
+            extra = rng.choice(pool_left, size=min(opts.candidates, len(pool_left)), replace=False)
+            candidates = np.array(sorted(mutations | {int(j) for j in extra}))
         if opts.features != ("onehot",):
             pool.touch(candidates)  # their statistics were read: the run pays for their proxies
         mu, sigma = predict(x[candidates])
