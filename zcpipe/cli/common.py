@@ -153,7 +153,8 @@ def render(table, fmt: str, wide: bool = False) -> str:
     with pl.Config(tbl_rows=100, tbl_cols=-1, fmt_str_lengths=200, tbl_width_chars=65_000):
         out = f"{df.select(df.columns[:shown])}\n"
     if more:
-        out += f"({more} more columns: {', '.join(df.columns[shown:])}; --wide shows them, --format csv too)\n"
+        what = "1 more column" if more == 1 else f"{more} more columns"
+        out += f"({what}: {', '.join(df.columns[shown:])}; --wide shows them, --format csv too)\n"
     return out
 
 
