@@ -45,6 +45,7 @@ class Pool:
     code: np.ndarray = field(repr=False, default=None)  # [N, B] one-hot encoding: neighbours by Hamming distance
     _near: dict[int, np.ndarray] = field(default_factory=dict, repr=False)
     touched: set[int] = field(default_factory=set, repr=False)  # cells whose statistics a run read
+    _scores: dict[str | None, np.ndarray] = field(default_factory=dict, repr=False)
 
     def touch(self, cells) -> None:
         """Note that a run read these cells' statistics (their proxies' cost counts against it)."""
@@ -84,14 +85,17 @@ class Pool:
         return np.mean(ranks, axis=0) if ranks else np.zeros(len(self))
 
     def zc_score(self, proxy: str | None) -> np.ndarray:
-        """[N] one proxy's values (NaN as -inf), or the vote when `proxy` is None."""
+        """[N] one proxy's values (NaN as -inf), or the vote when `proxy` is None. Computed once per pool: a
+        guided loop asks for it at every move."""
         if not self.zc:
             raise ConfigError(f"the store has no statistics of {self.space}: a ZC warm start or guided move needs them")
-        if proxy is None:
-            return self.zc_vote()
-        if proxy not in self.zc:
+        if proxy is not None and proxy not in self.zc:
             raise ConfigError(f"proxy {proxy!r} is not in this store's statistics; it has: {', '.join(self.zc)}")
-        return np.where(np.isfinite(self.zc[proxy]), self.zc[proxy], -np.inf)
+        if proxy not in self._scores:
+            self._scores[proxy] = (
+                self.zc_vote() if proxy is None else np.where(np.isfinite(self.zc[proxy]), self.zc[proxy], -np.inf)
+            )
+        return self._scores[proxy]
 
 
 def load_pool(store: str, space: str, target: str, features: tuple[str, ...]) -> Pool:
