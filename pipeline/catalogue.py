@@ -35,7 +35,7 @@ def predictors() -> list[tuple[str, str, dict]]:
     from zcpipe.predictors import available_predictors
 
     out = []
-    for info in available_predictors():
-        name = "proxy:<name>" if info.name == "proxy" else info.name
-        out.append((name, info.summary, {} if info.name == "proxy" else dict(info.cls.defaults or {})))
+    for cls in available_predictors():
+        name = "proxy:<name>" if cls.name == "proxy" else cls.name
+        out.append((name, cls.summary, {} if cls.name == "proxy" else dict(cls.defaults or {})))
     return out

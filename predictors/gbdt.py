@@ -8,12 +8,12 @@ import numpy as np
 
 from zcpipe.predictors.base import Prediction, Predictor
 from zcpipe.predictors.features import nodewise_input, scalar_input
-from zcpipe.predictors.parzc import PAPER_PROXIES
-from zcpipe.predictors.registry import register_predictor
+from zcpipe.predictors.proxy_sets import PAPER_PROXIES
+from zcpipe.predictors.registry import PREDICTORS
 from zcpipe.store.tensor_reader import TrainingSet
 
 
-@register_predictor("gbdt", "LightGBM regression on every whole-network proxy (features=nodewise: node-wise)")
+@PREDICTORS.register("gbdt", summary="LightGBM regression on every whole-network proxy (features=nodewise: node-wise)")
 class GBDT(Predictor):
     defaults: ClassVar[dict[str, Any]] = {
         "features": "scalar",  # scalar: all whole-network proxies of the store; nodewise: ParZC's input

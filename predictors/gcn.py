@@ -22,7 +22,7 @@ from scipy import stats as sps
 from zcpipe.predictors.base import FeatureMismatchError, HyperParameterError, Prediction, Predictor
 from zcpipe.predictors.loop import check_batching, run_steps
 from zcpipe.predictors.losses import diff_kendall
-from zcpipe.predictors.registry import register_predictor
+from zcpipe.predictors.registry import PREDICTORS
 from zcpipe.predictors.text import embed_operators, model_id
 from zcpipe.predictors.torch_ranker import descend, optimiser
 from zcpipe.store.graph_reader import GraphSet
@@ -81,6 +81,7 @@ class GraphNet(nn.Module):
         return self.head(x[:, 0]).squeeze(-1)
 
 
+@PREDICTORS.register("tgnas", summary="TG-NAS: GCN over operator graphs with MiniLM sentence embeddings; cross-space")
 class GraphRanker(Predictor):
     """TG-NAS: operator text + graph, no statistics; trains on any mix of spaces, ranks any space whose
     operators have sentences."""
@@ -210,6 +211,9 @@ class GraphRanker(Predictor):
         self.model.load_state_dict(tensors)
 
 
+@PREDICTORS.register(
+    "zc-gcn", summary="ZC-GCN: TG-NAS's graph with each node's node-wise statistics (beyond both papers)"
+)
 class ZcGraphRanker(GraphRanker):
     """ZC-GCN: TG-NAS's graph whose operator nodes also carry their layers' node-wise statistics (per proxy
     the sum over the node's slots), and whose global node carries the whole-network statistics."""
@@ -258,11 +262,3 @@ class ZcGraphRanker(GraphRanker):
         node = np.concatenate([z(stats, n["node_mean"], n["node_std"]), has], axis=-1).astype(np.float32)
         arch = z(data.arch_stats[idx], n["arch_mean"], n["arch_std"]).astype(np.float32)
         return node, arch
-
-
-register_predictor("tgnas", "TG-NAS: GCN over operator graphs with MiniLM sentence embeddings; cross-space")(
-    GraphRanker
-)
-register_predictor("zc-gcn", "ZC-GCN: TG-NAS's graph with each node's node-wise statistics (beyond both papers)")(
-    ZcGraphRanker
-)

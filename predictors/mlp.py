@@ -10,13 +10,13 @@ import numpy as np
 import torch.nn as nn
 
 from zcpipe.predictors.features import nodewise_input
-from zcpipe.predictors.parzc import PAPER_PROXIES
-from zcpipe.predictors.registry import register_predictor
+from zcpipe.predictors.proxy_sets import PAPER_PROXIES
+from zcpipe.predictors.registry import PREDICTORS
 from zcpipe.predictors.torch_ranker import TRAINING_DEFAULTS, TorchRanker
 from zcpipe.store.tensor_reader import TrainingSet
 
 
-@register_predictor("mlp", "MLP on flattened node-wise proxies (ParZC's input), DiffKendall loss")
+@PREDICTORS.register("mlp", summary="MLP on flattened node-wise proxies (ParZC's input), DiffKendall loss")
 class NodewiseMLP(TorchRanker):
     defaults: ClassVar[dict[str, Any]] = {
         **TRAINING_DEFAULTS,

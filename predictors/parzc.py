@@ -21,12 +21,10 @@ import torch.nn.functional as F
 
 from zcpipe.predictors.bayes import BayesianLinear
 from zcpipe.predictors.features import nodewise_input
-from zcpipe.predictors.registry import register_predictor
+from zcpipe.predictors.proxy_sets import PAPER_PROXIES
+from zcpipe.predictors.registry import PREDICTORS
 from zcpipe.predictors.torch_ranker import TRAINING_DEFAULTS, TorchRanker
 from zcpipe.store.tensor_reader import TrainingSet
-
-# The paper's four proxies (the reference code uses three, without fisher).
-PAPER_PROXIES = ("grad_norm", "snip", "synflow", "fisher")
 
 
 class MLP(nn.Module):
@@ -187,16 +185,16 @@ class _ParZCBase(TorchRanker):
         )
 
 
-@register_predictor("parzc", "ParZC: Mixer with Bayesian layers on node-wise proxies, DiffKendall loss")
+@PREDICTORS.register("parzc", summary="ParZC: Mixer with Bayesian layers on node-wise proxies, DiffKendall loss")
 class ParZC(_ParZCBase):
     pass
 
 
-@register_predictor("parzc-nobayes", "ParZC ablation: plain linear layers instead of Bayesian ones")
+@PREDICTORS.register("parzc-nobayes", summary="ParZC ablation: plain linear layers instead of Bayesian ones")
 class ParZCNoBayes(_ParZCBase):
     bayesian = False
 
 
-@register_predictor("parzc-notokenmix", "ParZC ablation: no token-mixing MLP (channel mixing only)")
+@PREDICTORS.register("parzc-notokenmix", summary="ParZC ablation: no token-mixing MLP (channel mixing only)")
 class ParZCNoTokenMix(_ParZCBase):
     mix_tokens = False

@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from zcpipe.predictors.base import Prediction, Predictor
-from zcpipe.predictors.registry import register_predictor
+from zcpipe.predictors.registry import PREDICTORS
 from zcpipe.store.tensor_reader import TrainingSet
 
 
@@ -25,7 +25,7 @@ def _null_last(v: np.ndarray) -> np.ndarray:
     return np.where(finite, v, lo - 1.0 - (hi - lo))
 
 
-@register_predictor("proxy", "one stored proxy as a zero-shot ranker: proxy:<name> (synflow, params, ...)")
+@PREDICTORS.register("proxy", summary="one stored proxy as a zero-shot ranker: proxy:<name> (synflow, params, ...)")
 class ProxyRanker(Predictor):
     trainable = False
     defaults: ClassVar[dict[str, Any]] = {"proxy": "synflow"}
@@ -34,7 +34,9 @@ class ProxyRanker(Predictor):
         return Prediction(_null_last(data.scalar(self.hparams["proxy"])))
 
 
-@register_predictor("vote", "majority vote of synflow, jacov and snip (Abdelfattah et al. 2021), Copeland score")
+@PREDICTORS.register(
+    "vote", summary="majority vote of synflow, jacov and snip (Abdelfattah et al. 2021), Copeland score"
+)
 class Vote(Predictor):
     trainable = False
     defaults: ClassVar[dict[str, Any]] = {"proxies": "synflow,jacov,snip"}

@@ -29,6 +29,11 @@ import pyarrow.parquet as pq
 from zcpipe.store.layout import StoreLayout
 
 
+def label_record(space: str, source: str) -> str:
+    """Where the store keeps the label rows one source file gave for a space."""
+    return f"labels/{space}/{record_id(space, source)}.parquet"
+
+
 def record_id(*parts: str) -> str:
     """A file name for a record keyed by `parts` (the same parts, the same file: a re-import replaces it)."""
     return hashlib.sha256("\x00".join(parts).encode()).hexdigest()[:20]

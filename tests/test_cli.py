@@ -20,7 +20,7 @@ def _run(*args, timeout=120):
     [
         (
             ["--space", "nope", "--limit", "2"],
-            "unknown space 'nope'; choose one of: nb101, nb201, nb301, nds-amoeba, nds-darts, nds-enas, nds-nasnet, "
+            "unknown space 'nope' (--space); choose one of: nb101, nb201, nb301, nds-amoeba, nds-darts, nds-enas, nds-nasnet, "
             "nds-pnas",
         ),
         (["--space", "nb201", "--limit", "2", "--proxies", "synflow,magic"], "unknown proxy magic"),
@@ -29,7 +29,7 @@ def _run(*args, timeout=120):
             ["--space", "nb201", "--limit", "2", "--data", "cifar10", "--data-root", "no/such/dir"],
             "CIFAR-10 not found at no/such/dir",
         ),
-        (["--space", "nb201", "--limit", "2", "--data", "imagenet"], "--data 'imagenet' is not supported"),
+        (["--space", "nb201", "--limit", "2", "--data", "imagenet"], "unknown dataset 'imagenet' (--data); choose one of"),
         (["--space", "nb201", "--limit", "2", "--gpus", "1"], "torch sees no CUDA device"),
     ],
 )

@@ -20,7 +20,7 @@ def test_the_registry_declares_each_task():
     assert available_datasets() == ["cifar10", "cifar100", "imagenet16-120", "npz", "synthetic", "synthetic-cifar10"]
     shapes = {n: (get_dataset(n).num_classes, get_dataset(n).input_shape) for n in available_datasets()}
     assert shapes["cifar100"] == (100, (3, 32, 32)) and shapes["imagenet16-120"] == (120, (3, 16, 16))
-    with pytest.raises(DatasetError, match="`data` 'imagenet' is not supported; choose one of: cifar10, cifar100"):
+    with pytest.raises(DatasetError, match="unknown dataset 'imagenet' \\(`data`\\); choose one of: cifar10, cifar100"):
         get_dataset("imagenet")
 
 

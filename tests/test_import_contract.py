@@ -1,7 +1,9 @@
 """The one-way flow of ../shared/DESIGN.md, checked on every import in the tree (top-level and inside
 functions): workers and store import only themselves, predictors only store, pipeline wires them all,
-and the CLI calls the pipeline. Every stage may import the foundation (zcpipe.errors, .settings,
-.version), which imports nothing of zcpipe but itself."""
+and the CLI calls the pipeline. Every stage may import the foundation (zcpipe.errors, .registry,
+.settings, .version), which imports nothing of zcpipe but itself. Inside a stage, no module imports
+one that imports it back, however far round (a registry lists its entries from a module they do not
+import)."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ from pathlib import Path
 
 from tests.conftest import ROOT
 
-FOUNDATION = {"errors", "settings", "version"}
+FOUNDATION = {"errors", "registry", "settings", "version"}
 STAGES = {"workers", "store", "predictors", "pipeline", "cli"}
 ALLOWED = {
     "workers": {"workers"},
@@ -70,6 +72,61 @@ def violations(root: Path) -> list[str]:
     return out
 
 
+def _module_name(path: Path, root: Path) -> str:
+    """The dotted name a file imports as (the stage folders are subpackages of `zcpipe`)."""
+    parts = list(path.relative_to(root).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts if parts[0] == "zcpipe" else ["zcpipe", *parts])
+
+
+def _edges(root: Path) -> dict[str, set[str]]:
+    """Module -> the modules of the tree it imports (a `from package import module` names the module)."""
+    files = {_module_name(p, root): p for p in sorted(root.rglob("*.py"))
+             if not any(part in (".venv", "tests", "bench", "build") for part in p.relative_to(root).parts)}  # fmt: skip
+    edges: dict[str, set[str]] = {name: set() for name in files}
+    for name, path in files.items():
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").startswith("zcpipe"):
+                for alias in node.names:
+                    sub = f"{node.module}.{alias.name}"
+                    edges[name].add(sub if sub in files else node.module)
+            elif isinstance(node, ast.Import):
+                edges[name] |= {a.name for a in node.names if a.name in files}
+    return {name: {t for t in targets if t in files and t != name} for name, targets in edges.items()}
+
+
+def cycles(root: Path) -> list[list[str]]:
+    """Every import cycle of the tree's modules (each as its strongly connected component, sorted)."""
+    edges, index, low, stack, on, out = _edges(root), {}, {}, [], set(), []
+
+    def visit(v: str) -> None:  # Tarjan's algorithm
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on.add(v)
+        for w in edges[v]:
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                out.append(sorted(component))
+
+    for v in sorted(edges):
+        if v not in index:
+            visit(v)
+    return out
+
+
 def test_the_tree_follows_the_one_way_flow():
     assert violations(ROOT) == []
 
@@ -90,3 +147,16 @@ def test_a_planted_violation_is_caught(tmp_path):
     assert len(found) == 6, found
     assert "workers/planted.py:1: workers imports zcpipe.store" in found
     assert "store/planted.py:2: store imports zcpipe.workers.spaces" in found
+
+
+def test_no_module_imports_itself_back():
+    assert cycles(ROOT) == []
+
+
+def test_a_planted_cycle_is_caught(tmp_path):
+    (tmp_path / "predictors").mkdir()
+    (tmp_path / "predictors" / "__init__.py").write_text("")
+    (tmp_path / "predictors" / "registry.py").write_text("def load():\n    from zcpipe.predictors import gbdt\n")
+    (tmp_path / "predictors" / "gbdt.py").write_text("from zcpipe.predictors.registry import load\n")
+    (tmp_path / "predictors" / "mlp.py").write_text("from zcpipe.predictors import gbdt\n")
+    assert cycles(tmp_path) == [["zcpipe.predictors.gbdt", "zcpipe.predictors.registry"]]

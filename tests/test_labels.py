@@ -218,3 +218,19 @@ def test_the_cookbook_spearman_sql_matches_scipy(tmp_path):
     for n in names:
         expect = spearmanr([r[n] for r in rows], [truth[r["arch"]] for r in rows]).statistic
         assert got[n] == pytest.approx(expect, abs=1e-3), n
+
+
+def test_each_file_name_finds_its_registered_reader_and_the_help_lists_them_all(tmp_path):
+    from zcpipe.pipeline.labels import detect_format, formats
+
+    names = {"a.csv": "csv", "a.jsonl": "jsonl", "NAS-Bench-201-v1_1-096897.pth": "nb201-pth",
+             "nasbench_full.tfrecord": "nb101-tfrecord", "DARTS.json": "nds-json", "zc_nasbench201.json": "zc-json"}  # fmt: skip
+    assert {name: detect_format(tmp_path / name) for name in names} == names
+    assert detect_format(tmp_path) == "nats-tss"  # a folder
+    assert sorted({*names.values(), "nats-tss"}) == formats()[1:]  # every registered format is detectable
+    with pytest.raises(LabelFormatError, match=r"cannot tell the format of .*a\.txt; name it"):
+        detect_format(tmp_path / "a.txt")
+    with pytest.raises(LabelFormatError, match=r"unknown label format 'xls' \(`format`\); choose one of: csv"):
+        import_labels(str(tmp_path), "nb201", str(NB201_LABELS), fmt="xls")
+    help_text = " ".join(cli("labels", "import", "--help").stdout.split())
+    assert " | ".join(formats()) in help_text.replace("│ ", "").replace(" │", "")

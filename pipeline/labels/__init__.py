@@ -8,7 +8,7 @@
 """
 
 from zcpipe.pipeline.errors import LabelFormatError
-from zcpipe.pipeline.labels.detect import FORMATS, detect_format
+from zcpipe.pipeline.labels.detect import detect_format, formats
 from zcpipe.pipeline.labels.importer import import_labels
 
-__all__ = ["FORMATS", "LabelFormatError", "detect_format", "import_labels"]
+__all__ = ["LabelFormatError", "detect_format", "formats", "import_labels"]

@@ -2,30 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 from zcpipe.pipeline.errors import LabelFileNotFoundError, LabelFormatError
 from zcpipe.pipeline.graph_rows import graph_rows
-from zcpipe.pipeline.labels.detect import FORMATS, detect_format
-from zcpipe.pipeline.labels.nb101 import read_nb101_tfrecord
-from zcpipe.pipeline.labels.nb201 import read_nats_tss, read_nb201_pth
-from zcpipe.pipeline.labels.nds import read_nds_json
-from zcpipe.pipeline.labels.plain import read_csv, read_jsonl
+from zcpipe.pipeline.labels.detect import detect_format, reader
 from zcpipe.pipeline.labels.policy import ImportReport, apply_policy
-from zcpipe.pipeline.labels.zc import read_zc_json
 from zcpipe.store import Catalog
 from zcpipe.workers.spaces import SearchSpace, get_space
-
-READERS: dict[str, Callable[..., list[dict]]] = {
-    "csv": read_csv,
-    "jsonl": read_jsonl,
-    "nb201-pth": read_nb201_pth,
-    "nats-tss": read_nats_tss,
-    "nds-json": read_nds_json,
-    "zc-json": read_zc_json,
-    "nb101-tfrecord": read_nb101_tfrecord,
-}
 
 
 def import_labels(
@@ -37,13 +21,12 @@ def import_labels(
     p = Path(path).expanduser()
     if not p.exists():
         raise LabelFileNotFoundError(f"label file {p} does not exist")
-    if fmt not in FORMATS:
-        raise LabelFormatError(f"`format` {fmt!r}: choose one of {', '.join(FORMATS)}", options=["format"])
+    fmt = detect_format(p) if fmt == "auto" else fmt
+    read = reader(fmt)  # an unknown `format` names the choices
     space = get_space(space_name)
     keys = _SpecRecorder(space)
-    fmt = detect_format(p) if fmt == "auto" else fmt
     try:
-        rows = READERS[fmt](keys, p, trust_pickle=trust_pickle)
+        rows = read(keys, p, trust_pickle=trust_pickle)
     except UnicodeDecodeError:
         raise LabelFormatError(
             f"{p} is not UTF-8 text, so it cannot be a {fmt} label file; name its real format (`format`)",

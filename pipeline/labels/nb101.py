@@ -7,10 +7,12 @@ from collections import defaultdict
 from pathlib import Path
 
 from zcpipe.pipeline.errors import LabelFormatError
+from zcpipe.pipeline.labels.formats import LABEL_FORMATS
 from zcpipe.pipeline.labels.rows import label_row, source_of
 from zcpipe.workers.spaces import SearchSpace
 
 
+@LABEL_FORMATS.register("nb101-tfrecord", pattern="*.tfrecord")
 def read_nb101_tfrecord(space: SearchSpace, path: Path, **_) -> list[dict]:
     """The official NAS-Bench-101 tfrecord: per cell, the mean over its repeats of the final validation
     and test accuracy (in percent, as the other label files) at the file's largest epoch budget."""

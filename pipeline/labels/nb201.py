@@ -8,6 +8,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from zcpipe.pipeline.errors import LabelFormatError
+from zcpipe.pipeline.labels.formats import LABEL_FORMATS
 from zcpipe.pipeline.labels.rows import label_row, need_trust, source_of
 from zcpipe.workers.spaces import SearchSpace
 
@@ -38,6 +39,7 @@ def arch_results(space: str, key: str, state: dict, source: str) -> list[dict]:
     ]
 
 
+@LABEL_FORMATS.register("nb201-pth", pattern="*.pth")
 def read_nb201_pth(space: SearchSpace, path: Path, trust_pickle: bool = False, **_) -> list[dict]:
     """NAS-Bench-201 v1_0 / v1_1 `.pth`: {'meta_archs', 'arch2infos': {i: {'less', 'full'}}, ...}."""
     need_trust(path, trust_pickle)
@@ -58,6 +60,7 @@ def read_nb201_pth(space: SearchSpace, path: Path, trust_pickle: bool = False, *
     return rows
 
 
+@LABEL_FORMATS.register("nats-tss", folder=True)
 def read_nats_tss(space: SearchSpace, path: Path, trust_pickle: bool = False, **_) -> list[dict]:
     """NATS-Bench topology folder: meta.pickle.pbz2 ({"meta_archs", ...}) and {index:06d}.pickle.pbz2
     per architecture ({'12': ArchResults state, '200': ...})."""

@@ -8,12 +8,14 @@ from collections import Counter
 from pathlib import Path
 
 from zcpipe.pipeline.errors import LabelFormatError
+from zcpipe.pipeline.labels.formats import LABEL_FORMATS
 from zcpipe.pipeline.labels.rows import label_row, read_json, source_of
 from zcpipe.workers.spaces import SearchSpace
 
 log = logging.getLogger(__name__)
 
 
+@LABEL_FORMATS.register("nds-json", pattern="*.json")
 def read_nds_json(space: SearchSpace, path: Path, **_) -> list[dict]:
     """An NDS per-space file: a JSON list of models, each with net.genotype, width/depth and per-epoch
     top-1 *error* curves; stored as accuracy = 100 − error at the last epoch."""

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from zcpipe.pipeline.errors import LabelFormatError
+from zcpipe.pipeline.labels.formats import LABEL_FORMATS
 from zcpipe.pipeline.labels.rows import PLAIN_COLUMNS, STRUCTURE_KEYS, label_row, source_of
 from zcpipe.workers.spaces import ArchError, SearchSpace
 
@@ -54,6 +55,7 @@ def plain_rows(space: SearchSpace, records: Iterator[tuple[int, dict]], path: Pa
     return rows
 
 
+@LABEL_FORMATS.register("csv", pattern="*.csv")
 def read_csv(space: SearchSpace, path: Path, **_) -> list[dict]:
     # utf-8-sig: a byte-order mark (as spreadsheet programs write) is not part of the first column's name.
     with path.open(newline="", encoding="utf-8-sig") as f:
@@ -63,6 +65,7 @@ def read_csv(space: SearchSpace, path: Path, **_) -> list[dict]:
         return plain_rows(space, enumerate(reader, start=2), path)
 
 
+@LABEL_FORMATS.register("jsonl", pattern="*.jsonl")
 def read_jsonl(space: SearchSpace, path: Path, **_) -> list[dict]:
     def records():
         with path.open(encoding="utf-8-sig") as f:

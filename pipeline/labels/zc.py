@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from zcpipe.pipeline.labels.formats import LABEL_FORMATS
 from zcpipe.pipeline.labels.rows import label_row, read_json, source_of
 from zcpipe.workers.spaces import SearchSpace
 
 
+@LABEL_FORMATS.register("zc-json", pattern="zc_*.json")
 def read_zc_json(space: SearchSpace, path: Path, **_) -> list[dict]:
     """NAS-Bench-Suite-Zero `zc_<space>.json`: {dataset: {arch: {"val_accuracy": ..., proxy: {...}}}}."""
     data = read_json(path)

@@ -5,12 +5,20 @@ Each function takes a `Catalog` and answers one question; rows come back as dict
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from contextlib import AbstractContextManager
+from typing import Any, Protocol
 
+import duckdb
 import pyarrow as pa
 
-if TYPE_CHECKING:
-    from zcpipe.store.catalog import Catalog
+
+class Catalog(Protocol):
+    """What these readers use of `zcpipe.store.catalog.Catalog` (named here so this module need not
+    import the package that imports it)."""
+
+    def query(self, sql: str, params: list | None = None) -> pa.Table: ...
+
+    def reader(self) -> AbstractContextManager[duckdb.DuckDBPyConnection]: ...
 
 
 def configs(catalog: Catalog) -> list[dict[str, Any]]:

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import logging
 import shutil
-from typing import TYPE_CHECKING, Protocol
+from contextlib import AbstractContextManager
+from typing import Protocol
 
 import duckdb
 
@@ -22,8 +23,21 @@ from zcpipe.store.catalog.restore import backfill, restore
 from zcpipe.store.layout import StoreLayout
 from zcpipe.store.shards import CorruptShardError, ShardManifest, verify, verify_remote
 
-if TYPE_CHECKING:
-    from zcpipe.store.catalog.writer import CatalogWriter
+
+class CatalogWriter(Protocol):
+    """What reconciling uses of `writer.CatalogWriter` (which calls `reconcile` with itself; named here so
+    neither module imports the other)."""
+
+    con: duckdb.DuckDBPyConnection
+    layout: StoreLayout
+
+    def purge_retired(self) -> int: ...
+
+    def register(self, manifest: ShardManifest, rel: str, replace: bool = False) -> None: ...
+
+    def unregister(self, shard_id: str) -> None: ...
+
+    def transaction(self) -> AbstractContextManager[duckdb.DuckDBPyConnection]: ...
 
 log = logging.getLogger(__name__)
 
@@ -139,8 +153,10 @@ def reconcile(writer: CatalogWriter, verify_all: bool = False) -> dict[str, int]
                 shards.quarantine(rel)
                 did["quarantined"] += 1
     with writer.transaction():
-        did.update(restore(writer))  # labels, graphs, models, predictions, runs: from the store's own records
-        did["records_written"] = backfill(writer)  # and the records an older store lacks, from the catalog
+        # labels, graphs, models, predictions, runs: from the store's own records; and the other way, the
+        # records an older store lacks, from the catalog
+        did.update(restore(con, writer.layout))
+        did["records_written"] = backfill(con, writer.layout)
         # A run that died counts what it committed (its shards are the truth; its record may predate them).
         con.execute(
             "UPDATE runs_t SET state = 'interrupted', done = greatest(done, (SELECT coalesce(sum(n_archs), 0) "

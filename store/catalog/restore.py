@@ -12,28 +12,23 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import TYPE_CHECKING
 
 import duckdb
 import pyarrow as pa
 
 from zcpipe.store import records
-
-if TYPE_CHECKING:
-    from zcpipe.store.catalog.writer import CatalogWriter
+from zcpipe.store.layout import StoreLayout
 
 log = logging.getLogger(__name__)
 _UNREADABLE = (OSError, ValueError, KeyError, pa.ArrowException, duckdb.Error)
 
 
-def restore(writer: CatalogWriter) -> dict[str, int]:
-    """Insert what the store's records hold and the catalog lacks; returns counts by kind."""
+def restore(con: duckdb.DuckDBPyConnection, layout: StoreLayout) -> dict[str, int]:
+    """Insert what the store's records hold and the catalog (`con`, writable) lacks; counts by kind."""
     did = {"labels_restored": 0, "graphs_restored": 0, "models_restored": 0, "predictions_restored": 0,
            "runs_restored": 0, "nas_runs_restored": 0, "records_unreadable": 0}  # fmt: skip
-    con, layout = writer.con, writer.layout
-    from zcpipe.store.catalog.writer import label_record
-
-    have = {label_record(s, src) for s, src in con.execute("SELECT DISTINCT space, source FROM labels_t").fetchall()}
+    sources = con.execute("SELECT DISTINCT space, source FROM labels_t").fetchall()
+    have = {records.label_record(space, source) for space, source in sources}
     for rel in records.listing(layout, "labels", ".parquet"):
         if rel not in have:
             did["labels_restored"] += _insert_table(con, layout, rel, "labels_t", did)
@@ -102,19 +97,16 @@ def _unreadable(rel: str, e: BaseException, did: dict) -> None:
     did["records_unreadable"] += 1
 
 
-def backfill(writer: CatalogWriter) -> int:
+def backfill(con: duckdb.DuckDBPyConnection, layout: StoreLayout) -> int:
     """The other way round, for stores written before the records existed: write the record of whatever the
     catalog holds and the store has no file for (label imports, models, predictions, runs; the graphs when no
     graph file exists at all). Returns how many records it wrote."""
-    from zcpipe.store.catalog.writer import label_record
-
-    con, layout = writer.con, writer.layout
     wrote = 0
     have = set(records.listing(layout, "labels", ".parquet"))
     for space, source in con.execute("SELECT DISTINCT space, source FROM labels_t").fetchall():
-        if label_record(space, source) not in have:
+        if records.label_record(space, source) not in have:
             rows = con.sql("SELECT * FROM labels_t WHERE space = ? AND source = ?", params=[space, source])
-            records.put_table(layout, label_record(space, source), rows.to_arrow_table())
+            records.put_table(layout, records.label_record(space, source), rows.to_arrow_table())
             wrote += 1
     if not records.listing(layout, "graphs", ".parquet"):
         for (space,) in con.execute("SELECT DISTINCT space FROM graphs_t").fetchall():

@@ -33,11 +33,6 @@ MODEL_COLUMNS = (
 )  # fmt: skip
 
 
-def label_record(space: str, source: str) -> str:
-    """Where the store keeps the label rows one source file gave for a space."""
-    return f"labels/{space}/{records.record_id(space, source)}.parquet"
-
-
 def _now() -> datetime:
     return datetime.now(timezone.utc)
 
@@ -216,7 +211,7 @@ class CatalogWriter:
         table = pa.Table.from_pylist([{**{c: r.get(c) for c in LABEL_COLUMNS}, "imported_at": now} for r in rows])
         for space, source in sorted({(r["space"], r["source"]) for r in rows}):
             mine = pc.and_(pc.equal(table.column("space"), space), pc.equal(table.column("source"), source))
-            records.put_table(self.layout, label_record(space, source), table.filter(mine))
+            records.put_table(self.layout, records.label_record(space, source), table.filter(mine))
         self._replace_with(
             table,
             ("DELETE FROM labels_t WHERE (space, source) IN (SELECT DISTINCT space, source FROM incoming)", []),

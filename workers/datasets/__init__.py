@@ -15,32 +15,24 @@ a `DatasetError` that says how to get it, never a fallback.
 
 from __future__ import annotations
 
-from zcpipe.workers.datasets.base import Dataset, DatasetError, register_dataset, registry
-
-_BUILTIN = ("cifar10", "cifar100", "imagenet16", "synthetic", "synthetic_cifar10", "npz")
+from zcpipe.workers.datasets.base import DATASETS, Dataset, DatasetError
 
 
 def _load_builtin() -> None:
-    import importlib
+    from zcpipe.workers.datasets import cifar10, cifar100, imagenet16, npz, synthetic, synthetic_cifar10  # noqa: F401
 
-    for module in _BUILTIN:
-        importlib.import_module(f"zcpipe.workers.datasets.{module}")
+
+DATASETS.set_loader(_load_builtin)
 
 
 def available_datasets() -> list[str]:
     """Names of the registered datasets."""
-    _load_builtin()
-    return sorted(registry())
+    return DATASETS.names()
 
 
 def get_dataset(name: str) -> Dataset:
     """The dataset registered as `name`; DatasetError names the choices."""
-    _load_builtin()
-    if name not in registry():
-        raise DatasetError(
-            f"`data` {name!r} is not supported; choose one of: {', '.join(sorted(registry()))}", options=["data"]
-        )
-    return registry()[name]
+    return DATASETS.get(name)()
 
 
-__all__ = ["Dataset", "DatasetError", "available_datasets", "get_dataset", "register_dataset"]
+__all__ = ["DATASETS", "Dataset", "DatasetError", "available_datasets", "get_dataset"]

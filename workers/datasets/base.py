@@ -3,32 +3,30 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import numpy as np
 
 from zcpipe.errors import InputError, WorkersError
-
-_REGISTRY: dict[str, Dataset] = {}
+from zcpipe.registry import Registry
 
 
 class DatasetError(WorkersError, InputError, ValueError):
     """The dataset is missing or malformed; the message says how to fix it."""
 
 
-@dataclass(frozen=True)
 class Dataset:
-    """One task's data: `num_classes`, `input_shape` (C, H, W), the benchmark's per-channel `mean` and
-    `std` (of pixels in [0, 1]), and how to get images: `read(root)` gives every image of the files at
+    """One task's data, declared where its class is registered (`DATASETS.register`): `num_classes`,
+    `input_shape` (C, H, W), the benchmark's per-channel `mean` and `std` (of pixels in [0, 1]),
+    `needs_root`, `how_to_get`; and how to get images: `read(root)` gives every image of the files at
     `root` as uint8 N×H×W×C with int64 labels. Generated datasets override `batch` instead."""
 
     name: str
     num_classes: int
     input_shape: tuple[int, int, int]
-    mean: tuple[float, ...] = ()
-    std: tuple[float, ...] = ()
-    needs_root: bool = True
-    how_to_get: str = ""
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    needs_root: bool
+    how_to_get: str
 
     def read(self, root: str) -> tuple[np.ndarray, np.ndarray]:
         raise NotImplementedError
@@ -55,16 +53,12 @@ def normalise(images: np.ndarray, mean, std) -> np.ndarray:
     return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
 
 
-def register_dataset(dataset: Dataset) -> Dataset:
-    """Register a dataset under its name."""
-    if dataset.name in _REGISTRY:
-        raise ValueError(f"dataset {dataset.name!r} registered twice")
-    _REGISTRY[dataset.name] = dataset
-    return dataset
-
-
-def registry() -> dict[str, Dataset]:
-    return _REGISTRY
-
-
 Reader = Callable[[str], tuple[np.ndarray, np.ndarray]]
+
+
+DATASETS: Registry[type[Dataset]] = Registry(
+    "dataset",
+    error=DatasetError,
+    attrs={"num_classes": 0, "input_shape": (0, 0, 0), "mean": (), "std": (), "needs_root": True, "how_to_get": ""},
+    option="data",
+)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from zcpipe.workers.datasets.base import Dataset, DatasetError, register_dataset
+from zcpipe.workers.datasets.base import DATASETS, Dataset, DatasetError
 from zcpipe.workers.datasets.files import pack_or_none, read_pickled_images
 
 GET = (
@@ -16,6 +16,15 @@ GET = (
 WHAT = "an official CIFAR-10 python batch"
 
 
+# mean [125.3, 123.0, 113.9] / 255 and std [63.0, 62.1, 66.7] / 255, as NAS-Bench-201 trains.
+@DATASETS.register(
+    "cifar10",
+    num_classes=10,
+    input_shape=(3, 32, 32),
+    mean=(0.4914, 0.4822, 0.4465),
+    std=(0.2470, 0.2435, 0.2616),
+    how_to_get=GET,
+)
 class Cifar10(Dataset):
     def read(self, root: str) -> tuple[np.ndarray, np.ndarray]:
         path = Path(root).expanduser()
@@ -27,9 +36,3 @@ class Cifar10(Dataset):
             raise DatasetError(f"CIFAR-10 not found at {path}: expected cifar-10-batches-py/data_batch_1..5; {GET}")
         parts = [read_pickled_images(f, WHAT, GET, "labels", 32) for f in files]
         return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
-
-
-# mean [125.3, 123.0, 113.9] / 255 and std [63.0, 62.1, 66.7] / 255, as NAS-Bench-201 trains.
-CIFAR10 = register_dataset(
-    Cifar10("cifar10", 10, (3, 32, 32), (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616), how_to_get=GET)
-)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from zcpipe.workers.datasets.base import Dataset, DatasetError, register_dataset
+from zcpipe.workers.datasets.base import DATASETS, Dataset, DatasetError
 from zcpipe.workers.datasets.files import entry, load_pickle, pack_or_none, read_pickled_images
 
 GET = (
@@ -17,6 +17,14 @@ GET = (
 WHAT = "an official CIFAR-100 python file"
 
 
+@DATASETS.register(
+    "cifar100",
+    num_classes=100,
+    input_shape=(3, 32, 32),
+    mean=(0.5071, 0.4867, 0.4408),
+    std=(0.2675, 0.2565, 0.2761),
+    how_to_get=GET,
+)
 class Cifar100(Dataset):
     def read(self, root: str) -> tuple[np.ndarray, np.ndarray]:
         path = Path(root).expanduser()
@@ -46,6 +54,3 @@ def class_names(folder: Path) -> list[str]:
 
 
 # mean [129.3, 124.1, 112.4] / 255 and std [68.2, 65.4, 70.4] / 255, as NAS-Bench-201 trains CIFAR-100.
-CIFAR100 = register_dataset(
-    Cifar100("cifar100", 100, (3, 32, 32), (0.5071, 0.4867, 0.4408), (0.2675, 0.2565, 0.2761), how_to_get=GET)
-)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from zcpipe.workers.datasets.base import Dataset, DatasetError, register_dataset
+from zcpipe.workers.datasets.base import DATASETS, Dataset, DatasetError
 from zcpipe.workers.datasets.files import pack_or_none, read_pickled_images
 
 CLASSES = 120
@@ -25,6 +25,15 @@ WHAT = "a NAS-Bench-201 ImageNet16 batch file"
 TRAIN_FILES = tuple(f"train_data_batch_{i}" for i in range(1, 11))
 
 
+# mean [122.68, 116.66, 104.01] / 255 and std [63.22, 61.26, 65.09] / 255, as NAS-Bench-201 trains.
+@DATASETS.register(
+    "imagenet16-120",
+    num_classes=CLASSES,
+    input_shape=(3, 16, 16),
+    mean=(0.48110, 0.45749, 0.40788),
+    std=(0.24792, 0.24024, 0.25525),
+    how_to_get=GET,
+)
 class ImageNet16(Dataset):
     def read(self, root: str) -> tuple[np.ndarray, np.ndarray]:
         path = Path(root).expanduser()
@@ -44,16 +53,3 @@ def read_batch(path: Path, classes: int = CLASSES) -> tuple[np.ndarray, np.ndarr
     images, labels = read_pickled_images(path, WHAT, GET, "labels", 16, encoding="latin1")
     keep = (labels >= 1) & (labels <= classes)
     return images[keep], labels[keep] - 1
-
-
-# mean [122.68, 116.66, 104.01] / 255 and std [63.22, 61.26, 65.09] / 255, as NAS-Bench-201 trains.
-IMAGENET16 = register_dataset(
-    ImageNet16(
-        "imagenet16-120",
-        CLASSES,
-        (3, 16, 16),
-        (0.48110, 0.45749, 0.40788),
-        (0.24792, 0.24024, 0.25525),
-        how_to_get=GET,
-    )
-)

@@ -9,12 +9,14 @@ from pathlib import Path
 
 import numpy as np
 
-from zcpipe.workers.datasets.base import Dataset, DatasetError, register_dataset
+from zcpipe.workers.datasets.base import DATASETS, Dataset, DatasetError
 from zcpipe.workers.datasets.files import read_pack
 
 GET = "pass an .npz pack with `images` (N×H×W×C) and integer `labels` (optionally `num_classes`, `mean`, `std`)"
 
 
+# Class count and input shape are the pack's own; these are placeholders the batch overrides.
+@DATASETS.register("npz", num_classes=0, input_shape=(0, 0, 0), how_to_get=GET)
 class Pack(Dataset):
     def batch(self, root: str | None, n: int, seed: int) -> tuple[np.ndarray, np.ndarray, int]:
         if not root:
@@ -34,7 +36,3 @@ class Pack(Dataset):
         pick = np.sort(np.random.default_rng(seed).choice(len(images), n, replace=False))
         z = (x[pick] - np.asarray(mean, np.float32)) / np.maximum(np.asarray(std, np.float32), 1e-12)
         return np.ascontiguousarray(z.transpose(0, 3, 1, 2)), labels[pick], classes
-
-
-# Class count and input shape are the pack's own; these are placeholders the batch overrides.
-NPZ = register_dataset(Pack("npz", 0, (0, 0, 0), how_to_get=GET))

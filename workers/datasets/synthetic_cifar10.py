@@ -17,7 +17,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from zcpipe.workers.datasets.base import Dataset, DatasetError, register_dataset
+from zcpipe.workers.datasets.base import DATASETS, Dataset, DatasetError
 
 NETWORKS, PIXELS, BLOCK = 10, 32 * 32 * 3, 1024
 # Draws before giving up on filling every class (a rare class in a small batch): bounded, then an error.
@@ -31,6 +31,7 @@ def labelling_networks(seed: int) -> list[nn.Module]:
         return [nn.Sequential(nn.Linear(PIXELS, PIXELS), nn.ReLU(), nn.Linear(PIXELS, 1)) for _ in range(NETWORKS)]
 
 
+@DATASETS.register("synthetic-cifar10", num_classes=10, input_shape=(3, 32, 32), needs_root=False)
 class SyntheticCifar10(Dataset):
     def batch(self, root: str | None, n: int, seed: int) -> tuple[np.ndarray, np.ndarray, int]:
         nets = labelling_networks(seed)
@@ -58,6 +59,3 @@ class SyntheticCifar10(Dataset):
                         kept.append(img.permute(2, 0, 1))
                         labels.append(c)
         return torch.stack(kept).numpy().astype(np.float32), np.asarray(labels, np.int64), NETWORKS
-
-
-SYNTHETIC_CIFAR10 = register_dataset(SyntheticCifar10("synthetic-cifar10", 10, (3, 32, 32), needs_root=False))

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from zcpipe.errors import InputError, WorkersError
 from zcpipe.workers.proxies.base import Batch, LayerScores, Proxy, ProxyContext, ProxyUndefined
-from zcpipe.workers.proxies.registry import registry
+from zcpipe.workers.proxies.registry import PROXIES, UnknownProxyError
 from zcpipe.workers.proxy_sets import DEFAULT_PROXIES, ZC_NAS_PROXIES
 
 
@@ -25,27 +24,22 @@ def _load_builtin() -> None:
     )
 
 
-class UnknownProxyError(WorkersError, InputError, ValueError):
-    """No proxy is registered under that name; the message names the choices."""
+PROXIES.set_loader(_load_builtin)
 
 
 def all_proxies() -> dict[str, Proxy]:
     """Every registered proxy by name (the built-in measures loaded on first use)."""
-    _load_builtin()
-    return dict(registry())
+    return {name: cls() for name, cls in PROXIES.entries()}
 
 
 def get_proxies(names: list[str] | tuple[str, ...]) -> list[Proxy]:
     """The proxies named, in order; UnknownProxyError names the choices."""
-    reg = all_proxies()
-    unknown = [n for n in names if n not in reg]
-    if unknown:
-        raise UnknownProxyError(f"unknown proxy {', '.join(unknown)}; choose from: {', '.join(sorted(reg))}")
-    return [reg[n] for n in names]
+    return [PROXIES.get(n)() for n in names]
 
 
 __all__ = [
     "DEFAULT_PROXIES",
+    "PROXIES",
     "ZC_NAS_PROXIES",
     "Batch",
     "LayerScores",

@@ -13,29 +13,21 @@ from typing import TYPE_CHECKING, Literal
 import torch
 import torch.nn as nn
 
+from zcpipe.workers.proxies.inputs import Batch, Need
+
 if TYPE_CHECKING:
     from zcpipe.workers.proxies.passes import DataPass
+
+__all__ = ["Batch", "LayerScores", "Need", "PassName", "Proxy", "ProxyContext", "ProxyUndefined", "Scope"]
 
 Scope = Literal["layer", "arch"]
 # data: the shared forward/backward on the batch; synflow: its own float64 pass on |θ|;
 # weights: reads the weights only; zen: its own re-initialised copy; count: params/flops.
 PassName = Literal["data", "synflow", "weights", "zen", "count"]
-# What a data proxy needs from the shared pass.
-Need = Literal["grads", "acts", "hvp", "input_grad", "relu_codes"]
 
 
 class ProxyUndefined(ArithmeticError):
     """The proxy has no finite value for this network; the message is the stored reason."""
-
-
-@dataclass(frozen=True)
-class Batch:
-    """One minibatch on the engine's device; `sha256` identifies it in the configuration hash."""
-
-    images: torch.Tensor
-    labels: torch.Tensor
-    num_classes: int
-    sha256: str
 
 
 @dataclass

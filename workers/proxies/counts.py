@@ -9,7 +9,7 @@ import torch.nn as nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from zcpipe.workers.proxies.base import Proxy
-from zcpipe.workers.proxies.registry import register_proxy
+from zcpipe.workers.proxies.registry import PROXIES
 from zcpipe.workers.spaces.base import weight_layers
 
 
@@ -45,11 +45,11 @@ def count_flops(
     return per_layer, int(counter.get_total_flops()), saved
 
 
-@register_proxy("params", scope="layer", pass_name="count")
+@PROXIES.register("params", scope="layer", pass_name="count")
 class Params(Proxy):
     pass
 
 
-@register_proxy("flops", scope="layer", pass_name="count")
+@PROXIES.register("flops", scope="layer", pass_name="count")
 class Flops(Proxy):
     pass

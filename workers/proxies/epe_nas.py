@@ -7,7 +7,7 @@ import numpy as np
 
 from zcpipe.workers.proxies.base import Proxy, ProxyUndefined
 from zcpipe.workers.proxies.common import input_jacobian
-from zcpipe.workers.proxies.registry import register_proxy
+from zcpipe.workers.proxies.registry import PROXIES
 
 K = 1e-5
 
@@ -32,7 +32,7 @@ def score(jacobian: np.ndarray, labels: np.ndarray, num_classes: int) -> float:
     return float(np.abs(values[:, None] - values[None, :]).sum())
 
 
-@register_proxy("epe_nas", scope="arch", pass_name="data", needs=("input_grad",))
+@PROXIES.register("epe_nas", scope="arch", pass_name="data", needs=("input_grad",))
 class EpeNas(Proxy):
     def standalone(self, net, batch, ctx):
         return score(input_jacobian(net, batch).cpu().numpy(), batch.labels.cpu().numpy(), batch.num_classes)

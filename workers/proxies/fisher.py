@@ -6,7 +6,7 @@ import torch.nn.functional as F
 
 from zcpipe.workers.proxies.base import Proxy
 from zcpipe.workers.proxies.common import layers_of
-from zcpipe.workers.proxies.registry import register_proxy
+from zcpipe.workers.proxies.registry import PROXIES
 
 
 def broadcast(per_channel: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
@@ -14,7 +14,7 @@ def broadcast(per_channel: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     return per_channel.abs().reshape(shape).expand(weight.shape)
 
 
-@register_proxy("fisher", scope="layer", pass_name="data", needs=("acts",))
+@PROXIES.register("fisher", scope="layer", pass_name="data", needs=("acts",))
 class Fisher(Proxy):
     def standalone(self, net, batch, ctx):
         layers = layers_of(net)

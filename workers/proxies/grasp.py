@@ -5,10 +5,10 @@ import torch.nn.functional as F
 
 from zcpipe.workers.proxies.base import Proxy
 from zcpipe.workers.proxies.common import layers_of
-from zcpipe.workers.proxies.registry import register_proxy
+from zcpipe.workers.proxies.registry import PROXIES
 
 
-@register_proxy("grasp", scope="layer", pass_name="data", needs=("grads", "hvp"))
+@PROXIES.register("grasp", scope="layer", pass_name="data", needs=("grads", "hvp"))
 class Grasp(Proxy):
     def standalone(self, net, batch, ctx):
         # The reference's two forwards: g from the first, Hg by differentiating g·stopgrad(g) from the second.

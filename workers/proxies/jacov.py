@@ -5,7 +5,7 @@ import numpy as np
 
 from zcpipe.workers.proxies.base import Proxy, ProxyUndefined
 from zcpipe.workers.proxies.common import input_jacobian
-from zcpipe.workers.proxies.registry import register_proxy
+from zcpipe.workers.proxies.registry import PROXIES
 
 K = 1e-5
 
@@ -23,7 +23,7 @@ def score(jacobian: np.ndarray) -> float:
     return value
 
 
-@register_proxy("jacov", scope="arch", pass_name="data", needs=("input_grad",))
+@PROXIES.register("jacov", scope="arch", pass_name="data", needs=("input_grad",))
 class Jacov(Proxy):
     def standalone(self, net, batch, ctx):
         return score(input_jacobian(net, batch).cpu().numpy())

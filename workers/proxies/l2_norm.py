@@ -2,10 +2,10 @@
 
 from zcpipe.workers.proxies.base import Proxy
 from zcpipe.workers.proxies.common import layers_of
-from zcpipe.workers.proxies.registry import register_proxy
+from zcpipe.workers.proxies.registry import PROXIES
 
 
-@register_proxy("l2_norm", scope="layer", pass_name="weights")
+@PROXIES.register("l2_norm", scope="layer", pass_name="weights")
 class L2Norm(Proxy):
     def standalone(self, net, batch, ctx):
         return [layer.weight.detach().double().norm() for layer in layers_of(net)]

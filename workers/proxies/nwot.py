@@ -6,7 +6,7 @@ import torch
 import torch.nn as nn
 
 from zcpipe.workers.proxies.base import Proxy, ProxyUndefined
-from zcpipe.workers.proxies.registry import register_proxy
+from zcpipe.workers.proxies.registry import PROXIES
 
 
 def score(kernel: np.ndarray | None) -> float:
@@ -18,7 +18,7 @@ def score(kernel: np.ndarray | None) -> float:
     return float(logdet)
 
 
-@register_proxy("nwot", scope="arch", pass_name="data", needs=("relu_codes",))
+@PROXIES.register("nwot", scope="arch", pass_name="data", needs=("relu_codes",))
 class Nwot(Proxy):
     def standalone(self, net, batch, ctx):
         n = batch.images.shape[0]

@@ -2,10 +2,10 @@
 
 from zcpipe.workers.proxies.base import Proxy
 from zcpipe.workers.proxies.common import grad_or_zeros, layers_of, loss_backward
-from zcpipe.workers.proxies.registry import register_proxy
+from zcpipe.workers.proxies.registry import PROXIES
 
 
-@register_proxy("plain", scope="layer", pass_name="data", needs=("grads",))
+@PROXIES.register("plain", scope="layer", pass_name="data", needs=("grads",))
 class Plain(Proxy):
     def standalone(self, net, batch, ctx):
         loss_backward(net, batch)

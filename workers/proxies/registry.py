@@ -1,35 +1,21 @@
-"""Proxy registry: each measure module registers one `Proxy` subclass under its name."""
+"""The proxy registry: each measure module declares its class's policy where it defines it
+(cf. zero-cost-nas's `@measure`): `@PROXIES.register("snip", scope="layer", needs=("grads",))`."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
-from zcpipe.workers.proxies.base import Need, PassName, Proxy, Scope
-
-_REGISTRY: dict[str, Proxy] = {}
+from zcpipe.errors import InputError, WorkersError
+from zcpipe.registry import Registry
+from zcpipe.workers.proxies.base import Proxy
 
 
-def register_proxy(
-    name: str, *, scope: Scope, pass_name: PassName, needs: tuple[Need, ...] = (), version: str = "1"
-) -> Callable[[type[Proxy]], type[Proxy]]:
-    """Class decorator declaring a proxy's execution policy (cf. zero-cost-nas's `@measure`)."""
-
-    def deco(cls: type[Proxy]) -> type[Proxy]:
-        if name in _REGISTRY:
-            raise ValueError(f"proxy {name!r} registered twice")
-        inst = cls()
-        inst.name, inst.scope, inst.pass_name, inst.needs, inst.version = (
-            name,
-            scope,
-            pass_name,
-            needs,
-            version,
-        )
-        _REGISTRY[name] = inst
-        return cls
-
-    return deco
+class UnknownProxyError(WorkersError, InputError, ValueError):
+    """No proxy is registered under that name; the message names the choices."""
 
 
-def registry() -> dict[str, Proxy]:
-    return _REGISTRY
+# The declared policy, with its defaults: what the engine reads to plan its passes (see base.Proxy).
+PROXIES: Registry[type[Proxy]] = Registry(
+    "proxy",
+    error=UnknownProxyError,
+    attrs={"scope": "layer", "pass_name": "data", "needs": (), "version": "1"},
+    option="proxies",
+)

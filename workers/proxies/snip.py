@@ -6,10 +6,10 @@ which is what both paths compute here, without patching the layers' forward.
 
 from zcpipe.workers.proxies.base import Proxy
 from zcpipe.workers.proxies.common import grad_or_zeros, layers_of, loss_backward
-from zcpipe.workers.proxies.registry import register_proxy
+from zcpipe.workers.proxies.registry import PROXIES
 
 
-@register_proxy("snip", scope="layer", pass_name="data", needs=("grads",))
+@PROXIES.register("snip", scope="layer", pass_name="data", needs=("grads",))
 class Snip(Proxy):
     def standalone(self, net, batch, ctx):
         loss_backward(net, batch)

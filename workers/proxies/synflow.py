@@ -10,10 +10,10 @@ import torch
 
 from zcpipe.workers.proxies.base import Proxy
 from zcpipe.workers.proxies.common import layers_of, strip_batchnorm
-from zcpipe.workers.proxies.registry import register_proxy
+from zcpipe.workers.proxies.registry import PROXIES
 
 
-@register_proxy("synflow", scope="layer", pass_name="synflow")
+@PROXIES.register("synflow", scope="layer", pass_name="synflow")
 class Synflow(Proxy):
     def standalone(self, net, batch, ctx):
         net = strip_batchnorm(copy.deepcopy(net)).double()

@@ -11,7 +11,7 @@ import torch
 import torch.nn as nn
 
 from zcpipe.workers.proxies.base import Proxy, ProxyUndefined
-from zcpipe.workers.proxies.registry import register_proxy
+from zcpipe.workers.proxies.registry import PROXIES
 
 MIXUP_GAMMA = 1e-2
 
@@ -33,7 +33,7 @@ def _gaussian_init(net: nn.Module, gen: torch.Generator) -> None:
                     m.reset_running_stats()
 
 
-@register_proxy("zen", scope="arch", pass_name="zen")
+@PROXIES.register("zen", scope="arch", pass_name="zen")
 class Zen(Proxy):
     splits_batch = True
 

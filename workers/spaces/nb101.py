@@ -16,8 +16,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from zcpipe.workers.spaces import register_space
 from zcpipe.workers.spaces.base import ArchError, ArchGraph, BuildOptions, SearchSpace, tag
+from zcpipe.workers.spaces.registry import SPACES
 
 INPUT, OUTPUT = "input", "output"
 CONV3, CONV1, POOL = "conv3x3-bn-relu", "conv1x1-bn-relu", "maxpool3x3"
@@ -191,7 +191,7 @@ class Nb101Network(nn.Module):
         return self.classifier(self.features(x).mean(dim=(2, 3)))
 
 
-@register_space("nb101")
+@SPACES.register("nb101")
 class NB101(SearchSpace):
     name = "nb101"
 

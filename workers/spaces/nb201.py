@@ -16,8 +16,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from zcpipe.workers.spaces import register_space
 from zcpipe.workers.spaces.base import ArchError, ArchGraph, BuildOptions, SearchSpace, tag
+from zcpipe.workers.spaces.registry import SPACES
 
 # NB201's own op order (xautodl's NAS_BENCH_201); enumeration and sampling index into it.
 OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
@@ -232,7 +232,7 @@ def supernet_graph(edge_ops: list[list[str]]) -> ArchGraph:
     return ArchGraph(ops=ops, adjacency=adj)
 
 
-@register_space("nb201")
+@SPACES.register("nb201")
 class NB201(SearchSpace):
     name = "nb201"
 

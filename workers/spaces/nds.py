@@ -19,9 +19,9 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from zcpipe.workers.spaces import register_space
 from zcpipe.workers.spaces.base import ArchError, ArchGraph, BuildOptions, SearchSpace, tag
 from zcpipe.workers.spaces.nds_ops import FactorizedReduce, ReLUConvBN, make_op, op_parts
+from zcpipe.workers.spaces.registry import SPACES
 
 Pair = tuple[str, int]
 Cell = tuple[tuple[Pair, Pair], ...]
@@ -338,7 +338,7 @@ def _factory(name: str):
 
 
 for _name in DEFINITIONS:
-    register_space(_name)(_factory(_name))
+    SPACES.register(_name)(_factory(_name))
 
 # NAS-Bench-301's training network: DARTS cells in NetworkCIFAR with C=32 and 8 cells (reductions at
 # cells 2 and 5), the network `../shared/data/darts/labels.jsonl` was trained as. Its rows are stored
@@ -346,6 +346,6 @@ for _name in DEFINITIONS:
 NB301_PARAMS = {"width": 32, "depth": 8}
 
 
-@register_space("nb301")
+@SPACES.register("nb301")
 def _nb301() -> NdsSpace:
     return NdsSpace("nds-darts", **NB301_PARAMS)

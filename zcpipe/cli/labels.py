@@ -20,7 +20,7 @@ def labels_import(
     fmt: Annotated[
         str,
         typer.Option(
-            "--format", help="auto | csv | jsonl | nb201-pth | nats-tss | nds-json | zc-json | nb101-tfrecord"
+            "--format", help="auto | csv | jsonl | nats-tss | nb101-tfrecord | nb201-pth | nds-json | zc-json"
         ),
     ] = "auto",
     trust_pickle: Annotated[bool, typer.Option(help="allow loading pickle-based files (.pth, NATS)")] = False,
