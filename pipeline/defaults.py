@@ -1,21 +1,8 @@
-"""The defaults of the pipeline's configurations, in one torch-free place: the config classes take
-their field defaults from here, and the CLI shows them without importing torch or Ray."""
+"""The defaults the pipeline's commands share, in one torch-free place. Each configuration declares its
+own fields' defaults where it defines them (`IngestConfig` with `setting`); what is here is used by
+more than one of them or by the CLI without a config."""
 
-from zcpipe import settings
-from zcpipe.workers.proxy_sets import DEFAULT_PROXIES
-
-# ingest
-PROXIES = DEFAULT_PROXIES
-DATA = "synthetic"
-BATCH_SIZE = 64
 SEED = 0
-WORKERS = 1
-CPUS_PER_WORKER = 1
-ACTORS_PER_GPU = 1
-CHUNK_SIZE = 16
-DEVICE = "auto"
-START_TIMEOUT_S = settings.START_TIMEOUT_S
-STALL_TIMEOUT_S = settings.STALL_TIMEOUT_S
 # training
 TOP_K = 10
 CPUS_PER_TRIAL = 1.0

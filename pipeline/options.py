@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
+from dataclasses import MISSING, field
 from typing import Any
 
 from zcpipe.pipeline.errors import ConfigError
+
+
+def setting(default: Any = MISSING, *, help: str, flag: str | None = None, factory: Any = MISSING) -> Any:
+    """A config field and what the command line shows for it, declared once: its default, its help and,
+    where it is not `--` and the name with dashes, its flag (`--all`; `" /--no-compact"` for a switch
+    that only turns a default on off). The CLI builds its options from these (zcpipe/cli/options.py)."""
+    meta = {"help": help, "flag": flag}
+    if factory is not MISSING:
+        return field(default_factory=factory, metadata=meta)
+    return field(default=default, metadata=meta)
 
 
 def parse_pairs(pairs: list[str], field: str, example: str) -> dict[str, Any]:

@@ -20,16 +20,17 @@ def _run(*args, timeout=120):
     [
         (
             ["--space", "nope", "--limit", "2"],
-            "unknown space 'nope' (--space); choose one of: nb101, nb201, nb301, nds-amoeba, nds-darts, nds-enas, nds-nasnet, "
-            "nds-pnas",
+            "unknown space 'nope' (--space); choose one of: nb101, nb201, nb301, nds-amoeba, nds-darts, nds-enas, "
+            "nds-nasnet, nds-pnas",
         ),
-        (["--space", "nb201", "--limit", "2", "--proxies", "synflow,magic"], "unknown proxy magic"),
+        (["--space", "nb201", "--limit", "2", "--proxies", "synflow,magic"], "unknown proxy 'magic' (--proxies)"),
+        (["--space", "nb201", "--limit", "2", "--actors-per-gpu", "2"], "--actors-per-gpu shares GPUs among actors"),
         (["--space", "nb201"], "choose exactly one of --limit N, --archs FILE or --all"),
         (
             ["--space", "nb201", "--limit", "2", "--data", "cifar10", "--data-root", "no/such/dir"],
             "CIFAR-10 not found at no/such/dir",
         ),
-        (["--space", "nb201", "--limit", "2", "--data", "imagenet"], "unknown dataset 'imagenet' (--data); choose one of"),
+        (["--space", "nb201", "--limit", "2", "--data", "imagenet"], "unknown dataset 'imagenet' (--data)"),
         (["--space", "nb201", "--limit", "2", "--gpus", "1"], "torch sees no CUDA device"),
     ],
 )
@@ -119,3 +120,24 @@ def test_library_messages_name_settings_and_the_cli_renders_their_flags():
                     options=["limit", "archs_file", "all_archs"])  # fmt: skip
     assert describe(e) == "choose exactly one of --limit N, --archs FILE or --all"
     assert describe(ConfigError("`a` and `b`", options=["b"])) == "`a` and --b"  # only the listed fields
+
+
+def test_the_ingest_options_are_the_configs_fields_with_its_defaults_and_help():
+    import dataclasses
+
+    import typer.main
+
+    from zcpipe.cli import app
+    from zcpipe.pipeline import IngestConfig
+
+    command = typer.main.get_command(app).commands["ingest"]
+    options = {p.name: p for p in command.params if p.param_type_name == "option"}
+    fields = {f.name: f for f in dataclasses.fields(IngestConfig)}
+    assert set(options) == {*fields, "progress"}  # nothing hand-copied, nothing left out
+    for name, f in fields.items():
+        assert options[name].help == f.metadata["help"]
+        if f.default is not dataclasses.MISSING and not isinstance(f.default, tuple):
+            assert options[name].default == f.default, name
+    assert options["proxies"].default == ",".join(IngestConfig.proxies)
+    assert options["archs_file"].opts == ["--archs"] and options["compact"].secondary_opts == ["--no-compact"]
+    assert options["space"].required

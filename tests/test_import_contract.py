@@ -82,8 +82,9 @@ def _module_name(path: Path, root: Path) -> str:
 
 def _edges(root: Path) -> dict[str, set[str]]:
     """Module -> the modules of the tree it imports (a `from package import module` names the module)."""
+    skip = (".venv", "tests", "bench", "build")
     files = {_module_name(p, root): p for p in sorted(root.rglob("*.py"))
-             if not any(part in (".venv", "tests", "bench", "build") for part in p.relative_to(root).parts)}  # fmt: skip
+             if not any(part in skip for part in p.relative_to(root).parts)}  # fmt: skip
     edges: dict[str, set[str]] = {name: set() for name in files}
     for name, path in files.items():
         for node in ast.walk(ast.parse(path.read_text(), str(path))):

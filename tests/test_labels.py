@@ -224,7 +224,8 @@ def test_each_file_name_finds_its_registered_reader_and_the_help_lists_them_all(
     from zcpipe.pipeline.labels import detect_format, formats
 
     names = {"a.csv": "csv", "a.jsonl": "jsonl", "NAS-Bench-201-v1_1-096897.pth": "nb201-pth",
-             "nasbench_full.tfrecord": "nb101-tfrecord", "DARTS.json": "nds-json", "zc_nasbench201.json": "zc-json"}  # fmt: skip
+             "nasbench_full.tfrecord": "nb101-tfrecord", "DARTS.json": "nds-json",
+             "zc_nasbench201.json": "zc-json"}  # fmt: skip
     assert {name: detect_format(tmp_path / name) for name in names} == names
     assert detect_format(tmp_path) == "nats-tss"  # a folder
     assert sorted({*names.values(), "nats-tss"}) == formats()[1:]  # every registered format is detectable

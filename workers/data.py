@@ -18,18 +18,22 @@ from zcpipe.workers.proxies.base import Batch
 
 @dataclass(frozen=True)
 class DataSpec:
-    """Which minibatch: the dataset's name and root, the batch size, and the seed of the draw."""
+    """Which minibatch: the dataset's name and root, the batch size, and the seed of the draw. Checked
+    here, where it is built (the ingest builds it from its configuration: `IngestConfig.data_spec`)."""
 
-    name: str = "synthetic"
-    root: str | None = None
-    batch_size: int = 64
-    seed: int = 0
+    name: str
+    root: str | None
+    batch_size: int
+    seed: int
+
+    def __post_init__(self) -> None:
+        get_dataset(self.name)  # DatasetError names the choices
+        if self.batch_size < 1:
+            raise DatasetError(f"`batch_size` must be positive, got {self.batch_size}", options=["batch_size"])
 
 
 def load_batch(spec: DataSpec) -> tuple[np.ndarray, np.ndarray, int]:
     """(images float32 N×C×H×W normalised, labels int64, num_classes) for `spec`, on the CPU."""
-    if spec.batch_size < 1:
-        raise DatasetError(f"`batch_size` must be positive, got {spec.batch_size}", options=["batch_size"])
     return get_dataset(spec.name).batch(spec.root, spec.batch_size, spec.seed)
 
 

@@ -6,10 +6,23 @@
     actors.py    the Ray actor around a workers.ProxyWorker, staging one shard per chunk
     rows.py      worker records into shard rows and tensor blocks
     driver.py    plan, skip what is committed, fan chunks out, commit, bound every wait
+
+The driver's names are imported on first use, so reading the configuration (the CLI does, to build its
+options) imports neither torch nor Ray.
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 from zcpipe.pipeline.errors import ConfigError
 from zcpipe.pipeline.ingest.config import IngestConfig
-from zcpipe.pipeline.ingest.driver import IngestSummary, ingest
 
 __all__ = ["ConfigError", "IngestConfig", "IngestSummary", "ingest"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("IngestSummary", "ingest"):
+        return getattr(importlib.import_module("zcpipe.pipeline.ingest.driver"), name)
+    raise AttributeError(f"module 'zcpipe.pipeline.ingest' has no attribute {name!r}")

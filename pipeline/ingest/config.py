@@ -1,56 +1,84 @@
-"""One ingest configuration, validated once, hashed, and stored with every run (pycls style)."""
+"""One ingest configuration, validated once, hashed, and stored with every run (pycls style).
+
+Each field declares its default and help once (`setting`); the `zcpipe ingest` options are built from
+them (zcpipe/cli/options.py). This module imports neither torch nor Ray, so the CLI can read the fields
+without them. The worker side's configurations (`data_spec`, `worker_config`) are built from this one.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
-
+from zcpipe import settings
 from zcpipe.pipeline import defaults
 from zcpipe.pipeline.errors import ConfigError
+from zcpipe.pipeline.options import setting
 from zcpipe.version import ENGINE_VERSION
-from zcpipe.workers.datasets import get_dataset
-from zcpipe.workers.device import precision_label
-from zcpipe.workers.proxies import get_proxies
-from zcpipe.workers.spaces import get_space, space_factory
+from zcpipe.workers.proxy_sets import DEFAULT_PROXIES
+
+if TYPE_CHECKING:
+    from zcpipe.workers.data import DataSpec
+    from zcpipe.workers.worker import WorkerConfig
 
 ALWAYS = ("params", "flops")
 
 
 @dataclass(frozen=True)
 class IngestConfig:
-    """What to compute (space, architectures, proxies, data) and how (actors, chunks, splitting)."""
+    """What to compute (space, architectures, proxies, data) and how (actors, chunks, micro-batches).
 
-    space: str
-    store: str
-    limit: int | None = None
-    archs_file: str | None = None
-    all_archs: bool = False
-    proxies: tuple[str, ...] = defaults.PROXIES
-    data: str = defaults.DATA
-    data_root: str | None = None
-    batch_size: int = defaults.BATCH_SIZE
-    seed: int = defaults.SEED
-    workers: int = defaults.WORKERS
-    gpus: int = 0
-    actors_per_gpu: int = defaults.ACTORS_PER_GPU
-    cpus_per_worker: int = defaults.CPUS_PER_WORKER
-    ray_address: str | None = None
-    chunk_size: int = defaults.CHUNK_SIZE
-    micro_batch: int | None = None
-    memory_budget_mb: float | None = None
-    device: str = defaults.DEVICE  # auto: cuda with gpus, else cpu; cpu with gpus places by GPU, computes on CPU
-    retry_failed: bool = False
-    compact: bool = True  # merge small shards after a run that left many (store/compact.py)
+    Vocabulary: a *chunk* is the architectures one actor computes and commits as one shard
+    (`chunk_size`); a *micro-batch* is a slice of the minibatch's images one pass takes (`micro_batch`).
+    """
+
+    space: str = setting(help="search space, e.g. nb201 (`zcpipe spaces`); nb301 is NAS-Bench-301's network")
+    store: str = setting(
+        defaults.STORE, help="store: a folder (created if missing) or an fsspec URL such as s3://bucket/prefix"
+    )
+    limit: int | None = setting(None, help="a seeded uniform sample of N architectures")
+    archs_file: str | None = setting(None, help="file with one arch key per line", flag="--archs")
+    all_archs: bool = setting(False, help="every architecture of a finite space", flag="--all")
+    proxies: tuple[str, ...] = setting(DEFAULT_PROXIES, help="comma-separated proxy names (`zcpipe proxies`)")
+    data: str = setting(
+        "synthetic", help="cifar10 | cifar100 | imagenet16-120 | synthetic-cifar10 | npz | synthetic"
+    )
+    data_root: str | None = setting(None, help="the dataset's official folder, or an .npz pack (docs/ingest.md)")
+    batch_size: int = setting(64, help="images in the minibatch each proxy scores")
+    seed: int = setting(defaults.SEED, help="seed of the sample, the minibatch draw and the weights")
+    workers: int = setting(1, help="CPU actors (with no --gpus)")
+    gpus: int = setting(0, help="GPUs; one actor per GPU (times --actors-per-gpu)")
+    actors_per_gpu: int = setting(1, help="actors sharing each GPU (with --gpus; they overlap only under CUDA MPS)")
+    cpus_per_worker: int = setting(1, help="CPUs (and torch threads) per CPU actor")
+    ray_address: str | None = setting(None, help="join this Ray cluster instead of starting one")
+    chunk_size: int = setting(16, help="architectures per chunk: what one actor computes and commits as a shard")
+    micro_batch: int | None = setting(None, help="images per pass: split the minibatch into micro-batches")
+    memory_budget_mb: float | None = setting(None, help="split the minibatch into micro-batches that fit this")
+    # auto: cuda with gpus, else cpu; cpu with gpus places by GPU, computes on CPU
+    device: str = setting("auto", help="auto | cpu | cuda; cpu with --gpus places actors by GPU")
+    # One-sided switches (no --no-retry-failed, no --compact): a second name per switch widens the option
+    # column of --help until long names are cut at 80 columns.
+    retry_failed: bool = setting(False, help="recompute architectures that failed before", flag="--retry-failed")
+    compact: bool = setting(True, help="do not merge small shards at the end", flag=" /--no-compact")
     # Bounds on the driver's waits: for the actors to start, and for the next chunk to finish.
-    start_timeout_s: float = defaults.START_TIMEOUT_S
-    stall_timeout_s: float = defaults.STALL_TIMEOUT_S
-    space_params: dict = field(default_factory=dict)
+    start_timeout_s: float = setting(
+        settings.START_TIMEOUT_S, help="seconds to wait for the actors to start", flag="--start-timeout"
+    )
+    stall_timeout_s: float = setting(
+        settings.STALL_TIMEOUT_S, help="seconds to wait for the next chunk before giving up", flag="--stall-timeout"
+    )
+    space_params: dict = setting(
+        help="space option key=value, e.g. width=32; repeatable (`zcpipe spaces`)", flag="--space-opt", factory=dict
+    )
 
     def __post_init__(self) -> None:
+        import torch
+
+        from zcpipe.workers.proxies import get_proxies
+
         check_space_params(self.space, self.space_params)  # UnknownSpaceError names the spaces
         get_proxies(list(self.proxies))  # UnknownProxyError names the choices
         picks = sum([self.limit is not None, self.archs_file is not None, self.all_archs])
@@ -65,14 +93,19 @@ class IngestConfig:
             raise ConfigError(
                 f"`archs_file` {self.archs_file}: no such file (one arch key per line)", options=["archs_file"]
             )
-        get_dataset(self.data)  # DatasetError names the choices
-        for name in ("batch_size", "workers", "actors_per_gpu", "cpus_per_worker", "chunk_size"):
+        self.data_spec  # noqa: B018 (DatasetError names the choices; a batch of at least one image)
+        for name in ("workers", "actors_per_gpu", "cpus_per_worker", "chunk_size"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"`{name}` must be at least 1", options=[name])
         if self.gpus < 0:
             raise ConfigError("`gpus` must be zero or more", options=["gpus"])
         if self.device not in ("auto", "cpu", "cuda"):
             raise ConfigError(f"`device` {self.device!r}: choose auto, cpu or cuda", options=["device"])
+        if self.actors_per_gpu != 1 and not self.gpus:
+            raise ConfigError(
+                "`actors_per_gpu` shares GPUs among actors: it needs `gpus` N (CPU actors are `workers`)",
+                options=["actors_per_gpu", "gpus", "workers"],
+            )
         if self.device == "cuda" and not self.gpus:
             raise ConfigError("`device` cuda needs `gpus` N (one actor per GPU)", options=["device", "gpus"])
         if self.gpus and self.device != "cpu" and not torch.cuda.is_available() and self.ray_address is None:
@@ -94,6 +127,34 @@ class IngestConfig:
         return tuple(dict.fromkeys((*self.proxies, *ALWAYS)))
 
     @property
+    def n_actors(self) -> int:
+        """How many actors the run asks for: `workers` on CPUs, or `actors_per_gpu` on each of `gpus`."""
+        return self.gpus * self.actors_per_gpu if self.gpus else self.workers
+
+    @property
+    def data_spec(self) -> DataSpec:
+        """The worker side's description of the minibatch."""
+        from zcpipe.workers.data import DataSpec
+
+        return DataSpec(self.data, self.data_root, self.batch_size, self.seed)
+
+    def worker_config(self, device: str, threads: int, memory_budget_mb: float | None) -> WorkerConfig:
+        """The worker side's configuration, on `device` with `threads` and the memory budget the driver
+        gives each actor (it knows how many share a machine)."""
+        from zcpipe.workers.worker import WorkerConfig
+
+        return WorkerConfig(
+            space=self.space,
+            proxies=self.all_proxies,
+            seed=self.seed,
+            device=device,
+            threads=threads,
+            space_params=dict(self.space_params),
+            micro_batch=self.micro_batch,
+            memory_budget_mb=memory_budget_mb,
+        )
+
+    @property
     def compute_device(self) -> str:
         """The torch device kind the actors compute on: cuda with gpus (unless device is cpu), else cpu."""
         return "cuda" if self.gpus and self.device != "cpu" else "cpu"
@@ -112,6 +173,10 @@ class IngestConfig:
         where they differ from CIFAR-10's (10 classes, 3×32×32), so the hashes of CIFAR-10 and synthetic
         stores written before stand too. An alias space (nb301) hashes as the space it builds.
         """
+        from zcpipe.workers.device import precision_label
+        from zcpipe.workers.proxies import get_proxies
+        from zcpipe.workers.spaces import get_space
+
         extra: dict = {}
         if self.compute_device == "cuda":
             extra |= {"device": "cuda", "precision": precision_label("cuda")}
@@ -141,6 +206,8 @@ class IngestConfig:
 def check_space_params(space: str, params: dict) -> None:
     """The space exists and takes `params` (its builder's keyword arguments, of the right kinds)."""
     import inspect
+
+    from zcpipe.workers.spaces import get_space, space_factory
 
     get_space(space)  # UnknownSpaceError names the spaces
     factory = space_factory(space)

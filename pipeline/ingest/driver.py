@@ -27,7 +27,6 @@ from zcpipe.store.layout import normalize_store
 from zcpipe.store.remote import LeaseHeldError
 from zcpipe.workers.data import DataSpec, batch_sha256, load_batch
 from zcpipe.workers.spaces import get_space
-from zcpipe.workers.worker import WorkerConfig
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +117,7 @@ class _Prepared:
 def _prepare(cfg: IngestConfig) -> _Prepared:
     space = get_space(cfg.space, **cfg.space_params)
     archs = plan_archs(space, cfg)
-    data = DataSpec(cfg.data, cfg.data_root, cfg.batch_size, cfg.seed)
+    data = cfg.data_spec
     images, labels, num_classes = load_batch(data)
     batch_sha = batch_sha256(images, labels)
     values = cfg.value_config(batch_sha, num_classes, tuple(images.shape[1:]))
@@ -127,7 +126,7 @@ def _prepare(cfg: IngestConfig) -> _Prepared:
 
 def _ingest(cfg: IngestConfig, prepared: _Prepared, progress: bool) -> IngestSummary:
     t0 = time.perf_counter()
-    space, archs, data, batch_sha = prepared.space, prepared.archs, prepared.data, prepared.batch_sha
+    space, archs = prepared.space, prepared.archs
     values, chash = prepared.values, prepared.chash
     store = normalize_store(cfg.store)
     catalog = Catalog(store)
@@ -148,7 +147,7 @@ def _ingest(cfg: IngestConfig, prepared: _Prepared, progress: bool) -> IngestSum
     try:
         if todo:
             started_ray = ensure_ray(cfg)
-            _run(cfg, todo, data, batch_sha, store, run_id, chash, catalog, summary, progress)
+            _run(_Run(cfg, prepared, todo, store, run_id, catalog, summary, progress))
         state = "finished"
     finally:
         summary.seconds = time.perf_counter() - t0
@@ -159,31 +158,43 @@ def _ingest(cfg: IngestConfig, prepared: _Prepared, progress: bool) -> IngestSum
     return summary
 
 
-def _run(cfg, todo, data, batch_sha, store, run_id, chash, catalog, summary, progress) -> None:
-    n_actors, resources, device, threads = actor_plan(cfg)
+@dataclass
+class _Run:
+    """One run's state, as the fan-out needs it."""
+
+    cfg: IngestConfig
+    prepared: _Prepared
+    todo: list[tuple[str, str]]
+    store: str
+    run_id: str
+    catalog: Catalog
+    summary: IngestSummary
+    progress: bool
+
+
+def _start_actors(r: _Run) -> list:
+    """The run's actors, started and sized to the work: no more than there are architectures to do."""
+    cfg = r.cfg
+    n_actors, resources, device, threads = actor_plan(cfg, len(r.todo))
     budget = cfg.memory_budget_mb
     if budget is None and device == "cpu" and cfg.ray_address is None:
         # CPU actors share this machine's memory: give each a fair part, so big networks
         # (NB101 at batch 64 needs ~9 GiB for GraSP's double backward) split instead of swapping.
-        budget = 0.6 * physical_memory_mb() / min(n_actors, len(todo))
-    wcfg = WorkerConfig(
-        space=cfg.space,
-        proxies=cfg.all_proxies,
-        seed=cfg.seed,
-        device=device,
-        threads=threads,
-        space_params=dict(cfg.space_params),
-        micro_batch=cfg.micro_batch,
-        memory_budget_mb=budget,
-    )
-    n_actors = min(n_actors, len(todo))
+        budget = 0.6 * physical_memory_mb() / n_actors
     check_fits(n_actors, resources)  # an actor Ray cannot place would be waited on forever
     actor_cls = remote_actor_class()
+    wcfg, p = cfg.worker_config(device, threads, budget), r.prepared
     actors = [
-        actor_cls.options(**resources).remote(wcfg, data, batch_sha, store, cfg.all_proxies)
+        actor_cls.options(**resources).remote(wcfg, p.data, p.batch_sha, r.store, cfg.all_proxies)
         for _ in range(n_actors)
     ]
     _wait_started(actors, cfg.start_timeout_s)
+    return actors
+
+
+def _run(r: _Run) -> None:
+    cfg, todo, run_id, chash, summary = r.cfg, r.todo, r.run_id, r.prepared.chash, r.summary
+    actors = _start_actors(r)
     # At most --chunk-size per shard, but small enough that every actor gets a few chunks.
     size = max(1, min(cfg.chunk_size, math.ceil(len(todo) / (3 * len(actors)))))
     chunks = deque((f"{run_id}-{i:05d}", todo[s : s + size]) for i, s in enumerate(range(0, len(todo), size)))
@@ -199,7 +210,7 @@ def _run(cfg, todo, data, batch_sha, store, run_id, chash, catalog, summary, pro
     for actor in actors:  # two chunks per actor, so one is queued while the driver commits
         submit(actor)
         submit(actor)
-    bar = tqdm(total=len(todo), unit="arch", desc=f"ingest {cfg.space}", disable=not progress, dynamic_ncols=True)
+    bar = tqdm(total=len(todo), unit="arch", desc=f"ingest {cfg.space}", disable=not r.progress, dynamic_ncols=True)
     try:
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1, timeout=cfg.stall_timeout_s)
@@ -229,7 +240,7 @@ def _run(cfg, todo, data, batch_sha, store, run_id, chash, catalog, summary, pro
                     raise ChunkLostError("every ingest actor died; committed shards are kept, rerun to finish") from e
                 submit(actor if actor in live else live[attempts[chunk[0]] % len(live)])
                 continue
-            with catalog.writer() as w:
+            with r.catalog.writer() as w:
                 w.commit(manifest, replace=cfg.retry_failed)
             summary.done += len(manifest.archs)
             summary.failed += failed

@@ -36,16 +36,17 @@ def start_ray(address: str | None, num_cpus: int | None = None) -> bool:
 
 def ensure_ray(cfg: IngestConfig) -> bool:
     """Start an embedded Ray sized for the ingest's actors (or join `--ray-address`)."""
-    need = cfg.workers * cfg.cpus_per_worker if not cfg.gpus else cfg.gpus * cfg.actors_per_gpu
+    need = cfg.n_actors * (1 if cfg.gpus else cfg.cpus_per_worker)
     return start_ray(cfg.ray_address, max(os.cpu_count() or 1, need))
 
 
-def actor_plan(cfg: IngestConfig) -> tuple[int, dict, str, int]:
-    """(number of actors, ray resource options, torch device, torch threads per actor)."""
+def actor_plan(cfg: IngestConfig, work: int | None = None) -> tuple[int, dict, str, int]:
+    """(number of actors, ray resource options, torch device, torch threads per actor); no more actors
+    than `work` architectures where given."""
+    n_actors = min(cfg.n_actors, work) if work is not None else cfg.n_actors
     if cfg.gpus:
-        share = 1.0 / cfg.actors_per_gpu
-        return cfg.gpus * cfg.actors_per_gpu, {"num_gpus": share, "num_cpus": 1}, cfg.compute_device, 1
-    return cfg.workers, {"num_cpus": cfg.cpus_per_worker}, "cpu", cfg.cpus_per_worker
+        return n_actors, {"num_gpus": 1.0 / cfg.actors_per_gpu, "num_cpus": 1}, cfg.compute_device, 1
+    return n_actors, {"num_cpus": cfg.cpus_per_worker}, "cpu", cfg.cpus_per_worker
 
 
 _RAY_NAMES = {"num_cpus": "CPU", "num_gpus": "GPU"}

@@ -22,22 +22,18 @@ StoreOpt = Annotated[
     str, typer.Option(help="store: a folder (created if missing) or an fsspec URL such as s3://bucket/prefix")
 ]
 DEFAULT_STORE = defaults.STORE
-# Config fields whose flag is not `--` + the field with dashes.
-_FLAGS = {
-    "archs_file": "--archs",
-    "all_archs": "--all",
-    "start_timeout_s": "--start-timeout",
-    "stall_timeout_s": "--stall-timeout",
+# Config fields whose flag is not `--` + the field with dashes; a config whose options are built from
+# its fields adds its own here (zcpipe/cli/options.py).
+FLAGS = {
     "hparams": "--hp",
     "hpo_trials": "--hpo",
     "fmt": "--format",
-    "space_params": "--space-opt",
 }
 
 
 def flag(field: str) -> str:
     """The command-line flag of a config field."""
-    return _FLAGS.get(field, "--" + field.replace("_", "-"))
+    return FLAGS.get(field, "--" + field.replace("_", "-"))
 
 
 def fail(message: str) -> None:
