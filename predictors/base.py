@@ -130,7 +130,9 @@ class Predictor(ABC):
     def _predict(self, data: TrainingSet) -> Prediction: ...
 
     def _export_tensors(self) -> dict[str, torch.Tensor]:
-        return {}
+        # A torch predictor keeps its network in `model`: its weights are what it exports.
+        model = getattr(self, "model", None)
+        return dict(model.state_dict()) if isinstance(model, torch.nn.Module) else {}
 
     def _export_meta(self) -> dict[str, Any]:
         return {}

@@ -197,10 +197,6 @@ class GraphRanker(Predictor):
         ]
         return Prediction(np.concatenate(out) if out else np.zeros(0))
 
-    def _export_tensors(self) -> dict[str, torch.Tensor]:
-        assert self.model is not None
-        return dict(self.model.state_dict())
-
     def _export_meta(self) -> dict[str, Any]:
         return {"in_dim": self.in_dim, "norm": self.norm}
 

@@ -127,10 +127,6 @@ class TorchRanker(Predictor):
     def _batched(self, x: torch.Tensor, size: int = 4096) -> torch.Tensor:
         return torch.cat([self.model(x[s : s + size]).squeeze(-1) for s in range(0, len(x), size)])
 
-    def _export_tensors(self) -> dict[str, torch.Tensor]:
-        assert self.model is not None
-        return dict(self.model.state_dict())
-
     def _export_meta(self) -> dict[str, Any]:
         return {"input_shape": list(self.input_shape)}
 

@@ -140,8 +140,8 @@ def load_training_set(
         where = dict(zip(rels, shard_cache.shard_dirs(catalog.layout, rels, ("tensors.zarr",)), strict=True))
         owner = {arch: where[path] for arch, path in owned}
         rel = con.sql(
-            f"SELECT * FROM archs WHERE space = '{_q(space)}' AND config_hash = '{_q(chash)}' "
-            "AND status <> 'failed' ORDER BY arch"
+            "SELECT * FROM archs WHERE space = ? AND config_hash = ? AND status <> 'failed' ORDER BY arch",
+            params=[space, chash],
         )
         numeric = [c for c, t in zip(rel.columns, rel.types, strict=True) if str(t) == "DOUBLE"]
         table = rel.to_arrow_table()
@@ -183,10 +183,6 @@ def load_training_set(
     proxies, slots, nodewise, mask = read_nodewise(sorted({owner[a] for a in archs}), archs, owner)
     y = np.array([labels[a] for a in archs], dtype=np.float64) if target is not None else None
     return TrainingSet(space, chash, archs, proxies, slots, nodewise, mask, names, scalars, target, y)
-
-
-def _q(text: str) -> str:
-    return text.replace("'", "''")
 
 
 async def _read_shard(path: str) -> tuple[dict, np.ndarray, np.ndarray]:

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 
 from zcpipe.workers.device import is_out_of_memory, release_cached_memory, synchronize
 from zcpipe.workers.proxies import Batch, Proxy, ProxyContext, ProxyUndefined
-from zcpipe.workers.proxies.counts import count_flops, layer_params
+from zcpipe.workers.proxies.counts import count_flops, layer_params, saved_bytes
 from zcpipe.workers.proxies.passes import DataPass, run_data_pass
 from zcpipe.workers.spaces.base import weight_layers
 
@@ -235,18 +235,11 @@ def plan_micro_batch(
     """
     if bytes_per_image is None:
         probe = min(2, batch.images.shape[0])
-        saved = 0
-
-        def pack(t: torch.Tensor) -> torch.Tensor:
-            nonlocal saved
-            saved += t.numel() * t.element_size()
-            return t
-
         model.train()
-        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        with saved_bytes() as saved:
             loss = F.cross_entropy(model(batch.images[:probe]), batch.labels[:probe])
         del loss
-        bytes_per_image = saved / probe
+        bytes_per_image = saved.total / probe
     per_image = bytes_per_image * (_HVP_FACTOR if hvp else _PLAIN_FACTOR)
     fits = max(1, int(budget_bytes // max(per_image, 1.0)))
     return None if fits >= batch.images.shape[0] else fits

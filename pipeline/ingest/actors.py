@@ -56,12 +56,10 @@ class IngestActor:
             log.error("device fault, restarting the worker: %s", e)
             logging.shutdown()
             os._exit(DEVICE_FAULT_EXIT)
+        ids = {"space": self.space, "config_hash": config_hash, "run_id": run_id, "shard_id": shard_id}
         arch_rows, layer_rows, block = to_shard(
             records,
-            space=self.space,
-            config_hash=config_hash,
-            run_id=run_id,
-            shard_id=shard_id,
+            **ids,
             dataset=self.dataset,
             proxies=self.proxies,
             slots=self.slots,
@@ -69,10 +67,7 @@ class IngestActor:
         )
         manifest = write_staged_shard(
             self.store,
-            shard_id=shard_id,
-            space=self.space,
-            run_id=run_id,
-            config_hash=config_hash,
+            **ids,
             arch_rows=arch_rows,
             layer_rows=layer_rows,
             proxy_names=list(self.proxies),

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
@@ -92,8 +94,17 @@ class SweepConfig:
         return f"{self.name}-{predictor.replace(':', '-')}-n{'all' if size is None else size}-s{seed}"
 
 
-def _start_ray(cfg: SweepConfig) -> bool:
-    return start_ray(cfg.ray_address)
+@contextmanager
+def _ray_for(cfg: SweepConfig) -> Iterator[None]:
+    """Ray for the block: the cluster at `ray_address`, or an embedded one this block starts and stops."""
+    started = start_ray(cfg.ray_address)
+    try:
+        yield
+    finally:
+        if started:
+            import ray
+
+            ray.shutdown()
 
 
 def _progress(total: int, desc: str, enabled: bool):
@@ -173,19 +184,13 @@ def run_sweep(cfg: SweepConfig, progress: bool = True) -> list[str]:
         for name in todo
         for p, n, s in [names[name]]
     ]
-    started = _start_ray(cfg)
-    try:
+    with _ray_for(cfg):
         tuner = tune.Tuner(
             tune.with_resources(_fit_point, {"cpu": cfg.cpus_per_trial}),
             param_space={"point": tune.grid_search(configs)},
             run_config=_run_config(cfg, f"{cfg.name}-grid", [_progress(len(todo), f"sweep {cfg.name}", progress)]),
         )
         results = tuner.fit()
-    finally:
-        if started:
-            import ray
-
-            ray.shutdown()
     errors = [r.error for r in results if r.error is not None]
     missing = [n for n in names if n not in set(model_names(cfg.base.store))]
     if missing:
@@ -224,8 +229,7 @@ def run_hpo(cfg: SweepConfig, progress: bool = True) -> str:
     experiment = f"{cfg.name}-hpo"
     run_config = _run_config(cfg, experiment, [_progress(cfg.hpo_trials, f"hpo {cfg.name}", progress)])
     path, fs = f"{run_config.storage_path}/{experiment}", run_config.storage_filesystem
-    started = _start_ray(cfg)
-    try:
+    with _ray_for(cfg):
         if tune.Tuner.can_restore(path, storage_filesystem=fs):  # an interrupted search: finish what it lacks
             tuner = tune.Tuner.restore(path, trainable, resume_errored=True, param_space=space, storage_filesystem=fs)
         else:
@@ -235,11 +239,6 @@ def run_hpo(cfg: SweepConfig, progress: bool = True) -> str:
                                           mode="max", max_concurrent_trials=concurrent)  # fmt: skip
             tuner = tune.Tuner(trainable, param_space=space, tune_config=tune_config, run_config=run_config)
         results = tuner.fit()
-    finally:
-        if started:
-            import ray
-
-            ray.shutdown()
     if not any(r.metrics and np.isfinite(r.metrics.get("val_kendall", np.nan)) for r in results):
         # A constant prediction has no rank correlation: too few training cells for the predictor.
         raise SweepError(

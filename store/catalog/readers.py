@@ -11,6 +11,8 @@ from typing import Any, Protocol
 import duckdb
 import pyarrow as pa
 
+from zcpipe.store.sql_text import ident
+
 
 class Catalog(Protocol):
     """What these readers use of `zcpipe.store.catalog.Catalog` (named here so this module need not
@@ -101,8 +103,8 @@ def predictions(catalog: Catalog, space: str, model: str | None = None) -> pa.Ta
 def layer_means(catalog: Catalog, space: str, config_hash: str, proxy: str) -> list[dict[str, Any]]:
     """Per (slot, op): the mean of a layer proxy across architectures, and how many layers."""
     return catalog.query(
-        f'SELECT slot, op, avg("{proxy}") AS mean, count(*) AS n FROM layers WHERE space = ? AND config_hash = ? '
-        "GROUP BY ALL",
+        f"SELECT slot, op, avg({ident(proxy)}) AS mean, count(*) AS n FROM layers "
+        "WHERE space = ? AND config_hash = ? GROUP BY ALL",
         [space, config_hash],
     ).to_pylist()
 
@@ -110,7 +112,7 @@ def layer_means(catalog: Catalog, space: str, config_hash: str, proxy: str) -> l
 def columns(catalog: Catalog, view: str) -> list[str]:
     """The columns of one view."""
     with catalog.reader() as con:
-        return list(con.sql(f"SELECT * FROM {view} LIMIT 0").columns)
+        return list(con.sql(f"SELECT * FROM {ident(view)} LIMIT 0").columns)
 
 
 def nas_run(catalog: Catalog, run_id: str) -> dict[str, Any] | None:

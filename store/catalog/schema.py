@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import duckdb
 
+from zcpipe.store.sql_text import ident
+
 DDL = """
 CREATE TABLE IF NOT EXISTS shards_t (
     shard_id VARCHAR PRIMARY KEY, space VARCHAR, run_id VARCHAR, config_hash VARCHAR,
@@ -56,7 +58,7 @@ def migrate(con: duckdb.DuckDBPyConnection) -> None:
     for table, column, kind in ADDED_COLUMNS:
         con.execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column} {kind}")
     for view in LEGACY_VIEWS:
-        con.execute(f"DROP VIEW IF EXISTS main.{view}")
+        con.execute(f"DROP VIEW IF EXISTS main.{ident(view)}")
 
 
 def add_missing_tables(con: duckdb.DuckDBPyConnection) -> None:

@@ -11,6 +11,7 @@ import duckdb
 from zcpipe.store import shard_cache
 from zcpipe.store.layout import StoreLayout
 from zcpipe.store.shard_schema import ARCH_COLUMNS, LAYER_COLUMNS
+from zcpipe.store.sql_text import ident, literal
 
 # The public views, what `zcpipe sql` is documented to answer over.
 VIEWS = ("archs", "layers", "runs", "labels", "archs_labeled", "archs_labeled_any", "shards", "models",
@@ -76,7 +77,7 @@ def _protocols(fs) -> tuple[str, ...]:
 
 def _parquet_view(con: duckdb.DuckDBPyConnection, name: str, files: list[str], columns: list) -> None:
     if files:
-        listing = ", ".join("'" + str(f).replace("'", "''") + "'" for f in files)
+        listing = ", ".join(literal(f) for f in files)
         # Only rows arch_index points at: a row recomputed by --retry-failed supersedes the failed one.
         body = (
             f"SELECT * FROM read_parquet([{listing}], union_by_name = true) "
@@ -85,10 +86,10 @@ def _parquet_view(con: duckdb.DuckDBPyConnection, name: str, files: list[str], c
         # Columns added since older shards were written (e.g. `dataset`) read as NULL there; where no
         # shard has them yet, they are added here so that every view has every column.
         have = {d[0] for d in con.execute(f"SELECT * FROM ({body}) LIMIT 0").description}
-        missing = [f"CAST(NULL AS {_DUCK_TYPES[str(t)]}) AS {n}" for n, t in columns if n not in have]
+        missing = [f"CAST(NULL AS {_DUCK_TYPES[str(t)]}) AS {ident(n)}" for n, t in columns if n not in have]
         if missing:
             body = f"SELECT *, {', '.join(missing)} FROM ({body})"
     else:
-        cols = ", ".join(f"CAST(NULL AS {_DUCK_TYPES[str(t)]}) AS {n}" for n, t in columns)
+        cols = ", ".join(f"CAST(NULL AS {_DUCK_TYPES[str(t)]}) AS {ident(n)}" for n, t in columns)
         body = f"SELECT {cols} WHERE false"
-    con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS {body}")
+    con.execute(f"CREATE OR REPLACE TEMP VIEW {ident(name)} AS {body}")

@@ -68,20 +68,26 @@ class CatalogWriter:
         """Verify a staged shard, move it into shards/ and record it, all or nothing. On object storage the
         shard is already at its final prefix: verified and recorded, it becomes visible when the catalog
         is published (the end of this writer's `with` block)."""
-        if self.layout.remote:
-            rel = self.layout.shard_rel(manifest.space, manifest.run_id, manifest.shard_id)
-            if verify_remote(self.layout, rel) != manifest:
-                raise CorruptShardError(f"shard {self.layout.uri(rel)} does not match the manifest its worker returned")
-            self.register(manifest, rel, replace)
-            return self.layout.uri(rel)
-        staged = self.layout.staged(manifest.shard_id)
-        if verify(staged) != manifest:
-            raise CorruptShardError(f"staged shard {staged} does not match the manifest its worker returned")
-        final = self.layout.committed(manifest.space, manifest.run_id, manifest.shard_id)
+        rel = self._place(manifest, "staged shard")
+        self.register(manifest, rel, replace)
+        return self.layout.uri(rel) if self.layout.remote else self.layout.root / rel
+
+    def _place(self, m: ShardManifest, what: str) -> str:
+        """Verify a written shard against the manifest its writer returned and, on a local store, move it
+        from staging into shards/ (atomic on one filesystem; a crash after it is finished by reconcile()).
+        Returns its store-relative path; nothing is recorded yet."""
+        if self.layout.remote:  # already at its final prefix
+            rel = self.layout.shard_rel(m.space, m.run_id, m.shard_id)
+            if verify_remote(self.layout, rel) != m:
+                raise CorruptShardError(f"{what} {self.layout.uri(rel)} does not match its manifest")
+            return rel
+        staged = self.layout.staged(m.shard_id)
+        if verify(staged) != m:
+            raise CorruptShardError(f"{what} {staged} does not match its manifest")
+        final = self.layout.committed(m.space, m.run_id, m.shard_id)
         final.parent.mkdir(parents=True, exist_ok=True)
-        staged.rename(final)  # atomic on one filesystem; a crash after it is finished by reconcile()
-        self.register(manifest, final.relative_to(self.layout.root).as_posix(), replace)
-        return final
+        staged.rename(final)
+        return final.relative_to(self.layout.root).as_posix()
 
     def register(self, manifest: ShardManifest, rel: str, replace: bool = False) -> None:
         """Record a shard and point its archs at it. `replace` lets it supersede earlier rows of the same
@@ -128,21 +134,7 @@ class CatalogWriter:
         """Swap the shards `old` for `manifests` (staged, holding the same rows) in one transaction: readers
         see the old set or the new one. The old shards' files are deleted after the commit; a crash before
         that leaves them in `retired_t`, and the next reconcile deletes them instead of registering them."""
-        rels = []
-        for m in manifests:
-            if self.layout.remote:
-                rel = self.layout.shard_rel(m.space, m.run_id, m.shard_id)
-                if verify_remote(self.layout, rel) != m:
-                    raise CorruptShardError(f"compacted shard {self.layout.uri(rel)} does not match its manifest")
-            else:
-                staged = self.layout.staged(m.shard_id)
-                if verify(staged) != m:
-                    raise CorruptShardError(f"compacted shard {staged} does not match its manifest")
-                final = self.layout.committed(m.space, m.run_id, m.shard_id)
-                final.parent.mkdir(parents=True, exist_ok=True)
-                staged.rename(final)
-                rel = final.relative_to(self.layout.root).as_posix()
-            rels.append(rel)
+        rels = [self._place(m, "compacted shard") for m in manifests]
         with self.transaction():
             self._retire_rows(old)
             for m, rel in zip(manifests, rels, strict=True):
