@@ -22,6 +22,7 @@ from zcpipe.store import records, remote
 from zcpipe.store.catalog import reconcile as reconciliation
 from zcpipe.store.layout import StoreLayout
 from zcpipe.store.shards import CorruptShardError, ShardManifest, verify, verify_remote
+from zcpipe.store.sql_text import ident
 
 LABEL_COLUMNS = (
     "space", "arch", "label", "dataset", "split", "metric", "epochs", "seed_agg", "detail", "value", "source",
@@ -189,10 +190,7 @@ class CatalogWriter:
             "UPDATE runs_t SET finished_at = ?, state = ?, done = ?, skipped = ?, failed = ? WHERE run_id = ?",
             [_now(), state, done, skipped, failed, run_id],
         )
-        rel = self.con.execute("SELECT * FROM runs_t WHERE run_id = ?", [run_id])
-        names = [d[0] for d in rel.description]
-        for values in rel.fetchall():
-            records.put_json(self.layout, f"runs/{run_id}.json", dict(zip(names, values, strict=True)))
+        self._rewrite_record("runs_t", run_id, f"runs/{run_id}.json")
 
     # ------------------------------------------------------------------ labels, graphs
 
@@ -250,10 +248,14 @@ class CatalogWriter:
 
     def finish_nas_run(self, run_id: str, state: str) -> None:
         self.con.execute("UPDATE nas_runs_t SET state = ?, finished_at = ? WHERE run_id = ?", [state, _now(), run_id])
-        rel = self.con.execute("SELECT * FROM nas_runs_t WHERE run_id = ?", [run_id])
-        names = [d[0] for d in rel.description]
-        for values in rel.fetchall():
-            records.put_json(self.layout, f"nas/{run_id}/run.json", dict(zip(names, values, strict=True)))
+        self._rewrite_record("nas_runs_t", run_id, f"nas/{run_id}/run.json")
+
+    def _rewrite_record(self, table: str, run_id: str, rel: str) -> None:
+        """Write a run's catalog row again as its record file (store/records.py), as it stands now."""
+        row = self.con.execute(f"SELECT * FROM {ident(table)} WHERE run_id = ?", [run_id])
+        names = [d[0] for d in row.description]
+        for values in row.fetchall():
+            records.put_json(self.layout, rel, dict(zip(names, values, strict=True)))
 
     def record_nas_queries(self, run_id: str, seed: int, rows: pa.Table) -> None:
         """Replace one seed's query history with `rows` (its whole history so far), file first."""
