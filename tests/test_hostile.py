@@ -128,17 +128,25 @@ def _physical_memory() -> int:
 # ---------------------------------------------------------------------------------------------- damaged shards
 
 
-@pytest.fixture
-def damaged_store(tmp_path):
-    """A copy of the shared 3,000-cell store with its real labels, reconciled: (store, one shard)."""
-    store = tmp_path / "store"
+@pytest.fixture(scope="module")
+def labeled_reference(tmp_path_factory):
+    """The shared 3,000-cell store with its real labels, reconciled: made once, copied by each test."""
+    store = tmp_path_factory.mktemp("reference") / "store"
     shutil.copytree(REFERENCE_STORE, store, copy_function=shutil.copy)
     for p in store.rglob("*"):
         p.chmod(0o755 if p.is_dir() else 0o644)
     with Catalog(store).writer() as w:
         w.reconcile()
     import_labels(str(store), "nb201", nb201_labels_for(Catalog(store).query("SELECT arch FROM archs")
-                                                      .column("arch").to_pylist(), tmp_path))  # fmt: skip
+                                                      .column("arch").to_pylist(), store.parent))  # fmt: skip
+    return store
+
+
+@pytest.fixture
+def damaged_store(labeled_reference, tmp_path):
+    """A copy of the shared 3,000-cell store with its real labels, reconciled: (store, one shard)."""
+    store = tmp_path / "store"
+    shutil.copytree(labeled_reference, store)
     shard = sorted((store / "shards" / "nb201").glob("*/*"))[5]
     return store, shard
 
@@ -334,15 +342,24 @@ def _snapshot(store):
     }
 
 
-@pytest.fixture
-def store_with_everything(damaged_store):
-    """The 3,000-cell store with labels, a trained model and its predictions."""
-    store, _ = damaged_store
+@pytest.fixture(scope="module")
+def trained_reference(labeled_reference, tmp_path_factory):
+    """The labeled 3,000-cell store with a trained model and its predictions: made once."""
+    store = tmp_path_factory.mktemp("trained") / "store"
+    shutil.copytree(labeled_reference, store)
     args = ["--store", store]
     r = cli("train", *args, "--space", "nb201", "--predictor", "proxy:snip", "--target", "cifar10_valid",
             "--train-size", "100", "--name", "m1")  # fmt: skip
     assert r.returncode == 0, r.stderr
     assert cli("predict", *args, "--model", "m1").returncode == 0
+    return store
+
+
+@pytest.fixture
+def store_with_everything(trained_reference, tmp_path):
+    """A copy of the 3,000-cell store with labels, a trained model and its predictions."""
+    store = tmp_path / "store"
+    shutil.copytree(trained_reference, store)
     before = _snapshot(store)
     assert before["models"] and before["predictions"] and before["labels"]
     return store, before

@@ -97,7 +97,7 @@ def test_nb301_values_equal_the_shared_nb301_store_for_the_same_genotypes():
     proxies = ("synflow", "snip", "grad_norm", "fisher", "grasp", "plain", "l2_norm", "jacov", "nwot", "zen",
                "epe_nas", "params", "flops")  # fmt: skip
     shard = sorted(pathlib.Path(NB301_STORE / "shards").rglob("archs.parquet"))[0]
-    stored = pq.read_table(shard).to_pylist()[:2]
+    stored = pq.read_table(shard).to_pylist()[:1]  # one genotype: 13 proxies of the C=32 network take ~25 s
     images, labels, classes = load_batch(DataSpec("cifar10", str(CIFAR_NPZ), 64, 0))
     worker = ProxyWorker(WorkerConfig(space="nb301", proxies=proxies, seed=0, threads=1), images, labels, classes)
     for row in stored:
