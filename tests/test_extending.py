@@ -75,3 +75,32 @@ def test_every_example_of_the_extending_page_runs_and_its_entries_work():
     r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert r.returncode == 0, r.stderr[-3000:]
     assert "every example works" in r.stdout
+
+
+def test_every_extension_point_is_the_one_registry_and_an_unknown_name_lists_the_choices():
+    import pytest
+
+    import zcpipe.pipeline.labels  # noqa: F401  (sets the label formats' loader)
+    from zcpipe.errors import InputError
+    from zcpipe.pipeline.labels.formats import LABEL_FORMATS
+    from zcpipe.predictors import PREDICTORS
+    from zcpipe.registry import Registry
+    from zcpipe.workers.datasets import DATASETS
+    from zcpipe.workers.proxies import PROXIES
+    from zcpipe.workers.spaces import SPACES
+
+    for registry, some in ((SPACES, "nb201"), (PROXIES, "synflow"), (DATASETS, "cifar10"), (PREDICTORS, "parzc"),
+                           (LABEL_FORMATS, "csv")):  # fmt: skip
+        assert isinstance(registry, Registry) and some in registry and registry.get(some).name == some
+        with pytest.raises(InputError, match=f"unknown {registry.kind} 'nope'.*choose one of: .*{some}"):
+            registry.get("nope")
+    assert PROXIES.names(lambda p: p.pass_name == "data") == ["epe_nas", "fisher", "grad_norm", "grasp", "jacov",
+                                                               "nwot", "plain", "snip"]  # fmt: skip
+    with pytest.raises(TypeError, match="no attribute colour"):
+        PROXIES.register("x", colour="red")  # an undeclared attribute is a mistake at import
+    with pytest.raises(ValueError, match="registered twice"):
+        SPACES.register("nb201")(lambda: None)
+    # No other registry shape is left in the tree.
+    hand_kept = [p for p in ROOT.glob("*/**/*.py") if ".venv" not in p.parts and "tests" not in p.parts
+                 and "_REGISTRY" in p.read_text()]  # fmt: skip
+    assert hand_kept == []

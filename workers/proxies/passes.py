@@ -102,15 +102,15 @@ def run_data_pass(
     net.train()
     x, y = batch.images, batch.labels
     n = x.shape[0]
-    chunks = micro_batches(n, micro_batch)
-    single = len(chunks) == 1
+    ranges = micro_batches(n, micro_batch)
+    single = len(ranges) == 1
     weights = [layer.weight for layer in layers]
     out = DataPass(
         layers=layers,
         weights=[w.detach() for w in weights],
         labels=y,
         num_classes=batch.num_classes,
-        micro_batches=len(chunks),
+        micro_batches=len(ranges),
     )
     want_grads = bool(needs & {"grads", "hvp"})
     want_hvp = "hvp" in needs
@@ -118,9 +118,9 @@ def run_data_pass(
     grad_acc = [torch.zeros_like(w) for w in weights] if want_grads else None
     fisher_acc = [torch.zeros(w.shape[0], dtype=torch.float64, device=w.device) for w in weights]
     input_grads: list[torch.Tensor] = []
-    code_chunks: list[list[torch.Tensor]] = []
+    code_parts: list[list[torch.Tensor]] = []
     try:
-        for s, e in chunks:
+        for s, e in ranges:
             rec.reset()
             xs = x[s:e].clone().requires_grad_(True) if "input_grad" in needs else x[s:e]
             graph_for_hvp = want_hvp and single
@@ -151,10 +151,10 @@ def run_data_pass(
                     hg = torch.autograd.grad(z, weights, allow_unused=True)
                 out.hg = _zeros_for_none(hg, weights)
             if not single and rec.codes:
-                code_chunks.append(rec.codes)
+                code_parts.append(rec.codes)
             del logits, loss
         if want_hvp and not single:
-            out.hg = _split_hvp(net, x, y, chunks, weights, grad_acc)
+            out.hg = _split_hvp(net, x, y, ranges, weights, grad_acc)
     finally:
         rec.close()
     if grad_acc is not None:
@@ -164,7 +164,7 @@ def run_data_pass(
     if input_grads:
         out.input_grad = torch.cat(input_grads)
     if "relu_codes" in needs:
-        out.nwot_kernel = _kernel(rec.kernel if single else None, code_chunks)
+        out.nwot_kernel = _kernel(rec.kernel if single else None, code_parts)
     return out
 
 
@@ -181,11 +181,11 @@ def _accumulate_fisher(acts: list[list[torch.Tensor]], g_acts: list, acc: list[t
             acc[i] += g_nk.to(torch.float64).pow(2).sum(0)
 
 
-def _split_hvp(net, x, y, chunks, weights, g_full) -> list[torch.Tensor]:
-    # Hg = Σ_chunks H_c g with the full-batch g, so GraSP needs g from the first sweep.
+def _split_hvp(net, x, y, ranges, weights, g_full) -> list[torch.Tensor]:
+    # Hg = Σ_micro-batches H_c g with the full-batch g, so GraSP needs g from the first sweep.
     n = x.shape[0]
     hg = [torch.zeros_like(w) for w in weights]
-    for s, e in chunks:
+    for s, e in ranges:
         rules = SecondOrderRules()
         with rules:
             logits = net(x[s:e])
@@ -200,13 +200,13 @@ def _split_hvp(net, x, y, chunks, weights, g_full) -> list[torch.Tensor]:
     return hg
 
 
-def _kernel(single_kernel: torch.Tensor | None, code_chunks: list[list[torch.Tensor]]) -> np.ndarray | None:
+def _kernel(single_kernel: torch.Tensor | None, code_parts: list[list[torch.Tensor]]) -> np.ndarray | None:
     if single_kernel is not None:
         return single_kernel.cpu().numpy()
-    if not code_chunks or not code_chunks[0]:
+    if not code_parts or not code_parts[0]:
         return None  # no nn.ReLU ran: nwot is undefined for this network
     total = None
-    for call in range(len(code_chunks[0])):
-        k = _hamming_kernel(torch.cat([chunk[call] for chunk in code_chunks]))
+    for call in range(len(code_parts[0])):
+        k = _hamming_kernel(torch.cat([part[call] for part in code_parts]))
         total = k if total is None else total + k
     return total.cpu().numpy()
