@@ -11,6 +11,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("ZCPIPE_SHARED_DATA", ROOT.parent / "shared" / "data"))
 CIFAR_NPZ = SHARED / "cifar10" / "train_sample.npz"
+CIFAR100_NPZ = SHARED / "cifar100" / "train_sample.npz"
 NB201_LABELS = SHARED / "nb201" / "labels.csv"
 
 

@@ -39,11 +39,15 @@ class GBDT(Predictor):
     def reads_nodewise(self) -> bool:
         return self.hparams["features"] == "nodewise"
 
+    def _columns(self, train: TrainingSet) -> list[str]:
+        """The whole-network columns it fits on (all the store's), kept with the model for prediction."""
+        return list(train.scalar_names)
+
     def _fit(self, train: TrainingSet, seed: int) -> dict[str, Any]:
         import lightgbm as lgb
 
         h = self.hparams
-        self.columns = list(train.scalar_names)
+        self.columns = self._columns(train)
         params = {
             "objective": "regression",
             "learning_rate": h["learning_rate"],

@@ -39,6 +39,9 @@ def _assert_equal_per_layer(shared, oracle, names, rel):
     for ls, lo in zip(shared.layers, oracle.layers, strict=True):
         assert ls.slot == lo.slot
         for name in names & ls.values.keys():
+            if lo.values[name] is None:  # a layer with no value by definition (meco's classifier) on both paths
+                assert ls.values[name] is None, (ls.slot, name)
+                continue
             assert ls.values[name] == pytest.approx(lo.values[name], rel=rel, abs=1e-30), (ls.slot, name)
 
 
@@ -58,10 +61,12 @@ def test_shared_passes_equal_the_oracle_per_layer_in_float32(arch, cifar_batch):
     # GraSP's double backward uses other (exact) formulas. In float32 both paths then sit about
     # 1e-4 to 1e-3 of the largest layer value away from float64 (rounding in the forward and
     # first backward they share), and within 2e-5 of it from each other.
+    # Sixteen images: what is compared (the same kernels on both paths; GraSP's rounding against float64)
+    # does not depend on the batch size, and float64's convolutions of the reference are the slow part.
     names = sorted(set(all_proxies()) - {"grasp"})
-    shared, oracle = _both_paths(arch, cifar_batch, [*names, "grasp"], torch.float32)
+    shared, oracle = _both_paths(arch, cifar_batch, [*names, "grasp"], torch.float32, images=16)
     _assert_equal_per_layer(shared, oracle, names, rel=1e-6)
-    exact, _ = _both_paths(arch, cifar_batch, ["grasp"], torch.float64, oracle=False)
+    exact, _ = _both_paths(arch, cifar_batch, ["grasp"], torch.float64, images=16, oracle=False)
     truth = [layer.values["grasp"] for layer in exact.layers]
     ours = [layer.values["grasp"] for layer in shared.layers]
     theirs = [layer.values["grasp"] for layer in oracle.layers]

@@ -102,7 +102,7 @@ class ProxyEngine:
         # than the data pass) and split only when the device runs out of memory.
         ctx = ProxyContext(layers=layers, generator_seed=generator_seed)
         for p in self.proxies:
-            if p.pass_name in ("synflow", "weights", "zen"):
+            if p.pass_name not in ("data", "count"):  # every other pass is the proxy's own
                 self._record(stats, p, lambda p=p: self._standalone_with_split(p, model, batch, ctx))
         return stats
 
@@ -173,14 +173,21 @@ class ProxyEngine:
             stats.values[proxy.name] = self._finite(stats, proxy.name, float(result))
             return
         per_layer = _reduce(result)
-        bad = [stats.layers[i].slot for i, v in enumerate(per_layer) if not math.isfinite(v)]
         for layer, v in zip(stats.layers, per_layer, strict=True):
             layer.values[proxy.name] = v if math.isfinite(v) else None
+        # NaN in a proxy with undefined layers: no value by definition, left out of the sum.
+        skip_nan = proxy.undefined_layers is not None
+        counted = [(i, v) for i, v in enumerate(per_layer) if not (skip_nan and math.isnan(v))]
+        if not counted and skip_nan:
+            stats.values[proxy.name] = None
+            stats.reasons[proxy.name] = f"undefined in every layer ({proxy.undefined_layers})"
+            return
+        bad = [stats.layers[i].slot for i, v in counted if not math.isfinite(v)]
         if bad:
             stats.values[proxy.name] = None
             stats.reasons[proxy.name] = f"non-finite in {len(bad)} layer(s), first {bad[0]} (float64 overflow?)"
         else:
-            stats.values[proxy.name] = math.fsum(per_layer)
+            stats.values[proxy.name] = math.fsum(v for _, v in counted)
 
     @staticmethod
     def _finite(stats: ArchStats, name: str, v: float) -> float | None:

@@ -16,11 +16,14 @@ def _load_builtin() -> None:
         grasp,
         jacov,
         l2_norm,
+        meco,
         nwot,
         plain,
         snip,
+        swap,
         synflow,
         zen,
+        zico,
     )
 
 

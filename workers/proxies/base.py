@@ -22,8 +22,10 @@ __all__ = ["Batch", "LayerScores", "Need", "PassName", "Proxy", "ProxyContext", 
 
 Scope = Literal["layer", "arch"]
 # data: the shared forward/backward on the batch; synflow: its own float64 pass on |θ|;
-# weights: reads the weights only; zen: its own re-initialised copy; count: params/flops.
-PassName = Literal["data", "synflow", "weights", "zen", "count"]
+# weights: reads the weights only; zen: its own re-initialised copy; own: its own passes on a copy
+# (its own input or its own split of the batch: meco, swap, zico); count: params/flops.
+# Every name but data and count runs `standalone` (workers/engine.py).
+PassName = Literal["data", "synflow", "weights", "zen", "own", "count"]
 
 
 class ProxyUndefined(ArithmeticError):
@@ -52,6 +54,10 @@ class Proxy:
     version: str = "1"
     # A standalone pass that honours `ProxyContext.micro_batch`, so out of memory splits it.
     splits_batch: bool = False
+    # A layer proxy some of whose layers have no value by definition (MeCo's correlation of a feature map
+    # with one position, ZiCo's layer whose gradients never vary): `standalone` returns NaN for them, which
+    # is stored as NULL for that layer and left out of the whole-network sum, as the reference leaves it.
+    undefined_layers: str | None = None  # what a NaN layer means, said in the arch's reasons
 
     def standalone(self, net: nn.Module, batch: Batch, ctx: ProxyContext) -> LayerScores | float:
         raise NotImplementedError

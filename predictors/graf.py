@@ -1,0 +1,94 @@
+"""GRAF-like trees: LightGBM on features read off the cell's operator graph (operator counts, counts on
+live input-to-output paths, path lengths, degrees; Kadlecová et al. 2024, "Surprisingly strong
+performance prediction with neural graph features") beside the whole-network proxies.
+
+The graph features come from the graph the store keeps for every architecture (predictors/graph_features.py),
+so they exist for NB201, NB101 and the DARTS-like spaces alike; `features` picks the sets: `graph`, `zc`
+(every whole-network proxy of the configuration), `onehot` (operators per node and the adjacency).
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+
+from zcpipe.predictors.base import FeatureMismatchError, HyperParameterError
+from zcpipe.predictors.gbdt import GBDT
+from zcpipe.predictors.graph_features import graph_features, onehot
+from zcpipe.predictors.registry import PREDICTORS
+from zcpipe.store.graph_reader import GraphSet
+
+FEATURE_SETS = ("graph", "zc", "onehot")
+
+
+@PREDICTORS.register("graf", summary="LightGBM on graph features of the cell (GRAF-like) and whole-network proxies")
+class Graf(GBDT):
+    input_kind: ClassVar[str] = "graphs+statistics"
+    defaults: ClassVar[dict[str, Any]] = {
+        **{k: v for k, v in GBDT.defaults.items() if k not in ("features", "proxies")},
+        "features": "graph,zc",
+    }
+
+    def __init__(self, **hparams: Any):
+        super().__init__(**hparams)
+        unknown = sorted(set(self._sets()) - set(FEATURE_SETS))
+        if unknown or not self._sets():
+            raise HyperParameterError(
+                f"graf features={self.hparams['features']!r}: choose from {', '.join(FEATURE_SETS)} (comma-separated)"
+            )
+
+    def _sets(self) -> list[str]:
+        return [f for f in str(self.hparams["features"]).split(",") if f]
+
+    def reads_nodewise(self) -> bool:
+        return False
+
+    def fit(self, train: GraphSet, *, seed: int) -> dict[str, Any]:  # type: ignore[override]
+        if train.labels is None:
+            raise ValueError("fit needs a GraphSet loaded with a target label")
+        self.fitted_on = {"spaces": sorted(set(train.spaces.tolist())), "config_hash": train.config_hash,
+                          "arch_stats": list(train.arch_stat_names), "vocab": list(train.vocab)}  # fmt: skip
+        return self._fit(train, seed)
+
+    def check_features(self, data: GraphSet) -> None:  # type: ignore[override]
+        fitted = self.fitted_on
+        if fitted is None:
+            raise RuntimeError(f"predictor {self.name!r} is not fitted")
+        if "zc" in self._sets() and (not self.reads_config(data.config_hash)
+                                     or list(data.arch_stat_names) != fitted["arch_stats"]):  # fmt: skip
+            raise FeatureMismatchError(
+                f"predictor {self.name!r} reads whole-network statistics of config_hash {fitted['config_hash']}; "
+                f"these graphs carry {data.config_hash or 'none'}: ingest that configuration for this space"
+            )
+
+    def _columns(self, train: GraphSet) -> list[str]:  # type: ignore[override]
+        return self._names(train)
+
+    def _names(self, data: GraphSet) -> list[str]:
+        return [name for part in self._parts(data) for name in part[0]]
+
+    def _parts(self, data: GraphSet) -> list[tuple[list[str], np.ndarray]]:
+        sets = self._sets()
+        parts = []
+        if "graph" in sets:
+            parts.append(graph_features(data))
+        if "zc" in sets:
+            stats = np.zeros((len(data), 0)) if data.arch_stats is None else data.arch_stats
+            parts.append(([f"zc:{n}" for n in data.arch_stat_names], np.asarray(stats, dtype=np.float64)))
+        if "onehot" in sets:
+            parts.append(onehot(data))
+        return parts
+
+    def _matrix(self, data: GraphSet) -> np.ndarray:  # type: ignore[override]
+        names = self._names(data)
+        matrix = np.concatenate([part[1] for part in self._parts(data)], axis=1).astype(np.float64)
+        if self.booster is None or names == self.columns:
+            return matrix
+        # Another vocabulary (a space with fewer operators): the columns it was fitted on, zero where absent.
+        where = {n: i for i, n in enumerate(names)}
+        out = np.zeros((len(data), len(self.columns)))
+        for j, n in enumerate(self.columns):
+            if n in where:
+                out[:, j] = matrix[:, where[n]]
+        return out
