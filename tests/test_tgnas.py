@@ -308,7 +308,8 @@ def test_graf_trees_on_graph_features_and_proxies_beat_each_feature_set_alone(re
     store, _ = ref_store
     taus = {}
     for features in ("graph", "zc", "graph,zc"):
-        cfg = TrainConfig(str(store), "nb201", "graf", "cifar10_valid", 156, seed=0, name=f"t-graf-{features}",
+        name = "t-graf-" + features.replace(",", "_")
+        cfg = TrainConfig(str(store), "nb201", "graf", "cifar10_valid", 156, seed=0, name=name,
                           hparams={"features": features})  # fmt: skip
         result = train(cfg)
         assert result.metrics["n"] == 3000 - 156
