@@ -18,13 +18,9 @@ WHAT = "an official CIFAR-10 python batch"
 
 # mean [125.3, 123.0, 113.9] / 255 and std [63.0, 62.1, 66.7] / 255, as NAS-Bench-201 trains.
 @DATASETS.register(
-    "cifar10",
-    num_classes=10,
-    input_shape=(3, 32, 32),
-    mean=(0.4914, 0.4822, 0.4465),
-    std=(0.2470, 0.2435, 0.2616),
-    how_to_get=GET,
-)
+    "cifar10", num_classes=10, input_shape=(3, 32, 32),
+    mean=(0.4914, 0.4822, 0.4465), std=(0.2470, 0.2435, 0.2616), how_to_get=GET,
+)  # fmt: skip
 class Cifar10(Dataset):
     def read(self, root: str) -> tuple[np.ndarray, np.ndarray]:
         path = Path(root).expanduser()

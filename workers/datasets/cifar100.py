@@ -18,13 +18,9 @@ WHAT = "an official CIFAR-100 python file"
 
 
 @DATASETS.register(
-    "cifar100",
-    num_classes=100,
-    input_shape=(3, 32, 32),
-    mean=(0.5071, 0.4867, 0.4408),
-    std=(0.2675, 0.2565, 0.2761),
-    how_to_get=GET,
-)
+    "cifar100", num_classes=100, input_shape=(3, 32, 32),
+    mean=(0.5071, 0.4867, 0.4408), std=(0.2675, 0.2565, 0.2761), how_to_get=GET,
+)  # fmt: skip
 class Cifar100(Dataset):
     def read(self, root: str) -> tuple[np.ndarray, np.ndarray]:
         path = Path(root).expanduser()

@@ -27,13 +27,9 @@ TRAIN_FILES = tuple(f"train_data_batch_{i}" for i in range(1, 11))
 
 # mean [122.68, 116.66, 104.01] / 255 and std [63.22, 61.26, 65.09] / 255, as NAS-Bench-201 trains.
 @DATASETS.register(
-    "imagenet16-120",
-    num_classes=CLASSES,
-    input_shape=(3, 16, 16),
-    mean=(0.48110, 0.45749, 0.40788),
-    std=(0.24792, 0.24024, 0.25525),
-    how_to_get=GET,
-)
+    "imagenet16-120", num_classes=CLASSES, input_shape=(3, 16, 16),
+    mean=(0.48110, 0.45749, 0.40788), std=(0.24792, 0.24024, 0.25525), how_to_get=GET,
+)  # fmt: skip
 class ImageNet16(Dataset):
     def read(self, root: str) -> tuple[np.ndarray, np.ndarray]:
         path = Path(root).expanduser()
