@@ -118,7 +118,7 @@ def test_export_and_restore_give_the_same_scores(splits, name):
 
 
 def test_bad_predictor_names_and_options_are_one_line_errors():
-    with pytest.raises(UnknownPredictorError, match="choose one of: gbdt, mlp, parzc"):
+    with pytest.raises(UnknownPredictorError, match="choose one of: gbdt, graf, mlp, parzc"):
         get_predictor("parzc2")
     with pytest.raises(HyperParameterError, match="has no option lrr"):
         get_predictor("parzc", lrr=0.1)

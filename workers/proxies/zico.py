@@ -25,8 +25,9 @@ def layer_term(samples: torch.Tensor) -> torch.Tensor:
     g = samples.double()
     std = g.std(dim=0, unbiased=False)
     varies = std != 0
-    total = (g.abs().mean(dim=0)[varies] / std[varies]).sum()
-    return torch.log(total) if total > 0 else torch.tensor(float("nan"), dtype=torch.float64, device=g.device)
+    # Division only where the samples vary; no Python branch on a value, so no device sync per layer.
+    total = torch.where(varies, g.abs().mean(dim=0) / torch.where(varies, std, 1.0), 0.0).sum()
+    return torch.where(total > 0, torch.log(total), torch.full_like(total, float("nan")))
 
 
 @PROXIES.register("zico", scope="layer", pass_name="own")
