@@ -35,9 +35,9 @@ TRAINED = [
     ("mlp", "mlp", {}),
     ("gbdt (whole-network)", "gbdt", {}),
     ("gbdt features=nodewise", "gbdt", {"features": "nodewise"}),
-    ("graf graph", "graf", {"features": "graph"}),
-    ("graf zc", "graf", {"features": "zc"}),
-    ("graf graph_zc", "graf", {"features": "graph,zc"}),
+    ("graf graph alone", "graf", {"features": "graph"}),
+    ("graf zc alone", "graf", {"features": "zc"}),
+    ("graf graph and zc", "graf", {"features": "graph,zc"}),
 ]
 ZERO_SHOT = ["vote"] + [
     f"proxy:{p}"

@@ -21,9 +21,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import ROOT
 
 from zcpipe.pipeline import parse_hparams
+from zcpipe.pipeline.training.fit import load_data
 from zcpipe.predictors import get_predictor, rank_metrics
 from zcpipe.predictors.protocol import carve_validation, split
-from zcpipe.store.tensor_reader import load_training_set
 
 
 def main() -> None:
@@ -36,10 +36,14 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--fraction", type=float, default=0.3)
     args = ap.parse_args()
-    data = load_training_set(args.store, args.space, target=args.target)
+    loaded: dict[str, object] = {}
     for candidate in args.candidates:
         name, *pairs = candidate.split()
         hp = parse_hparams(pairs)
+        kind = get_predictor(name, **hp).input_kind  # statistics, or graphs with them (graf, zc-gcn)
+        if kind not in loaded:
+            loaded[kind] = load_data(kind, str(args.store), [args.space], args.target, None)
+        data = loaded[kind]
         fit_tau, val_tau, t = [], [], time.perf_counter()
         for seed in range(args.seeds):
             train, _ = split(len(data), args.train_size, seed)
