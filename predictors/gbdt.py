@@ -39,15 +39,17 @@ class GBDT(Predictor):
     def reads_nodewise(self) -> bool:
         return self.hparams["features"] == "nodewise"
 
-    def _columns(self, train: TrainingSet) -> list[str]:
-        """The whole-network columns it fits on (all the store's), kept with the model for prediction."""
-        return list(train.scalar_names)
+    def _design(self, train: TrainingSet) -> tuple[list[str], np.ndarray]:
+        """(the columns it fits on, kept with the model for prediction; the training matrix): here every
+        whole-network proxy of the store."""
+        self.columns = list(train.scalar_names)
+        return self.columns, self._matrix(train)
 
     def _fit(self, train: TrainingSet, seed: int) -> dict[str, Any]:
         import lightgbm as lgb
 
         h = self.hparams
-        self.columns = self._columns(train)
+        self.columns, matrix = self._design(train)
         params = {
             "objective": "regression",
             "learning_rate": h["learning_rate"],
@@ -60,7 +62,7 @@ class GBDT(Predictor):
             "num_threads": 1,
             "verbose": -1,
         }
-        data = lgb.Dataset(self._matrix(train), label=train.labels, params={"min_data_in_bin": 1, "verbose": -1})
+        data = lgb.Dataset(matrix, label=train.labels, params={"min_data_in_bin": 1, "verbose": -1})
         self.booster = lgb.train(params, data, num_boost_round=h["n_estimators"])
         return {"features": self.hparams["features"], "columns": len(self.columns)}
 

@@ -54,7 +54,7 @@ class Graf(GBDT):
         if train.labels is None:
             raise ValueError("fit needs a GraphSet loaded with a target label")
         self.fitted_on = {"spaces": sorted(set(train.spaces.tolist())), "config_hash": train.config_hash,
-                          "arch_stats": list(train.arch_stat_names), "vocab": list(train.vocab)}  # fmt: skip
+                          "arch_stats": list(train.arch_stat_names)}  # fmt: skip
         return self._fit(train, seed)
 
     def check_features(self, data: GraphSet) -> None:  # type: ignore[override]
@@ -68,11 +68,14 @@ class Graf(GBDT):
                 f"these graphs carry {data.config_hash or 'none'}: ingest that configuration for this space"
             )
 
-    def _columns(self, train: GraphSet) -> list[str]:  # type: ignore[override]
-        return self._names(train)
+    def _design(self, train: GraphSet) -> tuple[list[str], np.ndarray]:  # type: ignore[override]
+        return self._features(train)
 
-    def _names(self, data: GraphSet) -> list[str]:
-        return [name for part in self._parts(data) for name in part[0]]
+    def _features(self, data: GraphSet) -> tuple[list[str], np.ndarray]:
+        """(column names, matrix) of the chosen feature sets, each computed once."""
+        parts = self._parts(data)
+        names = [name for part in parts for name in part[0]]
+        return names, np.concatenate([part[1] for part in parts], axis=1).astype(np.float64)
 
     def _parts(self, data: GraphSet) -> list[tuple[list[str], np.ndarray]]:
         sets = self._sets()
@@ -87,9 +90,8 @@ class Graf(GBDT):
         return parts
 
     def _matrix(self, data: GraphSet) -> np.ndarray:  # type: ignore[override]
-        names = self._names(data)
-        matrix = np.concatenate([part[1] for part in self._parts(data)], axis=1).astype(np.float64)
-        if self.booster is None or names == self.columns:
+        names, matrix = self._features(data)
+        if names == self.columns:
             return matrix
         # Another vocabulary (a space with fewer operators): the columns it was fitted on, zero where absent.
         where = {n: i for i, n in enumerate(names)}
