@@ -59,8 +59,7 @@ def spearman_table(store: str, dataset: str | None, label: str, names: tuple[str
     where = "dataset = ?" if dataset else "dataset IS NULL"
     params = [label, space] + ([dataset] if dataset else [])
     table = Catalog(store).query(
-        f"SELECT {cols}, value FROM archs_labeled WHERE label = ? AND space = ? AND {where} "
-        "AND status <> 'failed'",
+        f"SELECT {cols}, value FROM archs_labeled WHERE label = ? AND space = ? AND {where} AND status <> 'failed'",
         params,
     )
     y = np.asarray(table.column("value").to_pylist(), dtype=float)

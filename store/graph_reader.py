@@ -154,11 +154,7 @@ def load_graph_set(
                 ]
                 raise TrainingDataError(
                     f"no {target!r} labels for {space} graphs in {store}; "
-                    + (
-                        f"labels there: {', '.join(have_labels)}"
-                        if have_labels
-                        else "import some first"
-                    )
+                    + (f"labels there: {', '.join(have_labels)}" if have_labels else "import some first")
                 )
             parts.append(part)
     return graph_set(pa.concat_tables(parts), target)

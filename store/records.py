@@ -77,9 +77,7 @@ def listing(layout: StoreLayout, prefix: str, suffix: str) -> list[str]:
     root = layout.root / prefix
     if not root.is_dir():
         return []
-    return sorted(
-        p.relative_to(layout.root).as_posix() for p in root.rglob(f"*{suffix}") if not p.name.startswith(".")
-    )
+    return sorted(p.relative_to(layout.root).as_posix() for p in root.rglob(f"*{suffix}") if not p.name.startswith("."))
 
 
 def get(layout: StoreLayout, rel: str) -> bytes:

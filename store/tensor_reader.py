@@ -157,11 +157,7 @@ def load_training_set(
         have = labels_available(store, space)  # a second connection, on the error path only
         raise TrainingDataError(
             f"no {target!r} labels for {space} in {store}; "
-            + (
-                f"labels there: {', '.join(have)}"
-                if have
-                else "import some first"
-            )
+            + (f"labels there: {', '.join(have)}" if have else "import some first")
         )
     archs = table.column("arch").to_pylist()
     keep = [i for i, a in enumerate(archs) if target is None or a in labels]

@@ -87,8 +87,11 @@ def test_ingest_then_sql_csv_contract(tmp_path):
     from tests.helpers import ingest_args
 
     r = subprocess.run(
-        ingest_args(tmp_path, 3, "--workers", "2", "--proxies", "synflow,snip"), cwd=ROOT, capture_output=True,
-        text=True, timeout=400,
+        ingest_args(tmp_path, 3, "--workers", "2", "--proxies", "synflow,snip"),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=400,
     )
     assert r.returncode == 0, r.stderr[-2000:]
     assert "3 done, 0 skipped" in r.stderr

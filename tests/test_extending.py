@@ -11,7 +11,7 @@ from tests.conftest import ROOT
 
 DOC = ROOT / "docs" / "extending.md"
 
-CHECKS = '''
+CHECKS = """
 import tempfile
 from pathlib import Path
 
@@ -65,7 +65,7 @@ with tempfile.TemporaryDirectory() as tmp:
     got = Catalog(Path(tmp) / "store").query("SELECT label, value FROM labels ORDER BY value").to_pylist()
     assert got == [{"label": "cifar10_valid", "value": 10.0}, {"label": "cifar10_valid", "value": 91.5}], got
 print("every example works")
-'''
+"""
 
 
 def test_every_example_of_the_extending_page_runs_and_its_entries_work():

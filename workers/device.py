@@ -12,6 +12,8 @@
 
 from __future__ import annotations
 
+import os
+
 import torch
 
 # Messages of allocation failures that torch reports as RuntimeError, not OutOfMemoryError.
@@ -89,3 +91,12 @@ def release_cached_memory(device: torch.device | str) -> None:
     """
     if torch.device(device).type == "cuda":
         torch.cuda.empty_cache()
+
+
+def free_memory_bytes(device: torch.device | str) -> float:
+    """Free memory on `device`: the GPU's as CUDA reports it; on the CPU, what the OS says is available."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        free, _total = torch.cuda.mem_get_info(device)
+        return float(free)
+    return float(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))

@@ -18,13 +18,13 @@ import torch.nn.functional as F
 
 from zcpipe.workers.device import is_out_of_memory, release_cached_memory, synchronize
 from zcpipe.workers.proxies import Batch, Proxy, ProxyContext, ProxyUndefined
-from zcpipe.workers.proxies.counts import count_flops, layer_params, saved_bytes
+from zcpipe.workers.proxies.counts import count_pass, layer_params, saved_bytes
 from zcpipe.workers.proxies.passes import DataPass, run_data_pass
 from zcpipe.workers.spaces.base import weight_layers
 
 # Bytes of saved activations per image, times this, must fit the budget (create_graph for GraSP
 # keeps a differentiable backward graph, about twice the plain one).
-_HVP_FACTOR, _PLAIN_FACTOR = 4.0, 2.0
+HVP_FACTOR, PLAIN_FACTOR = 4.0, 2.0
 
 
 @dataclass
@@ -65,6 +65,37 @@ def _reduce(scores: list[torch.Tensor]) -> list[float]:
     return sums.cpu().tolist()
 
 
+def record_arch_value(stats: ArchStats, proxy: Proxy, value: float) -> None:
+    """A whole-network proxy's value, NULL with the reason where it is not finite."""
+    if math.isfinite(value):
+        stats.values[proxy.name] = value
+    else:
+        stats.values[proxy.name] = None
+        stats.reasons[proxy.name] = f"value is {value}"
+
+
+def record_layer_values(stats: ArchStats, proxy: Proxy, per_layer: list[float]) -> None:
+    """A layer proxy's values, one per weight layer in order, and their sum as the whole-network value.
+
+    A non-finite layer is NULL; the sum is NULL with the first such layer named. For a proxy that
+    declares undefined layers, NaN means "no value by definition": left out of the sum.
+    """
+    for layer, v in zip(stats.layers, per_layer, strict=True):
+        layer.values[proxy.name] = v if math.isfinite(v) else None
+    skip_nan = proxy.undefined_layers is not None
+    counted = [(i, v) for i, v in enumerate(per_layer) if not (skip_nan and math.isnan(v))]
+    if not counted and skip_nan:
+        stats.values[proxy.name] = None
+        stats.reasons[proxy.name] = f"undefined in every layer ({proxy.undefined_layers})"
+        return
+    bad = [stats.layers[i].slot for i, v in counted if not math.isfinite(v)]
+    if bad:
+        stats.values[proxy.name] = None
+        stats.reasons[proxy.name] = f"non-finite in {len(bad)} layer(s), first {bad[0]} (float64 overflow?)"
+    else:
+        stats.values[proxy.name] = math.fsum(v for _, v in counted)
+
+
 class ProxyEngine:
     """Computes a set of proxies for networks, sharing passes; splits a batch that does not fit."""
 
@@ -86,7 +117,7 @@ class ProxyEngine:
     def compute(self, model: nn.Module, batch: Batch, generator_seed: int) -> ArchStats:
         """Every proxy of `model` on `batch`, sharing one data pass among the data proxies."""
         self._device = batch.images.device
-        stats, named = self._skeleton(model, batch)
+        stats, named = self.skeleton(model, batch)
         layers = [m for _, m in named]
         data_proxies = [p for p in self.proxies if p.pass_name == "data"]
         if data_proxies:
@@ -96,20 +127,20 @@ class ProxyEngine:
             stats.micro_batches = max(1, data.micro_batches)
             share = (time.perf_counter() - t0) / len(data_proxies)
             for p in data_proxies:
-                self._record(stats, p, lambda p=p: p.extract(data), share)
+                self.record(stats, p, lambda p=p: p.extract(data), share)
             del data
         # Standalone passes start on the whole batch (zen's no-grad forward needs far less memory
         # than the data pass) and split only when the device runs out of memory.
         ctx = ProxyContext(layers=layers, generator_seed=generator_seed)
         for p in self.proxies:
             if p.pass_name not in ("data", "count"):  # every other pass is the proxy's own
-                self._record(stats, p, lambda p=p: self._standalone_with_split(p, model, batch, ctx))
+                self.record(stats, p, lambda p=p: self.standalone_with_split(p, model, batch, ctx))
         return stats
 
     def compute_one_at_a_time(self, model: nn.Module, batch: Batch, generator_seed: int) -> ArchStats:
         """Every proxy of `model` on `batch`, each on a fresh copy with its own passes (the oracle)."""
         self._device = batch.images.device
-        stats, _ = self._skeleton(model, batch)
+        stats, _ = self.skeleton(model, batch)
         for p in self.proxies:
             if p.pass_name == "count":
                 continue
@@ -119,26 +150,27 @@ class ProxyEngine:
                 ctx = ProxyContext(layers=[m for _, m in weight_layers(net)], generator_seed=generator_seed)
                 return p.standalone(net, batch, ctx)
 
-            self._record(stats, p, run)
+            self.record(stats, p, run)
         return stats
 
     # ------------------------------------------------------------------ internals
 
-    def _skeleton(self, model: nn.Module, batch: Batch) -> tuple[ArchStats, list[tuple[str, nn.Module]]]:
+    def skeleton(self, model: nn.Module, batch: Batch) -> tuple[ArchStats, list[tuple[str, nn.Module]]]:
+        """The network's layers with their counts (the count pass), no proxy values yet."""
         self._bytes_per_image = None
         named = weight_layers(model)
         stats = ArchStats(values={}, reasons={}, layers=[], seconds={})
-        flops = None
         names = {p.name for p in self.proxies}
+        flops = None
         if names & {"params", "flops"}:
             t0 = time.perf_counter()
+            params, total_flops, flops, self._bytes_per_image = count_pass(
+                model, tuple(batch.images.shape[1:]), batch.images.dtype, "flops" in names
+            )
             if "flops" in names:
-                flops, total_flops, self._bytes_per_image = count_flops(
-                    model, tuple(batch.images.shape[1:]), batch.images.device, batch.images.dtype
-                )
-                stats.values["flops"] = float(total_flops)
+                stats.values["flops"] = total_flops
             if "params" in names:
-                stats.values["params"] = float(sum(p.numel() for p in model.parameters()))
+                stats.values["params"] = params
             stats.seconds["params+flops"] = time.perf_counter() - t0
         for i, (_, m) in enumerate(named):
             stats.layers.append(
@@ -154,7 +186,8 @@ class ProxyEngine:
             )
         return stats, named
 
-    def _record(self, stats: ArchStats, proxy: Proxy, fn, extra_seconds: float = 0.0) -> None:
+    def record(self, stats: ArchStats, proxy: Proxy, fn, extra_seconds: float = 0.0) -> None:
+        """Run `fn` (one proxy's scores) and store its values, or NULL with the reason it gave."""
         t0 = time.perf_counter()
         try:
             result = fn()
@@ -170,31 +203,9 @@ class ProxyEngine:
                 layer.values.setdefault(proxy.name, None)
             return
         if proxy.scope == "arch":
-            stats.values[proxy.name] = self._finite(stats, proxy.name, float(result))
-            return
-        per_layer = _reduce(result)
-        for layer, v in zip(stats.layers, per_layer, strict=True):
-            layer.values[proxy.name] = v if math.isfinite(v) else None
-        # NaN in a proxy with undefined layers: no value by definition, left out of the sum.
-        skip_nan = proxy.undefined_layers is not None
-        counted = [(i, v) for i, v in enumerate(per_layer) if not (skip_nan and math.isnan(v))]
-        if not counted and skip_nan:
-            stats.values[proxy.name] = None
-            stats.reasons[proxy.name] = f"undefined in every layer ({proxy.undefined_layers})"
-            return
-        bad = [stats.layers[i].slot for i, v in counted if not math.isfinite(v)]
-        if bad:
-            stats.values[proxy.name] = None
-            stats.reasons[proxy.name] = f"non-finite in {len(bad)} layer(s), first {bad[0]} (float64 overflow?)"
+            record_arch_value(stats, proxy, float(result))
         else:
-            stats.values[proxy.name] = math.fsum(v for _, v in counted)
-
-    @staticmethod
-    def _finite(stats: ArchStats, name: str, v: float) -> float | None:
-        if math.isfinite(v):
-            return v
-        stats.reasons[name] = f"value is {v}"
-        return None
+            record_layer_values(stats, proxy, _reduce(result))
 
     def _data_pass_with_split(self, model, batch, layers, needs) -> DataPass:
         micro = self.micro_batch
@@ -212,7 +223,7 @@ class ProxyEngine:
             micro = (micro or batch.images.shape[0]) // 2
             release_cached_memory(batch.images.device)
 
-    def _standalone_with_split(self, proxy: Proxy, model, batch, ctx: ProxyContext):
+    def standalone_with_split(self, proxy: Proxy, model, batch, ctx: ProxyContext):
         """A standalone pass; out of memory halves the micro-batch of a pass that can split (zen),
         and is a NULL with its reason for one that cannot (synflow's pass is one image already)."""
         while True:
@@ -247,6 +258,6 @@ def plan_micro_batch(
             loss = F.cross_entropy(model(batch.images[:probe]), batch.labels[:probe])
         del loss
         bytes_per_image = saved.total / probe
-    per_image = bytes_per_image * (_HVP_FACTOR if hvp else _PLAIN_FACTOR)
+    per_image = bytes_per_image * (HVP_FACTOR if hvp else PLAIN_FACTOR)
     fits = max(1, int(budget_bytes // max(per_image, 1.0)))
     return None if fits >= batch.images.shape[0] else fits

@@ -25,7 +25,12 @@ def _raise_device_fault() -> None:
     raise error("CUDA error: an illegal memory access was encountered (injected by failpoint device-fault)")
 
 
-_ACTIONS = {"device-fault": _raise_device_fault}
+def _raise_out_of_memory() -> None:
+    # What torch raises when the caching allocator cannot place a tensor.
+    raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB (injected by failpoint batched-oom)")
+
+
+_ACTIONS = {"device-fault": _raise_device_fault, "batched-oom": _raise_out_of_memory}
 
 
 def _armed() -> dict[str, str]:

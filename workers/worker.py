@@ -11,8 +11,16 @@ import torch
 
 from zcpipe.workers import failpoints
 from zcpipe.workers.allocator import keep_freed_memory
+from zcpipe.workers.batched.engine import BatchedEngine, can_batch, choose_arch_batch
 from zcpipe.workers.data import to_batch
-from zcpipe.workers.device import DeviceFault, configure_precision, is_device_fault
+from zcpipe.workers.device import (
+    DeviceFault,
+    configure_precision,
+    free_memory_bytes,
+    is_device_fault,
+    is_out_of_memory,
+    release_cached_memory,
+)
 from zcpipe.workers.engine import ArchStats, ProxyEngine
 from zcpipe.workers.proxies import get_proxies
 from zcpipe.workers.seeding import derive_seed
@@ -32,6 +40,10 @@ class WorkerConfig:
     micro_batch: int | None = None
     memory_budget_mb: float | None = None
     one_at_a_time: bool = False  # the zero-cost-nas path; benchmarks and oracle tests only
+    # Architectures per batched pass (workers/batched), for spaces whose networks batch (NB201);
+    # 1 computes one architecture at a time, 0 chooses from the memory budget. Out of memory halves it
+    # before images are split.
+    arch_batch: int = 1
 
 
 @dataclass
@@ -64,6 +76,9 @@ class ProxyWorker:
         self.options = BuildOptions(num_classes=num_classes, input_shape=tuple(images.shape[1:]))
         budget = None if cfg.memory_budget_mb is None else int(cfg.memory_budget_mb * 2**20)
         self.engine = ProxyEngine(get_proxies(list(cfg.proxies)), cfg.micro_batch, budget)
+        self.batched = BatchedEngine(self.engine)
+        # 0: chosen from the memory budget at the first chunk; 1: one architecture at a time.
+        self.arch_batch = cfg.arch_batch if cfg.micro_batch is None and not cfg.one_at_a_time else 1
         self.device_name = torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else "cpu"
 
     def compute(self, arch: str, spec: str | None = None) -> ArchRecord:
@@ -96,5 +111,71 @@ class ProxyWorker:
         return ArchRecord(arch, spec, status, None, stats, time.perf_counter() - t0, self.device_name)
 
     def compute_many(self, archs: list[tuple[str, str]]) -> list[ArchRecord]:
-        """`compute` for each (key, spec) pair, in order."""
+        """`compute` for each (key, spec) pair, in order; `arch_batch` of them at a time where the space's
+        networks batch."""
+        if self.arch_batch == 0 and archs:
+            self.arch_batch = self._auto_arch_batch(archs[0][1])
+        if self.arch_batch <= 1:
+            return [self.compute(key, spec) for key, spec in archs]
+        records: list[ArchRecord] = []
+        at = 0
+        while at < len(archs):
+            chunk = archs[at : at + self.arch_batch]
+            records += self._compute_batched(chunk)
+            at += len(chunk)
+        return records
+
+    def _auto_arch_batch(self, spec: str) -> int:
+        """`arch_batch` 0: as many architectures as fit the memory budget, or 80 % of the device's free
+        memory (the caching allocator keeps some), up to `MAX_ARCH_BATCH`."""
+        budget = self.engine.memory_budget_bytes
+        if budget is None:
+            budget = 0.8 * free_memory_bytes(self.device)
+        try:
+            model = self.space.build(spec, self.options)
+        except ArchError:
+            return 1
+        hvp = any("hvp" in p.needs for p in self.engine.proxies)
+        chosen = choose_arch_batch(model, self.batch, budget, hvp)
+        log.info("batched path: %d architectures per pass", chosen)
+        return chosen
+
+    def _compute_batched(self, archs: list[tuple[str, str]]) -> list[ArchRecord]:
+        t0 = time.perf_counter()
+        failpoints.hit("device-fault")
+        models, seeds = [], []
+        for key, spec in archs:
+            torch.manual_seed(derive_seed(self.cfg.seed, key))
+            try:
+                models.append(self.space.build(spec, self.options).to(self.device))
+            except ArchError:
+                return [self.compute(key, spec) for key, spec in archs]  # the bad one fails alone
+            seeds.append(derive_seed(self.cfg.seed, key, "proxy"))
+        if not can_batch(models):
+            self.arch_batch = 1  # not a batchable space: one at a time from now on
+            return [self.compute(key, spec) for key, spec in archs]
+        try:
+            failpoints.hit("batched-oom")
+            stats = self.batched.compute(models, self.batch, seeds)
+        except (RuntimeError, ValueError, ArithmeticError, MemoryError) as e:
+            if is_device_fault(e):
+                raise DeviceFault(f"{type(e).__name__} on {self.device_name} in a batched pass: {e}"[:500]) from e
+            oom = is_out_of_memory(e)
+        else:
+            seconds = (time.perf_counter() - t0) / len(archs)
+            return [
+                ArchRecord(key, spec, "partial" if st.reasons else "ok", None, st, seconds, self.device_name)
+                for (key, spec), st in zip(archs, stats, strict=True)
+            ]
+        # Out of the except block, so the failed pass's tensors are released first.
+        del models
+        release_cached_memory(self.device)
+        if oom and len(archs) > 1:
+            # Out of memory halves the architectures per pass (for the rest of the run) before
+            # the single engine would split the images.
+            self.arch_batch = max(1, len(archs) // 2)
+            log.warning("out of memory at %d architectures per pass; trying %d", len(archs), self.arch_batch)
+            half = len(archs) // 2
+            return self._compute_batched(archs[:half]) + self._compute_batched(archs[half:])
+        # Anything else: one at a time, so the architecture that fails fails alone.
         return [self.compute(key, spec) for key, spec in archs]

@@ -43,9 +43,7 @@ class IngestConfig:
     archs_file: str | None = setting(None, help="file with one arch key per line", flag="--archs")
     all_archs: bool = setting(False, help="every architecture of a finite space", flag="--all")
     proxies: tuple[str, ...] = setting(DEFAULT_PROXIES, help="comma-separated proxy names (`zcpipe proxies`)")
-    data: str = setting(
-        "synthetic", help="cifar10 | cifar100 | imagenet16-120 | synthetic-cifar10 | npz | synthetic"
-    )
+    data: str = setting("synthetic", help="cifar10 | cifar100 | imagenet16-120 | synthetic-cifar10 | npz | synthetic")
     data_root: str | None = setting(None, help="the dataset's official folder, or an .npz pack (docs/ingest.md)")
     batch_size: int = setting(64, help="images in the minibatch each proxy scores")
     seed: int = setting(defaults.SEED, help="seed of the sample, the minibatch draw and the weights")
@@ -57,6 +55,9 @@ class IngestConfig:
     chunk_size: int = setting(16, help="architectures per chunk: what one actor computes and commits as a shard")
     micro_batch: int | None = setting(None, help="images per pass: split the minibatch into micro-batches")
     memory_budget_mb: float | None = setting(None, help="split the minibatch into micro-batches that fit this")
+    arch_batch: int | None = setting(
+        None, help="architectures per batched pass (nb201); default: as many as fit, up to 64, on GPU; 1 on CPU"
+    )
     # auto: cuda with gpus, else cpu; cpu with gpus places by GPU, computes on CPU
     device: str = setting("auto", help="auto | cpu | cuda; cpu with --gpus places actors by GPU")
     # One-sided switches (no --no-retry-failed, no --compact): a second name per switch widens the option
@@ -120,6 +121,13 @@ class IngestConfig:
             )
         if self.micro_batch is not None and self.micro_batch < 1:
             raise ConfigError("`micro_batch` must be at least 1", options=["micro_batch"])
+        if self.arch_batch is not None and self.arch_batch < 1:
+            raise ConfigError("`arch_batch` must be at least 1 (1: one architecture at a time)", options=["arch_batch"])
+        if self.arch_batch is not None and self.arch_batch > 1 and self.micro_batch is not None:
+            raise ConfigError(
+                "`arch_batch` and `micro_batch` exclude each other: the batched path takes the whole minibatch",
+                options=["arch_batch", "micro_batch"],
+            )
 
     @property
     def all_proxies(self) -> tuple[str, ...]:
@@ -152,7 +160,21 @@ class IngestConfig:
             space_params=dict(self.space_params),
             micro_batch=self.micro_batch,
             memory_budget_mb=memory_budget_mb,
+            arch_batch=self.batched_archs,
         )
+
+    @property
+    def batched_archs(self) -> int:
+        """Architectures per batched pass: `arch_batch`, or by default 0 (the worker sizes it from the
+        device's free memory, up to 64) on GPU and 1 on CPU, where the batched path is not faster
+        (bench/batched.py); always 1 for a space whose networks do not batch or with micro-batches."""
+        from zcpipe.workers.spaces import get_space
+
+        if not get_space(self.space, **self.space_params).batches or self.micro_batch is not None:
+            return 1
+        if self.arch_batch is not None:
+            return self.arch_batch
+        return 0 if self.compute_device == "cuda" else 1
 
     @property
     def compute_device(self) -> str:
@@ -178,6 +200,10 @@ class IngestConfig:
         from zcpipe.workers.spaces import get_space
 
         extra: dict = {}
+        if self.batched_archs != 1:
+            # Grouped kernels sum in other orders: the values equal the single engine's in float64 but
+            # differ in float32 by the network's rounding noise (docs/proxies.md), so a row of its own.
+            extra["arch_batch"] = "grouped"
         if self.compute_device == "cuda":
             extra |= {"device": "cuda", "precision": precision_label("cuda")}
         if (num_classes, tuple(input_shape)) != (10, (3, 32, 32)):

@@ -34,8 +34,10 @@ def import_labels(
         ) from None
     rows, report = apply_policy(rows)
     if not rows:
-        raise LabelFormatError(f"{p} holds no labels for {space_name}" + (
-            f" ({report.non_finite} values were NaN or infinite)" if report.non_finite else ""))
+        raise LabelFormatError(
+            f"{p} holds no labels for {space_name}"
+            + (f" ({report.non_finite} values were NaN or infinite)" if report.non_finite else "")
+        )
     graphs = graph_rows(space, keys.specs.items())
     with Catalog(store).writer() as w:  # no reconcile: an ingest may be running on this store
         w.add_graphs(graphs)

@@ -84,7 +84,7 @@ def _unseen(pool: Pool, seen: dict, rng: np.random.Generator) -> int:
 
 
 def _random(pool: Pool, ask: Ask, seen: dict, rng: np.random.Generator, opts: SearchOptions) -> None:
-    for i in (_initial(pool, opts.initial, rng, opts) if opts.warm_start else []):
+    for i in _initial(pool, opts.initial, rng, opts) if opts.warm_start else []:
         ask(int(i))
     while True:
         ask(_unseen(pool, seen, rng))

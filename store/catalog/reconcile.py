@@ -39,6 +39,7 @@ class CatalogWriter(Protocol):
 
     def transaction(self) -> AbstractContextManager[duckdb.DuckDBPyConnection]: ...
 
+
 log = logging.getLogger(__name__)
 
 

@@ -58,9 +58,18 @@ class Proxy:
     # with one position, ZiCo's layer whose gradients never vary): `standalone` returns NaN for them, which
     # is stored as NULL for that layer and left out of the whole-network sum, as the reference leaves it.
     undefined_layers: str | None = None  # what a NaN layer means, said in the arch's reasons
+    # The batched path (workers/batched) sums `elements` over each architecture's rows of a stacked layer,
+    # then applies `finish` to the sum: "sum" keeps it, "sqrt" takes its root (a norm's square root of
+    # summed squares). Only passes the batched path runs for many architectures at once use it.
+    finish: Literal["sum", "sqrt"] = "sum"
 
     def standalone(self, net: nn.Module, batch: Batch, ctx: ProxyContext) -> LayerScores | float:
         raise NotImplementedError
 
     def extract(self, data: DataPass) -> LayerScores | float:
         raise NotImplementedError(f"{self.name} has no shared-pass extraction")
+
+    def elements(self, data: DataPass) -> LayerScores:
+        """Per-element scores of each layer whose sum, then `finish`, is the layer's value: what the
+        batched path reduces per architecture over a stacked layer. `extract`'s tensors by default."""
+        return self.extract(data)

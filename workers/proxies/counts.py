@@ -9,6 +9,7 @@ from contextlib import contextmanager
 
 import torch
 import torch.nn as nn
+from torch.func import functional_call
 from torch.utils.flop_counter import FlopCounterMode
 
 from zcpipe.workers.proxies.base import Proxy
@@ -41,24 +42,41 @@ def saved_bytes() -> Iterator[SavedBytes]:
 
 
 def count_flops(
-    net: nn.Module, input_shape: tuple[int, ...], device: torch.device, dtype: torch.dtype = torch.float32
+    net: nn.Module, input_shape: tuple[int, ...], device: torch.device | None = None, dtype: torch.dtype = torch.float32
 ) -> tuple[list[int], int, int]:
     """(FLOPs per weight layer in module order, total FLOPs, bytes autograd saves) for one image.
 
-    The forward runs in train mode with autograd on, as the data pass does, so the same pass also
-    tells how much activation memory an image costs (what micro-batch planning needs).
+    The forward runs on the meta device (`functional_call` with shape-only copies of every parameter and
+    buffer): it launches no kernel, costs microseconds per layer, and leaves the network's BatchNorm
+    statistics untouched. It runs in train mode with autograd on, as the data pass does, so it also
+    tells how much activation memory an image costs (what micro-batch planning needs). `device` is
+    accepted for callers of the earlier signature; the count does not depend on it.
     """
+    del device
+    meta = {name: torch.empty_like(t, device="meta") for name, t in [*net.named_parameters(), *net.named_buffers()]}
+    for name, t in net.named_parameters():
+        meta[name].requires_grad_(t.requires_grad)
     was_training = net.training
     net.train()
     try:
         with FlopCounterMode(display=False) as counter, saved_bytes() as saved:
-            net(torch.zeros((1, *input_shape), device=device, dtype=dtype))
+            functional_call(net, meta, (torch.zeros((1, *input_shape), device="meta", dtype=dtype),))
     finally:
         net.train(was_training)
     by_module = counter.get_flop_counts()
     prefix = type(net).__name__
     per_layer = [int(sum(by_module.get(f"{prefix}.{name}", {}).values())) for name, _ in weight_layers(net)]
     return per_layer, int(counter.get_total_flops()), saved.total
+
+
+def count_pass(net: nn.Module, input_shape: tuple[int, ...], dtype: torch.dtype, want_flops: bool) -> tuple:
+    """The count pass: (whole-network params, whole-network FLOPs or None, FLOPs per weight layer or None,
+    activation bytes per image or None). Params are every trainable parameter, as benchmarks report."""
+    params = float(sum(p.numel() for p in net.parameters()))
+    if not want_flops:
+        return params, None, None, None
+    per_layer, total, saved = count_flops(net, input_shape, dtype=dtype)
+    return params, float(total), per_layer, saved
 
 
 @PROXIES.register("params", scope="layer", pass_name="count")

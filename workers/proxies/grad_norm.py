@@ -7,9 +7,14 @@ from zcpipe.workers.proxies.registry import PROXIES
 
 @PROXIES.register("grad_norm", scope="layer", pass_name="data", needs=("grads",))
 class GradNorm(Proxy):
+    finish = "sqrt"
+
     def standalone(self, net, batch, ctx):
         loss_backward(net, batch)
         return [grad_or_zeros(layer).double().norm() for layer in layers_of(net)]
 
     def extract(self, data):
         return [g.double().norm() for g in data.grads]
+
+    def elements(self, data):
+        return [g.double().square() for g in data.grads]

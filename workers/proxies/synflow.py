@@ -29,3 +29,7 @@ class Synflow(Proxy):
             else torch.zeros_like(layer.weight)
             for layer in layers_of(net)
         ]
+
+    def extract(self, data):
+        # The batched path's synflow pass: `weights` are |θ| in float64, `grads` those of Σ outputs.
+        return [(w * g).abs() for w, g in zip(data.weights, data.grads, strict=True)]

@@ -84,6 +84,8 @@ class SearchSpace(ABC):
     """A registered search space. Arch keys are canonical strings; equal architectures share one."""
 
     name: str
+    # Whether the space's networks can run many at once through the batched path (workers/batched).
+    batches: bool = False
 
     @abstractmethod
     def parse(self, text: str) -> str:

@@ -235,6 +235,7 @@ def supernet_graph(edge_ops: list[list[str]]) -> ArchGraph:
 @SPACES.register("nb201")
 class NB201(SearchSpace):
     name = "nb201"
+    batches = True  # one skeleton for every cell (workers/batched/nb201.py)
 
     def __init__(self, channels: int = 16, cells_per_stage: int = 5):
         self.channels = channels

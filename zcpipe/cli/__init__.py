@@ -1,12 +1,12 @@
 """The `zcpipe` command line: one module per command group, each a thin wrapper over `zcpipe.pipeline`.
 
-    ingest.py     ingest                     query.py   sql
-    labels.py     labels import              store.py   store reconcile | compact | info
-    train.py      train (sweeps), evaluate, predict
-    search.py     search (top-k), prune      report.py  report
-    nas.py        nas (search loops)
-    catalogue.py  spaces, proxies, predictors
-    common.py     --store, one-line errors with the fix, output tables
+ingest.py     ingest                     query.py   sql
+labels.py     labels import              store.py   store reconcile | compact | info
+train.py      train (sweeps), evaluate, predict
+search.py     search (top-k), prune      report.py  report
+nas.py        nas (search loops)
+catalogue.py  spaces, proxies, predictors
+common.py     --store, one-line errors with the fix, output tables
 """
 
 from __future__ import annotations

@@ -15,9 +15,7 @@ def sql(
     store: StoreOpt = DEFAULT_STORE,
     fmt: Annotated[str, typer.Option("--format", help="table | csv | json")] = "table",
     wide: Annotated[bool, typer.Option("--wide", help="table: every column, however wide the terminal")] = False,
-    timeout: Annotated[
-        float, typer.Option(help="seconds before the query is interrupted", min=0.001)
-    ] = 300.0,
+    timeout: Annotated[float, typer.Option(help="seconds before the query is interrupted", min=0.001)] = 300.0,
 ) -> None:
     """Run SQL against the catalog (SELECT and EXPLAIN only; nothing can be written, no file outside the
     store's shards is readable; bounded by --timeout and half the machine's memory)."""

@@ -1,0 +1,143 @@
+"""The batched path (workers/batched) against the single-architecture engine, its reference.
+
+In float64 both compute the same function, so every value, whole-network and per layer, must agree to
+rounding (1e-9); in float32 they differ by the network's own rounding noise, as two devices do
+(docs/proxies.md, bench/batched.py).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from zcpipe.workers.batched.engine import BatchedEngine
+from zcpipe.workers.batched.nb201 import BatchedNB201
+from zcpipe.workers.data import to_batch
+from zcpipe.workers.engine import ProxyEngine
+from zcpipe.workers.proxies import get_proxies
+from zcpipe.workers.seeding import derive_seed
+from zcpipe.workers.spaces import BuildOptions, get_space
+from zcpipe.workers.worker import ProxyWorker, WorkerConfig
+
+# Every op kind on some edge, cells whose groups differ edge by edge, and a cell of `none` only
+# (whose input-gradient proxies are NULL with a reason).
+CELLS = [
+    "|nor_conv_3x3~0|+|nor_conv_1x1~0|avg_pool_3x3~1|+|skip_connect~0|none~1|nor_conv_3x3~2|",
+    "|avg_pool_3x3~0|+|nor_conv_3x3~0|skip_connect~1|+|nor_conv_1x1~0|nor_conv_3x3~1|none~2|",
+    "|skip_connect~0|+|none~0|nor_conv_1x1~1|+|avg_pool_3x3~0|skip_connect~1|nor_conv_1x1~2|",
+    "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|",
+]
+BATCHED = ["params", "flops", "synflow", "snip", "grad_norm", "fisher", "grasp", "jacov", "epe_nas", "nwot",
+           "plain", "l2_norm"]  # fmt: skip
+
+
+def _batch(n: int, dtype: torch.dtype) -> object:
+    rng = np.random.default_rng(3)
+    images = rng.standard_normal((n, 3, 32, 32)).astype(np.float32)
+    batch = to_batch(images, rng.integers(0, 10, n), 10, "cpu")
+    return replace(batch, images=batch.images.to(dtype))
+
+
+def _models(cells: list[str], dtype: torch.dtype, channels: int = 8, cells_per_stage: int = 1) -> list:
+    space = get_space("nb201", channels=channels, cells_per_stage=cells_per_stage)
+    out = []
+    for i, cell in enumerate(cells):
+        torch.manual_seed(100 + i)
+        out.append(space.build(cell, BuildOptions()).to(dtype))
+    return out
+
+
+def _close(a: float | None, b: float | None, rel: float, scale: float = 0.0) -> bool:
+    if a is None or b is None:
+        return a is None and b is None
+    return abs(a - b) <= rel * abs(b) + scale
+
+
+def test_batched_path_equals_the_single_engine_in_float64_for_every_value_and_layer():
+    batch = _batch(8, torch.float64)
+    seeds = [derive_seed(0, c, "proxy") for c in CELLS]
+    names = [*BATCHED, "zen"]  # zen: its own pass, run per architecture inside the batched engine
+    single = ProxyEngine(get_proxies(names))
+    reference = [single.compute(m, batch, s) for m, s in zip(_models(CELLS, torch.float64), seeds, strict=True)]
+    batched = BatchedEngine(ProxyEngine(get_proxies(names))).compute(_models(CELLS, torch.float64), batch, seeds)
+    for cell, ref, got in zip(CELLS, reference, batched, strict=True):
+        assert got.reasons == ref.reasons, cell
+        for name in names:
+            assert _close(got.values[name], ref.values[name], 1e-9), (cell, name, got.values[name], ref.values[name])
+        assert [layer.slot for layer in got.layers] == [layer.slot for layer in ref.layers]
+        for name in BATCHED[2:]:
+            ref_layers = [layer.values.get(name) for layer in ref.layers]
+            # plain is a signed sum: a layer near zero is judged against the network's largest layer.
+            scale = 1e-9 * max((abs(v) for v in ref_layers if v is not None), default=0.0)
+            for layer, want in zip(got.layers, ref_layers, strict=True):
+                assert _close(layer.values.get(name), want, 1e-9, scale), (cell, name, layer.slot)
+            if name in ("jacov", "epe_nas", "nwot") and ref.values[name] is None:
+                assert ref.reasons[name]  # NULL keeps its reason
+    assert batched[0].values["params"] != batched[3].values["params"]  # counts are per architecture
+
+
+def test_batched_forward_keeps_each_architectures_batchnorm_to_its_own_images():
+    # Two copies of one network with different BN affine weights: if statistics or channels leaked
+    # between architectures, the copies' logits would change with the other's weights.
+    models = _models(CELLS[:2], torch.float64)
+    net = BatchedNB201(models).train()
+    x = _batch(4, torch.float64).images
+    together = net(x)
+    for b, m in enumerate(models):
+        alone = m.train()(x)
+        assert torch.allclose(together[:, b], alone, rtol=1e-10, atol=1e-12)
+
+
+def _worker(arch_batch: int) -> ProxyWorker:
+    rng = np.random.default_rng(0)
+    images = rng.standard_normal((8, 3, 32, 32)).astype(np.float32)
+    cfg = WorkerConfig(
+        space="nb201",
+        proxies=("snip", "synflow", "nwot", "params", "flops"),
+        space_params={"channels": 8, "cells_per_stage": 1},
+        arch_batch=arch_batch,
+    )
+    return ProxyWorker(cfg, images, rng.integers(0, 10, 8), 10)
+
+
+def test_worker_chunks_fail_one_bad_architecture_alone_and_match_one_at_a_time():
+    archs = [(c, c) for c in CELLS[:3]]
+    archs.insert(1, ("bad", "|nor_conv_3x3~0|+|banana~0|none~1|+|none~0|none~1|none~2|"))
+    batched = _worker(arch_batch=4).compute_many(archs)
+    single = _worker(arch_batch=1).compute_many(archs)
+    assert [r.status for r in batched] == ["ok", "failed", "ok", "ok"]
+    assert "banana" in batched[1].reason
+    for got, ref in zip(batched, single, strict=True):
+        if ref.stats is None:
+            continue
+        for name in ("params", "flops", "nwot"):  # exact counts; NASWOT codes of integers
+            assert got.stats.values[name] == ref.stats.values[name]
+        for name in ("snip", "synflow"):  # float32 rounding noise of the network (docs/proxies.md)
+            assert math.isclose(got.stats.values[name], ref.stats.values[name], rel_tol=1e-2)
+
+
+def test_out_of_memory_halves_the_architectures_per_pass(tmp_path, monkeypatch):
+    from zcpipe.settings import FAILPOINTS_ENV
+
+    monkeypatch.setenv(FAILPOINTS_ENV, f"batched-oom={tmp_path / 'fired'}")
+    worker = _worker(arch_batch=4)
+    records = worker.compute_many([(c, c) for c in CELLS])
+    assert (tmp_path / "fired").exists()
+    assert worker.arch_batch == 2
+    assert [r.status for r in records] == ["ok", "ok", "ok", "partial"]  # the `none` cell: nwot NULL
+
+
+@pytest.mark.parametrize("arch_batch, expected", [(None, 1), (8, 8)])
+def test_arch_batch_defaults_to_one_on_cpu_and_enters_the_hash_only_when_batched(tmp_path, arch_batch, expected):
+    from zcpipe.pipeline.ingest.config import IngestConfig, config_hash
+
+    cfg = IngestConfig(space="nb201", store=str(tmp_path), limit=4, arch_batch=arch_batch)
+    assert cfg.batched_archs == expected
+    single = IngestConfig(space="nb201", store=str(tmp_path), limit=4)
+    same = config_hash(cfg.value_config("x")) == config_hash(single.value_config("x"))
+    assert same == (expected == 1)
+    assert IngestConfig(space="nb101", store=str(tmp_path), limit=4, arch_batch=8).batched_archs == 1

@@ -1,0 +1,135 @@
+"""The batched engine: the proxies of B architectures of one space from one set of passes.
+
+The passes the batched network covers (the shared data pass, synflow's, the weights') run once for
+all B; each layer proxy's per-element scores are summed per architecture over the stacked layers
+(one reduction per stacked layer and one device-to-host copy per pass), and whole-network proxies
+read each architecture's slice. Proxies with passes of their own (zen's re-drawn weights, MeCo's
+input, SWAP's images, ZiCo's halves) run per architecture through the single-architecture engine,
+which stays the reference every batched value is tested against.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import torch
+import torch.nn as nn
+
+from zcpipe.workers.batched.nb201 import BatchedNB201, Layout
+from zcpipe.workers.batched.passes import BatchedPass, run_data_pass, run_synflow_pass, weights_pass
+from zcpipe.workers.device import synchronize
+from zcpipe.workers.engine import HVP_FACTOR, PLAIN_FACTOR, ArchStats, ProxyEngine, record_layer_values
+from zcpipe.workers.proxies import Batch, Proxy, ProxyContext
+from zcpipe.workers.proxies.counts import count_pass
+from zcpipe.workers.proxies.passes import DataPass
+from zcpipe.workers.spaces.base import weight_layers
+from zcpipe.workers.spaces.nb201 import TinyNetwork
+
+# Most architectures one batched pass takes by default: past this the kernels are large enough that
+# a bigger batch saves no launch time worth its memory.
+MAX_ARCH_BATCH = 64
+
+# The passes the batched network runs for many architectures at once; `count` is per architecture on
+# the meta device (no kernels), every other pass per architecture through the single engine.
+BATCHED_PASSES = ("data", "synflow", "weights")
+
+
+def can_batch(models: list[nn.Module]) -> bool:
+    """Whether these networks can run as one batched network (NB201 networks of one shape)."""
+    if not models or not all(isinstance(m, TinyNetwork) for m in models):
+        return False
+    first = models[0]
+    shape = (first.classifier.in_features, first.classifier.out_features, len(first.cells), first.stem[0].in_channels)
+    return all(
+        (m.classifier.in_features, m.classifier.out_features, len(m.cells), m.stem[0].in_channels) == shape
+        for m in models
+    )
+
+
+def choose_arch_batch(model: nn.Module, batch: Batch, budget_bytes: float, hvp: bool) -> int:
+    """How many architectures like `model` one batched pass can take within `budget_bytes`: the
+    activation bytes per image (from the count pass) times the images, times the factor the data pass
+    needs (GraSP's differentiable backward keeps about twice the plain one), up to `MAX_ARCH_BATCH`."""
+    _, _, _, per_image = count_pass(model, tuple(batch.images.shape[1:]), batch.images.dtype, want_flops=True)
+    per_arch = per_image * batch.images.shape[0] * (HVP_FACTOR if hvp else PLAIN_FACTOR)
+    return max(1, min(MAX_ARCH_BATCH, int(budget_bytes // max(per_arch, 1))))
+
+
+class BatchedEngine:
+    """Computes `proxies` for several architectures at once; `single` runs what is not batched."""
+
+    def __init__(self, single: ProxyEngine):
+        self.single = single
+        self.proxies = single.proxies
+        self.batched = [p for p in self.proxies if p.pass_name in BATCHED_PASSES]
+        self.own = [p for p in self.proxies if p.pass_name not in (*BATCHED_PASSES, "count")]
+
+    def compute(self, models: list[nn.Module], batch: Batch, generator_seeds: list[int]) -> list[ArchStats]:
+        """Every proxy of each of `models` on `batch`; equal to `ProxyEngine.compute` per architecture
+        within float32 rounding (tests/test_batched.py)."""
+        if not can_batch(models):
+            raise TypeError("the batched path takes NB201 networks of one shape (see can_batch)")
+        stats = [self.single.skeleton(m, batch)[0] for m in models]
+        by_pass: dict[str, list[Proxy]] = {}
+        for p in self.batched:
+            by_pass.setdefault(p.pass_name, []).append(p)
+        if "data" in by_pass or "weights" in by_pass:
+            net = BatchedNB201(models)
+            if "data" in by_pass:
+                needs = {need for p in by_pass["data"] for need in p.needs}
+                self._timed(stats, by_pass["data"], net.layout, lambda: run_data_pass(net, batch, needs))
+            if "weights" in by_pass:
+                self._timed(stats, by_pass["weights"], net.layout, lambda: BatchedPass(weights_pass(net, batch)))
+            del net
+        if "synflow" in by_pass:
+            net64 = BatchedNB201(models, dtype=torch.float64, absolute=True)
+            self._timed(stats, by_pass["synflow"], net64.layout, lambda: BatchedPass(run_synflow_pass(net64, batch)))
+            del net64
+        for model, st, seed in zip(models, stats, generator_seeds, strict=True):
+            ctx = ProxyContext(layers=[m for _, m in weight_layers(model)], generator_seed=seed)
+            for p in self.own:
+                self.single.record(st, p, lambda p=p, m=model, c=ctx: self.single.standalone_with_split(p, m, batch, c))
+        return stats
+
+    def _timed(self, stats: list[ArchStats], proxies: list[Proxy], layout: Layout, run) -> None:
+        t0 = time.perf_counter()
+        result = run()
+        layer_proxies = [p for p in proxies if p.scope == "layer"]
+        sums = _per_arch_sums(layout, [p.elements(result.stacked) for p in layer_proxies])
+        if result.stacked.layers and layer_proxies:
+            synchronize(result.stacked.weights[0].device)
+        share = (time.perf_counter() - t0) / (len(proxies) * len(stats))
+        for b, st in enumerate(stats):
+            for k, p in enumerate(layer_proxies):
+                per_layer = sums[k][b]
+                if p.finish == "sqrt":
+                    per_layer = [math.sqrt(v) if v >= 0 else math.nan for v in per_layer]
+                record_layer_values(st, p, per_layer)
+                st.seconds[p.name] = share
+            view: DataPass | None = None
+            for p in proxies:
+                if p.scope == "arch":
+                    view = view or result.of_arch(b)
+                    self.single.record(st, p, lambda p=p, v=view: p.extract(v), share)
+
+
+def _per_arch_sums(layout: Layout, scores: list[list[torch.Tensor]]) -> list[list[list[float]]]:
+    """For each proxy's per-element scores over the stacked layers: per architecture, the sum over each
+    of its layers (in its own layer order), in float64, with one device-to-host copy for all."""
+    if not scores:
+        return []
+    parts = []
+    for per_layer in scores:
+        for layer, t in zip(layout.layers, per_layer, strict=True):
+            parts.append(t.detach().to(torch.float64).reshape(len(layer.archs), -1).sum(1))
+    flat = torch.cat(parts).cpu().tolist()
+    offsets, at = [], 0
+    for layer in layout.layers:
+        offsets.append(at)
+        at += len(layer.archs)
+    out = []
+    for k in range(len(scores)):
+        base = k * at
+        out.append([[flat[base + offsets[i] + j] for i, j in arch_layers] for arch_layers in layout.of_arch])
+    return out

@@ -1,0 +1,169 @@
+"""The passes of the batched path: the shared data pass, synflow's and the weights', for B architectures.
+
+Each gives the engine's `DataPass` over the *stacked* layers (one tensor per stacked layer, each
+architecture's rows side by side), so the proxies' `elements` read it as they read one network's,
+plus what whole-network proxies need per architecture (input gradients, NASWOT kernels).
+The loss is the sum of the architectures' mean losses: its gradient with respect to architecture b's
+weights is that of b's own loss, and so is every second derivative (the Hessian is block diagonal).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from zcpipe.workers.batched.nb201 import BatchedNB201
+from zcpipe.workers.proxies.inputs import Batch, Need
+from zcpipe.workers.proxies.passes import DataPass
+from zcpipe.workers.proxies.second_order import SecondOrderRules
+
+
+@dataclass
+class BatchedPass:
+    """A pass over B architectures: `stacked` for layer proxies, per-architecture parts for the rest."""
+
+    stacked: DataPass
+    input_grad: torch.Tensor | None = None  # [N, B, C, H, W]
+    kernels: torch.Tensor | None = None  # [B, N, N] float64 NASWOT kernels
+
+    def of_arch(self, b: int) -> DataPass:
+        """Architecture b's whole-network inputs (what jacov, epe_nas and nwot read)."""
+        return DataPass(
+            layers=[],
+            weights=[],
+            labels=self.stacked.labels,
+            num_classes=self.stacked.num_classes,
+            micro_batches=1,
+            input_grad=None if self.input_grad is None else self.input_grad[:, b],
+            nwot_kernel=None if self.kernels is None else self.kernels[b].numpy(),
+        )
+
+
+class _Recorder:
+    """The forward's hooks: stacked layer outputs (fisher) and per-architecture NASWOT kernels."""
+
+    def __init__(self, net: BatchedNB201, n_images: int, acts: bool, codes: bool):
+        self.acts: dict[int, torch.Tensor] = {}
+        self.kernels = None
+        self.n_archs = net.n_archs
+        if codes:
+            device = net.layout.layers[0].module.weight.device
+            self.kernels = torch.zeros((net.n_archs, n_images, n_images), dtype=torch.float64, device=device)
+        net.hooks.on_output = self._output if acts else None
+        net.hooks.on_relu = self._relu if codes else None
+
+    def _output(self, index: int, out: torch.Tensor) -> None:
+        self.acts[index] = out
+
+    def _relu(self, x: torch.Tensor, positions: list[int] | None) -> None:
+        # NASWOT's binary codes of the ReLU's input, each architecture's channels its own code.
+        n = x.shape[0]
+        groups = self.n_archs if positions is None else len(positions)
+        c = (x.detach() > 0).to(torch.float32).view(n, groups, -1).transpose(0, 1)
+        k = (torch.bmm(c, c.transpose(1, 2)) + torch.bmm(1.0 - c, (1.0 - c).transpose(1, 2))).to(torch.float64)
+        if positions is None:
+            self.kernels += k
+        else:
+            self.kernels.index_add_(0, torch.tensor(positions, device=k.device), k)
+
+
+def _losses(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Σ_b of architecture b's mean cross-entropy; logits are [N, B, classes]."""
+    per_image = F.cross_entropy(logits.permute(0, 2, 1), labels[:, None].expand(-1, logits.shape[1]), reduction="none")
+    return per_image.mean(0).sum()
+
+
+def run_data_pass(net: BatchedNB201, batch: Batch, needs: set[Need]) -> BatchedPass:
+    """The shared forward/backward for every architecture of `net` at once (the whole batch, no split)."""
+    net.train()
+    x, y = batch.images, batch.labels
+    n = x.shape[0]
+    layers = [layer.module for layer in net.layout.layers]
+    weights = [m.weight for m in layers]
+    want_grads = bool(needs & {"grads", "hvp"})
+    want_hvp = "hvp" in needs
+    rec = _Recorder(net, n, acts="acts" in needs, codes="relu_codes" in needs)
+    out = DataPass(
+        layers=layers, weights=[w.detach() for w in weights], labels=y, num_classes=batch.num_classes, micro_batches=1
+    )
+    result = BatchedPass(stacked=out)
+    x_rep = x.repeat(1, net.n_archs, 1, 1)
+    if "input_grad" in needs:
+        x_rep.requires_grad_(True)
+    rules = SecondOrderRules()
+    try:
+        with rules if want_hvp else contextlib.nullcontext():
+            logits = net(x_rep)
+        loss = _losses(logits, y)
+        act_ids = sorted(rec.acts)
+        targets = (weights if want_grads else []) + [rec.acts[i] for i in act_ids]
+        g_w: list[torch.Tensor] = []
+        if targets:
+            g_all = torch.autograd.grad(loss, targets, create_graph=want_hvp, retain_graph=True, allow_unused=True)
+            n_w = len(weights) if want_grads else 0
+            g_w = [torch.zeros_like(w) if g is None else g for g, w in zip(g_all[:n_w], weights[:n_w], strict=True)]
+            if want_grads:
+                out.grads = [g.detach() for g in g_w]
+            if act_ids:
+                out.fisher = _fisher(net, act_ids, rec.acts, g_all[n_w:], n)
+        if "input_grad" in needs:
+            with rules.input_grads_only():
+                (jg,) = torch.autograd.grad(logits.sum(), x_rep, retain_graph=want_hvp)
+            result.input_grad = jg.detach().view(n, net.n_archs, -1, *x.shape[2:]).cpu()
+        if want_hvp:
+            z = sum((g.detach() * g).sum() for g in g_w if g.requires_grad)
+            with rules.second_derivative():
+                hg = torch.autograd.grad(z, weights, allow_unused=True)
+            out.hg = [torch.zeros_like(w) if h is None else h for h, w in zip(hg, weights, strict=True)]
+    finally:
+        net.hooks.on_output = net.hooks.on_relu = None
+    if rec.kernels is not None:
+        result.kernels = rec.kernels.cpu()
+    return result
+
+
+def _fisher(net: BatchedNB201, ids: list[int], acts: dict, grads: tuple, n: int) -> list[torch.Tensor]:
+    """Per output channel, 0.5/N Σ_n (Σ_hw a·∂L/∂a)², as the single engine's data pass takes it."""
+    by_layer = {}
+    for i, g in zip(ids, grads, strict=True):
+        a = acts[i]
+        if g is None:
+            by_layer[i] = torch.zeros(a.shape[1], dtype=torch.float64, device=a.device)
+            continue
+        prod = a.detach() * g.detach()
+        g_nk = prod.sum(dim=tuple(range(2, prod.dim()))) if prod.dim() > 2 else prod
+        by_layer[i] = 0.5 * g_nk.to(torch.float64).pow(2).sum(0) / n
+    return [by_layer[i] for i in range(len(net.layout.layers))]
+
+
+def run_synflow_pass(net64: BatchedNB201, batch: Batch) -> DataPass:
+    """synflow's pass: |θ| in float64 (`net64` was built with `absolute=True`), no BatchNorm, one input
+    of ones; the gradient of the summed outputs of every architecture."""
+    net64.batchnorm = False
+    layers = [layer.module for layer in net64.layout.layers]
+    weights = [m.weight for m in layers]
+    x = torch.ones((1, *batch.images.shape[1:]), dtype=torch.float64, device=batch.images.device)
+    grads = torch.autograd.grad(net64(x).sum(), weights, allow_unused=True)
+    return DataPass(
+        layers=layers,
+        weights=[w.detach() for w in weights],
+        labels=batch.labels,
+        num_classes=batch.num_classes,
+        micro_batches=1,
+        grads=[torch.zeros_like(w) if g is None else g for g, w in zip(grads, weights, strict=True)],
+    )
+
+
+def weights_pass(net: BatchedNB201, batch: Batch) -> DataPass:
+    """The stacked weights alone (l2_norm)."""
+    layers = [layer.module for layer in net.layout.layers]
+    return DataPass(
+        layers=layers,
+        weights=[m.weight.detach() for m in layers],
+        labels=batch.labels,
+        num_classes=batch.num_classes,
+        micro_batches=1,
+    )
