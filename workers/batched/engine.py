@@ -3,9 +3,10 @@
 The passes the batched network covers (the shared data pass, synflow's, the weights') run once for
 all B; each layer proxy's per-element scores are summed per architecture over the stacked layers
 (one reduction per stacked layer and one device-to-host copy per pass), and whole-network proxies
-read each architecture's slice. Proxies with passes of their own (zen's re-drawn weights, MeCo's
-input, SWAP's images, ZiCo's halves) run per architecture through the single-architecture engine,
-which stays the reference every batched value is tested against.
+read each architecture's slice; zen's two feature passes run once for all B on each one's own
+draws. Proxies with passes of their own (MeCo's input, SWAP's images, ZiCo's halves) run per
+architecture through the single-architecture engine, which stays the reference every batched value
+is tested against.
 """
 
 from __future__ import annotations
@@ -18,11 +19,13 @@ import torch.nn as nn
 
 from zcpipe.workers.batched.nb201 import BatchedNB201, Layout
 from zcpipe.workers.batched.passes import BatchedPass, run_data_pass, run_synflow_pass, weights_pass
+from zcpipe.workers.batched.zen import run_zen_pass
 from zcpipe.workers.device import synchronize
 from zcpipe.workers.engine import HVP_FACTOR, PLAIN_FACTOR, ArchStats, ProxyEngine, record_layer_values
 from zcpipe.workers.proxies import Batch, Proxy, ProxyContext
 from zcpipe.workers.proxies.counts import count_pass
 from zcpipe.workers.proxies.passes import DataPass
+from zcpipe.workers.proxies.zen import zen_value
 from zcpipe.workers.spaces.base import weight_layers
 from zcpipe.workers.spaces.nb201 import TinyNetwork
 
@@ -32,7 +35,7 @@ MAX_ARCH_BATCH = 64
 
 # The passes the batched network runs for many architectures at once; `count` is per architecture on
 # the meta device (no kernels), every other pass per architecture through the single engine.
-BATCHED_PASSES = ("data", "synflow", "weights")
+BATCHED_PASSES = ("data", "synflow", "weights", "zen")
 
 
 def can_batch(models: list[nn.Module]) -> bool:
@@ -86,6 +89,13 @@ class BatchedEngine:
             net64 = BatchedNB201(models, dtype=torch.float64, absolute=True)
             self._timed(stats, by_pass["synflow"], net64.layout, lambda: BatchedPass(run_synflow_pass(net64, batch)))
             del net64
+        if "zen" in by_pass:
+            t0 = time.perf_counter()
+            values = run_zen_pass(models, batch, generator_seeds)
+            share = (time.perf_counter() - t0) / (len(models) * len(by_pass["zen"]))
+            for st, v in zip(stats, values, strict=True):
+                for p in by_pass["zen"]:
+                    self.single.record(st, p, lambda v=v: zen_value(v), share)
         for model, st, seed in zip(models, stats, generator_seeds, strict=True):
             ctx = ProxyContext(layers=[m for _, m in weight_layers(model)], generator_seed=seed)
             for p in self.own:

@@ -101,6 +101,7 @@ class BatchedNB201(nn.Module):
         self.batchnorm = True
         self._convs = nn.ModuleList()
         self._bns = nn.ModuleList()
+        self._bn_archs: list[list[int]] = []
         self._plan: list[tuple] = []
         every = list(range(len(nets)))
         self._stem = self._conv([n.stem[0] for n in nets], every, bn=[n.stem[1] for n in nets], relu=False)
@@ -112,7 +113,7 @@ class BatchedNB201(nn.Module):
                 self._plan.append(("cell", self._cell(cells)))
             else:
                 raise TypeError(f"unexpected NB201 cell {type(cell).__name__}")
-        self._last_bn = self._stacked_bn([n.lastact[0] for n in nets])
+        self._last_bn = self._stacked_bn([n.lastact[0] for n in nets], every)
         self._classifier = self._layer([n.classifier for n in nets], every)
         self._check_order(nets)
 
@@ -148,7 +149,7 @@ class BatchedNB201(nn.Module):
             self.layout.of_arch[b].append((index, j))
         return index
 
-    def _stacked_bn(self, bns: list[nn.BatchNorm2d]) -> nn.BatchNorm2d:
+    def _stacked_bn(self, bns: list[nn.BatchNorm2d], positions: list[int]) -> nn.BatchNorm2d:
         channels = sum(m.num_features for m in bns)
         bn = nn.BatchNorm2d(channels, eps=bns[0].eps, momentum=bns[0].momentum, device="meta")
         bn.weight = _cat_param([m.weight for m in bns], self.dtype)
@@ -161,10 +162,11 @@ class BatchedNB201(nn.Module):
                 bn.weight.abs_()
                 bn.bias.abs_()
         self._bns.append(bn)
+        self._bn_archs.append(positions)
         return bn
 
     def _conv(self, convs: list[nn.Conv2d], positions: list[int], bn: list[nn.BatchNorm2d], relu: bool) -> tuple:
-        return (self._layer(convs, positions), self._stacked_bn(bn), relu)
+        return (self._layer(convs, positions), self._stacked_bn(bn, positions), relu)
 
     def _relu_conv_bn(self, ops: list[ReLUConvBN], positions: list[int]) -> tuple:
         return self._conv([o.op[1] for o in ops], positions, [o.op[2] for o in ops], relu=True)
@@ -212,6 +214,11 @@ class BatchedNB201(nn.Module):
             stacked = [self.layout.layers[i].slot for i, _ in self.layout.of_arch[b]]
             if own != stacked:
                 raise RuntimeError(f"batched NB201 layer order differs from architecture {b}'s")
+
+    def batchnorms(self) -> list[tuple[nn.BatchNorm2d, list[int]]]:
+        """Every stacked BatchNorm with the architectures it serves; for each architecture, its own
+        BatchNorms appear in the order of its network's modules."""
+        return list(zip(self._bns, self._bn_archs, strict=True))
 
     # ------------------------------------------------------------------ forward
 

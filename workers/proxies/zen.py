@@ -6,6 +6,7 @@ their defaults so that the value does not depend on what ran before.
 """
 
 import copy
+import math
 
 import torch
 import torch.nn as nn
@@ -16,13 +17,30 @@ from zcpipe.workers.proxies.registry import PROXIES
 MIXUP_GAMMA = 1e-2
 
 
+def gaussian_weights(net: nn.Module, gen: torch.Generator) -> list[torch.Tensor]:
+    """zen's re-drawn weights of every Conv2d/Linear in module order, drawn on the CPU: a CUDA
+    generator gives another sample for the same seed, and the value must not depend on the device.
+    The batched path draws through this too, so both draw the same numbers in the same order."""
+    return [
+        torch.randn(m.weight.shape, generator=gen, dtype=m.weight.dtype)
+        for m in net.modules()
+        if isinstance(m, (nn.Conv2d, nn.Linear))
+    ]
+
+
+def zen_inputs(x: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """The Gaussian input and the Gaussian perturbation, drawn after the weights."""
+    a = torch.randn(x.shape, generator=gen, dtype=x.dtype).to(x.device)
+    b = torch.randn(x.shape, generator=gen, dtype=x.dtype).to(x.device)
+    return a, b
+
+
 def _gaussian_init(net: nn.Module, gen: torch.Generator) -> None:
-    # Drawn on the CPU and copied: a CUDA generator gives another sample for the same seed, and
-    # the value must not depend on the device that computed it.
+    weights = iter(gaussian_weights(net, gen))
     with torch.no_grad():
         for m in net.modules():
             if isinstance(m, (nn.Conv2d, nn.Linear)):
-                m.weight.copy_(torch.randn(m.weight.shape, generator=gen, dtype=m.weight.dtype))
+                m.weight.copy_(next(weights))
                 if m.bias is not None:
                     nn.init.zeros_(m.bias)
             elif isinstance(m, (nn.BatchNorm2d, nn.GroupNorm)):
@@ -46,8 +64,7 @@ class Zen(Proxy):
         _gaussian_init(net, gen)
         net.train()
         with torch.no_grad():
-            a = torch.randn(x.shape, generator=gen, dtype=x.dtype).to(x.device)
-            b = torch.randn(x.shape, generator=gen, dtype=x.dtype).to(x.device)
+            a, b = zen_inputs(x, gen)
             # Out of memory splits the batch (the engine sets ctx.micro_batch); BatchNorm then sees
             # each micro-batch alone, as in the data pass.
             n = x.shape[0]
@@ -60,10 +77,14 @@ class Zen(Proxy):
             log_bn = sum(
                 torch.log(torch.sqrt(torch.mean(m.running_var))) for m in net.modules() if isinstance(m, nn.BatchNorm2d)
             )
-            value = float(torch.log(nas_score.double()) + log_bn)
-        if not torch.isfinite(torch.tensor(value)):
-            raise ProxyUndefined("zen is not finite: the features do not respond to the input perturbation")
-        return value
+            return zen_value(float(torch.log(nas_score.double()) + log_bn))
+
+
+def zen_value(value: float) -> float:
+    """The value, or ProxyUndefined with zen's reason where it is not finite."""
+    if not math.isfinite(value):
+        raise ProxyUndefined("zen is not finite: the features do not respond to the input perturbation")
+    return value
 
 
 def _feature_distance(net: nn.Module, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,194 @@
+"""The batched path against the single-architecture engine: kernels, speed and float32 faithfulness.
+
+    python bench/batched.py [--cells 16] [--arch-batch 4,8] [--threads 2] [--device cpu]
+
+Three figures, each measured in this run against the single engine on the same cells, images and
+weights (the seeded NB201 cells an ingest with --seed 0 plans, the 64 real CIFAR-10 images in
+bench/data/cifar10-64.npz):
+
+  kernels  operators dispatched per architecture (a `TorchDispatchMode` counter; views, which launch
+           nothing, are not counted), single engine vs batched at B = 1, 16, 64; a count does not
+           depend on the number of images, so this part uses 2 of them;
+  speed    architectures per second through `ProxyWorker.compute_many` (what ingest actors run),
+           B = 1 (the single engine) and each --arch-batch, with the ratio to B = 1;
+  float32  each engine's float32 values against the single engine in float64 (the third reference):
+           the largest relative difference per proxy, and Kendall τ of the cells' ranking against
+           float64's. The batched path passes where it is no farther from float64 than 3x the single
+           engine's float32 and ranks the cells as well.
+
+The 13 proxies of the device check by default; --proxies to change.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_leaves
+
+from zcpipe.workers.batched.engine import BatchedEngine
+from zcpipe.workers.data import DataSpec, load_batch, to_batch
+from zcpipe.workers.engine import ProxyEngine
+from zcpipe.workers.proxies import get_proxies
+from zcpipe.workers.seeding import derive_seed
+from zcpipe.workers.spaces import BuildOptions, get_space
+from zcpipe.workers.worker import ProxyWorker, WorkerConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+BATCH_NPZ = ROOT / "bench" / "data" / "cifar10-64.npz"
+THIRTEEN = ("params", "flops", "synflow", "snip", "grad_norm", "fisher", "grasp", "jacov", "epe_nas", "nwot",
+            "plain", "l2_norm", "zen")  # fmt: skip
+
+
+class OpCounter(TorchDispatchMode):
+    """Counts the operators that reach a kernel: not views (they only re-describe memory), not
+    operators on the meta device (the count pass's shape-only forward launches nothing)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ops = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        meta = any(isinstance(a, torch.Tensor) and a.is_meta for a in tree_leaves((args, kwargs or {}, out)))
+        if not func.is_view and not meta:
+            self.ops += 1
+        return out
+
+
+def _cells(n: int) -> list[str]:
+    return get_space("nb201").sample(n, 0)
+
+
+def _models(cells: list[str], options: BuildOptions, dtype: torch.dtype = torch.float32) -> list[torch.nn.Module]:
+    space = get_space("nb201")
+    out = []
+    for cell in cells:
+        torch.manual_seed(derive_seed(0, cell))
+        out.append(space.build(cell, options).to(dtype))
+    return out
+
+
+def kernels(cells: list[str], proxies: tuple[str, ...], sizes: list[int]) -> dict[str, float]:
+    images, labels, n_cls = load_batch(DataSpec("cifar10", str(BATCH_NPZ), 2, 0))
+    batch = to_batch(images, labels, n_cls, "cpu")
+    options = BuildOptions(num_classes=n_cls)
+    single = ProxyEngine(get_proxies(proxies))
+    out = {}
+    counter = OpCounter()
+    n = min(4, len(cells))
+    models = _models(cells[:n], options)
+    with counter:
+        for m, c in zip(models, cells, strict=False):
+            single.compute(m, batch, derive_seed(0, c, "proxy"))
+    out["single engine"] = counter.ops / n
+    batched = BatchedEngine(ProxyEngine(get_proxies(proxies)))
+    for b in sizes:
+        chosen = (cells * (b // len(cells) + 1))[:b]
+        models = _models(chosen, options)
+        counter = OpCounter()
+        with counter:
+            batched.compute(models, batch, [derive_seed(0, c, "proxy") for c in chosen])
+        out[f"batched B={b}"] = counter.ops / b
+    return out
+
+
+def speed(cells: list[str], proxies: tuple[str, ...], sizes: list[int], threads: int, device: str) -> dict:
+    images, labels, n_cls = load_batch(DataSpec("cifar10", str(BATCH_NPZ), 64, 0))
+    out = {}
+    for b in [1, *sizes]:
+        cfg = WorkerConfig(space="nb201", proxies=proxies, device=device, threads=threads, arch_batch=b)
+        worker = ProxyWorker(cfg, images, labels, n_cls)
+        worker.compute_many([(c, c) for c in cells[: max(1, b)]])  # warm-up: allocator, kernels
+        t0 = time.perf_counter()
+        records = worker.compute_many([(c, c) for c in cells])
+        wall = time.perf_counter() - t0
+        out[b] = {"archs_per_s": len(cells) / wall, "failed": sum(r.status == "failed" for r in records)}
+    base = out[1]["archs_per_s"]
+    for row in out.values():
+        row["ratio"] = row["archs_per_s"] / base
+    return out
+
+
+def _kendall(a: list[float], b: list[float]) -> float:
+    from scipy.stats import kendalltau
+
+    return float(kendalltau(a, b).statistic)
+
+
+def faithfulness(cells: list[str], proxies: tuple[str, ...], arch_batch: int) -> dict:
+    images, labels, n_cls = load_batch(DataSpec("cifar10", str(BATCH_NPZ), 64, 0))
+    b32 = to_batch(images, labels, n_cls, "cpu")
+    b64 = replace(b32, images=b32.images.double())
+    options = BuildOptions(num_classes=n_cls)
+    seeds = [derive_seed(0, c, "proxy") for c in cells]
+    engine = ProxyEngine(get_proxies(proxies))
+    f64 = [engine.compute(m, b64, s) for m, s in zip(_models(cells, options, torch.float64), seeds, strict=True)]
+    f32 = [engine.compute(m, b32, s) for m, s in zip(_models(cells, options), seeds, strict=True)]
+    batched = []
+    for at in range(0, len(cells), arch_batch):
+        models = _models(cells[at : at + arch_batch], options)
+        batched += BatchedEngine(engine).compute(models, b32, seeds[at : at + arch_batch])
+    rows = {}
+    for p in proxies:
+        if p in ("params", "flops"):
+            continue
+        keep = [i for i, r in enumerate(f64) if r.values.get(p) is not None]
+        ref = [f64[i].values[p] for i in keep]
+        row = {}
+        for name, got in (("single", f32), ("batched", batched)):
+            vals = [got[i].values.get(p) for i in keep]
+            if any(v is None for v in vals):
+                row[name] = {"max_rel": math.inf, "tau": math.nan}
+                continue
+            worst = max((abs(v - r) / max(abs(r), 1e-300) for v, r in zip(vals, ref, strict=True)), default=0.0)
+            row[name] = {"max_rel": worst, "tau": _kendall(vals, ref) if len(keep) > 1 else 1.0}
+        s, b = row["single"]["max_rel"], row["batched"]["max_rel"]
+        row["passes"] = b <= max(3 * s, 1e-12) and row["batched"]["tau"] >= row["single"]["tau"] - 1e-9
+        rows[p] = row
+    return rows
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--cells", type=int, default=16, help="seeded NB201 cells for speed and float32")
+    ap.add_argument("--arch-batch", default="4,8", help="batched sizes for the speed part")
+    ap.add_argument("--kernel-sizes", default="1,16,64", help="batched sizes for the kernel count")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--proxies", default=",".join(THIRTEEN))
+    ap.add_argument("--parts", default="kernels,speed,float32")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    proxies = tuple(p for p in args.proxies.split(",") if p)
+    cells = _cells(args.cells)
+    parts = set(args.parts.split(","))
+    if "kernels" in parts:
+        sizes = [int(b) for b in args.kernel_sizes.split(",")]
+        print("| path | operators dispatched per NB201 architecture |\n| --- | --- |")
+        for name, ops in kernels(cells, proxies, sizes).items():
+            print(f"| {name} | {ops:,.0f} |", flush=True)
+    if "speed" in parts:
+        sizes = [int(b) for b in args.arch_batch.split(",")]
+        head = f"archs per pass ({args.threads} threads, {args.device})"
+        print(f"\n| {head} | archs/s | ratio to B=1 |\n| --- | --- | --- |")
+        for b, row in speed(cells, proxies, sizes, args.threads, args.device).items():
+            print(f"| B={b} | {row['archs_per_s']:.2f} | {row['ratio']:.2f} |", flush=True)
+    if "float32" in parts:
+        b = max(int(x) for x in args.arch_batch.split(","))
+        print(f"\n| proxy | single f32 vs f64 (τ) | batched B={b} f32 vs f64 (τ) | passes |\n| --- | --- | --- | --- |")
+        for p, row in faithfulness(cells, proxies, b).items():
+            s, bt = row["single"], row["batched"]
+            print(f"| {p} | {s['max_rel']:.1e} ({s['tau']:.3f}) | {bt['max_rel']:.1e} ({bt['tau']:.3f}) | "
+                  f"{'yes' if row['passes'] else 'NO'} |", flush=True)  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,54 @@
+"""zen for B architectures at once: the same draws as the single engine's, one batched network.
+
+Each architecture draws its Gaussian weights and inputs from its own seeded CPU generator, in the
+order `workers/proxies/zen.py` draws them (`gaussian_weights`, `zen_inputs`), so its value is the
+one the single engine computes for it; the two feature passes then run once for all B.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from zcpipe.workers.batched.nb201 import BatchedNB201
+from zcpipe.workers.proxies import Batch
+from zcpipe.workers.proxies.zen import MIXUP_GAMMA, gaussian_weights, zen_inputs
+
+
+def run_zen_pass(models: list[nn.Module], batch: Batch, seeds: list[int]) -> list[float]:
+    """Each architecture's zen value before the finiteness check: log E‖f(a) − f(a + γb)‖₁ + Σ log √mean(σ²_BN)."""
+    net = BatchedNB201(models)
+    x = batch.images
+    draws, inputs, perturbations = [], [], []
+    for model, seed in zip(models, seeds, strict=True):
+        gen = torch.Generator(device="cpu").manual_seed(seed)
+        draws.append(gaussian_weights(model, gen))
+        a, b = zen_inputs(x, gen)
+        inputs.append(a)
+        perturbations.append(b)
+    rows: dict[int, dict[int, torch.Tensor]] = {}
+    for arch, layers in enumerate(net.layout.of_arch):
+        for drawn, (index, block) in zip(draws[arch], layers, strict=True):
+            rows.setdefault(index, {})[block] = drawn
+    with torch.no_grad():
+        for index, layer in enumerate(net.layout.layers):
+            blocks = rows[index]
+            layer.module.weight.copy_(torch.cat([blocks[j] for j in range(len(layer.archs))]).to(x.device))
+            if layer.module.bias is not None:
+                layer.module.bias.zero_()
+        for bn, _ in net.batchnorms():
+            bn.weight.fill_(1.0)
+            bn.bias.zero_()
+            bn.reset_running_stats()
+        net.train()
+        a, b = torch.cat(inputs, dim=1), torch.cat(perturbations, dim=1)
+        diff = (net.features(a) - net.features(a + MIXUP_GAMMA * b)).abs()
+        nas_score = diff.view(x.shape[0], net.n_archs, -1).sum(2).mean(0)  # [B]
+        # Σ over each architecture's BatchNorms, in its own module order, in the BN's dtype (as the
+        # single engine sums them).
+        log_bn = torch.zeros(net.n_archs, dtype=x.dtype, device=x.device)
+        for bn, positions in net.batchnorms():
+            per_arch = torch.log(torch.sqrt(bn.running_var.view(len(positions), -1).mean(1)))
+            log_bn.index_add_(0, torch.tensor(positions, device=x.device), per_arch)
+        values = torch.log(nas_score.double()) + log_bn
+    return values.cpu().tolist()
