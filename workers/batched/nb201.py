@@ -5,13 +5,14 @@ only thing that differs between architectures is which op sits on each of the si
 are kept as `[N, B*C, H, W]`, each architecture's C channels side by side. A layer that every
 architecture has (stem, residual blocks, last BN, classifier) is one grouped convolution
 (`groups=B`) over all of them; on a cell edge the architectures are grouped by the op they chose, and
-each op runs once, as a grouped convolution, over its group's channels (gathered with
-`index_select`, added back with `index_add`). BatchNorm over `B*C` channels computes each
+each op runs once, as a grouped convolution, over its group's channels (one `index_select` per
+edge lays the input out group by group, one puts the outputs back in architecture order).
+BatchNorm over `B*C` channels computes each
 architecture's statistics over its own images, and a grouped convolution never mixes groups, so
 architecture b's outputs, gradients and second derivatives are those of its own network; the sum
 of the architectures' losses separates into each one's. No FLOP is spent on an op an architecture
-did not choose (a masked supernet would spend 2-3x); the cost is one gather and one add per
-(edge, op) group, and the replicated input (`B` copies of the images, for per-architecture input
+did not choose (a masked supernet would spend 2-3x); the cost is two gathers per edge (and their
+backward), and the replicated input (`B` copies of the images, for per-architecture input
 gradients).
 
 The weights are copied from the B networks the space built, so initialisation is the space's own.
@@ -51,18 +52,21 @@ class StackedLayer:
 
 @dataclass
 class Group:
-    """The architectures (positions in the batch) that run one op on one edge, as an index tensor."""
+    """The architectures (positions in the batch) that run one op on one edge; `start` is where their
+    block begins in the edge's gathered input."""
 
     positions: list[int]
-    index: torch.Tensor | None  # None: every architecture, no gather needed
+    start: int
 
 
 @dataclass
 class Edge:
-    """One cell edge: its (op, group, stacked conv) triples, and the gather that puts the groups'
-    outputs back in architecture order (None: one op for every architecture)."""
+    """One cell edge: its (op, group, stacked conv) triples; `gather` lays the input out group after
+    group (one gather for all groups), `order` puts the groups' outputs back in architecture order
+    (both None: one op for every architecture)."""
 
     groups: list[tuple[str, Group, tuple | None]]
+    gather: torch.Tensor | None
     order: torch.Tensor | None
     zero_block: bool
 
@@ -187,23 +191,24 @@ class BatchedNB201(nn.Module):
                 by_op.setdefault(_op_name(cell.edges[k]), []).append(b)
             groups = []
             where = [0] * len(cells)  # each architecture's block in the concatenated outputs
-            block = 0
+            gathered: list[int] = []
             for op, positions in by_op.items():
                 if op == "none":
                     continue  # contributes x·0: nothing to compute
-                index = None if len(positions) == len(cells) else torch.tensor(positions, device=device)
                 is_conv = op.startswith("conv")
                 conv = self._relu_conv_bn([cells[b].edges[k] for b in positions], positions) if is_conv else None
-                groups.append((op, Group(positions, index), conv))
+                groups.append((op, Group(positions, len(gathered)), conv))
                 for b in positions:
-                    where[b] = block
-                    block += 1
+                    where[b] = len(gathered)
+                    gathered.append(b)
             none = by_op.get("none", [])
             for b in none:
-                where[b] = block  # the zero block after the last group
-            one_op = len(groups) == 1 and groups[0][1].index is None
-            order = None if one_op or not groups else torch.tensor(where, device=device)
-            edges.append(Edge(groups, order, zero_block=bool(none)))
+                where[b] = len(gathered)  # the zero block after the last group
+            if not groups or (len(groups) == 1 and not none):
+                edges.append(Edge(groups, None, None, zero_block=False))  # nothing, or one op for all
+                continue
+            gather = torch.tensor(gathered, device=device)
+            edges.append(Edge(groups, gather, torch.tensor(where, device=device), zero_block=bool(none)))
         return edges
 
     def _check_order(self, nets: list[TinyNetwork]) -> None:
@@ -286,15 +291,21 @@ class BatchedNB201(nn.Module):
         return nodes[-1]
 
     def _run_edge(self, edge: Edge, x: torch.Tensor) -> torch.Tensor | None:
-        """One edge for every architecture: each op once over its group, the outputs put back in
-        architecture order by one gather (an architecture with `none` reads a block of zeros)."""
+        """One edge for every architecture: one gather lays the input out group by group, each op runs
+        once over its group's block, one gather puts the outputs back in architecture order (an
+        architecture with `none` reads a block of zeros)."""
+        if not edge.groups:
+            return None
         n, _, h, w = x.shape
         per_arch = x.shape[1] // self.n_archs
+        blocks = [x]
+        if edge.gather is not None:
+            laid_out = x.view(n, self.n_archs, per_arch, h, w).index_select(1, edge.gather)
+            # split, not slicing: its backward is one concatenation, where each slice's backward
+            # would fill a zero tensor of the whole input.
+            blocks = [b.reshape(n, -1, h, w) for b in laid_out.split([len(g.positions) for _, g, _ in edge.groups], 1)]
         outs = []
-        for op, group, conv in edge.groups:
-            src = x
-            if group.index is not None:
-                src = x.view(n, self.n_archs, per_arch, h, w).index_select(1, group.index).reshape(n, -1, h, w)
+        for (op, _group, conv), src in zip(edge.groups, blocks, strict=True):
             if conv is not None:
                 y = self._run_conv(conv, src)
             elif op == "pool":
@@ -302,13 +313,11 @@ class BatchedNB201(nn.Module):
             else:  # skip
                 y = src
             outs.append(y)
-        if not outs:
-            return None
         if edge.order is None:  # one op for every architecture
             return outs[0]
         if edge.zero_block:
             outs.append(x.new_zeros((n, per_arch, h, w)))
-        cat = torch.cat([o.view(n, -1, per_arch, h, w) for o in outs], dim=1)
+        cat = torch.cat([o.reshape(n, -1, per_arch, h, w) for o in outs], dim=1)
         return cat.index_select(1, edge.order).view(n, -1, h, w)
 
 
