@@ -221,3 +221,15 @@ def test_a_worker_raises_device_faults_and_records_other_failures(tmp_path, monk
     with pytest.raises(DeviceFault, match="illegal memory access"):
         worker.compute(NB201_CELL)
     assert worker.compute(NB201_CELL).status == "ok"  # the failpoint fires once
+
+
+def test_several_actors_on_a_gpu_without_mps_get_a_warning_that_says_what_to_run(tmp_path, monkeypatch):
+    from zcpipe.workers.device import sharing_note
+
+    monkeypatch.setenv("CUDA_MPS_PIPE_DIRECTORY", str(tmp_path))
+    note = sharing_note(4, "cuda")
+    assert note and "nvidia-cuda-mps-control -d" in note and "\n" not in note
+    assert sharing_note(1, "cuda") is None  # one actor per GPU has nothing to overlap
+    assert sharing_note(4, "cpu") is None
+    (tmp_path / "control").touch()  # the daemon's control pipe: MPS serves this node
+    assert sharing_note(4, "cuda") is None

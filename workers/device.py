@@ -100,3 +100,25 @@ def free_memory_bytes(device: torch.device | str) -> float:
         free, _total = torch.cuda.mem_get_info(device)
         return float(free)
     return float(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+
+
+MPS_PIPE_DEFAULT = "/tmp/nvidia-mps"
+
+
+def mps_running() -> bool:
+    """Whether a CUDA MPS control daemon serves this process: its control pipe exists where the CUDA
+    driver looks for it (`CUDA_MPS_PIPE_DIRECTORY`, /tmp/nvidia-mps by default; the NVIDIA device
+    plugin's MPS sharing sets the variable in the pod)."""
+    pipe = os.environ.get("CUDA_MPS_PIPE_DIRECTORY", MPS_PIPE_DEFAULT)
+    return os.path.exists(os.path.join(pipe, "control"))
+
+
+def sharing_note(actors_per_gpu: int, device: str) -> str | None:
+    """A one-line warning when several actors share a GPU without MPS (they time-slice, not overlap)."""
+    if actors_per_gpu <= 1 or torch.device(device).type != "cuda" or mps_running():
+        return None
+    return (
+        f"{actors_per_gpu} actors share each GPU but no CUDA MPS daemon runs on this node, so they take turns "
+        "instead of overlapping: start one with `nvidia-cuda-mps-control -d` (docs/clusters.md, "
+        "'Several actors per GPU'), or use --actors-per-gpu 1 (the batched path fills one GPU alone)"
+    )

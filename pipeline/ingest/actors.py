@@ -12,7 +12,7 @@ from zcpipe.store import write_staged_shard
 from zcpipe.workers import failpoints
 from zcpipe.workers.data import DatasetError, DataSpec, load_batch
 from zcpipe.workers.data import batch_sha256 as data_sha256
-from zcpipe.workers.device import DeviceFault
+from zcpipe.workers.device import DeviceFault, sharing_note
 from zcpipe.workers.spaces import get_space
 from zcpipe.workers.worker import ProxyWorker, WorkerConfig
 
@@ -43,6 +43,10 @@ class IngestActor:
 
     def pid(self) -> int:
         return os.getpid()
+
+    def sharing_note(self, actors_per_gpu: int) -> str | None:
+        """A warning when `actors_per_gpu` actors share this node's GPU without CUDA MPS."""
+        return sharing_note(actors_per_gpu, self.worker.cfg.device)
 
     def run_chunk(self, run_id: str, shard_id: str, config_hash: str, archs: list[tuple[str, str]]):
         # Tests: only the chunks they list (by index, "00003") may run, so a kill lands where they say.

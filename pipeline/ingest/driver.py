@@ -8,7 +8,7 @@ import os
 import time
 import uuid
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 import ray
@@ -45,6 +45,7 @@ class IngestSummary:
     worker_seconds: float
     compacted: int = 0
     space: str = ""  # the space the rows are stored under (an alias's own space)
+    notes: list[str] = field(default_factory=list)  # warnings about how the run was set up
 
     @property
     def seconds_per_arch(self) -> float:
@@ -189,6 +190,12 @@ def _start_actors(r: _Run) -> list:
         for _ in range(n_actors)
     ]
     _wait_started(actors, cfg.start_timeout_s)
+    if cfg.actors_per_gpu > 1 and device == "cuda":
+        # Each actor looks on its own node (the driver may sit on a node without GPUs).
+        notes = ray.get([a.sharing_note.remote(cfg.actors_per_gpu) for a in actors], timeout=cfg.start_timeout_s)
+        for note in dict.fromkeys(n for n in notes if n):
+            log.warning("warning: %s", note)
+            r.summary.notes.append(note)
     return actors
 
 

@@ -30,6 +30,8 @@ def run(options: dict[str, Any], progress: bool = True) -> None:
     with handled(options["store"]):
         summary = run_ingest(IngestConfig(**options), progress=progress)
     typer.echo(summary.line(), err=True)
+    for note in summary.notes:
+        typer.echo(f"warning: {note}", err=True)
 
 
 def register(app: typer.Typer) -> None:
