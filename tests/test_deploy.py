@@ -121,3 +121,15 @@ def test_the_cuda_image_has_kernels_for_hopper_and_blackwell_and_a_smoke_test():
     r = subprocess.run([sys.executable, "-m", "zcpipe.workers.selftest", "--device", "cpu"],
                        capture_output=True, text=True, timeout=300)  # fmt: skip
     assert r.returncode == 0 and "all proxies agree with the CPU" in r.stdout, r.stdout + r.stderr
+
+
+def test_the_mps_sharing_config_is_the_device_plugins_format_and_the_docs_use_its_names():
+    doc = yaml.safe_load((DEPLOY / "nvidia-mps" / "device-plugin-config.yaml").read_text())
+    assert doc["kind"] == "ConfigMap"
+    plugin = yaml.safe_load(doc["data"]["mps"])
+    assert plugin["version"] == "v1"
+    (resource,) = plugin["sharing"]["mps"]["resources"]
+    assert resource["name"] == "nvidia.com/gpu" and int(resource["replicas"]) > 1
+    docs = (ROOT / "docs" / "clusters.md").read_text()
+    assert f"config.name={doc['metadata']['name']}" in docs and "config.default=mps" in docs
+    assert f"as {resource['replicas']} `nvidia.com/gpu` replicas" in docs

@@ -52,7 +52,9 @@ class IngestConfig:
     actors_per_gpu: int = setting(1, help="actors sharing each GPU (with --gpus; they overlap only under CUDA MPS)")
     cpus_per_worker: int = setting(1, help="CPUs (and torch threads) per CPU actor")
     ray_address: str | None = setting(None, help="join this Ray cluster instead of starting one")
-    chunk_size: int = setting(16, help="architectures per chunk: what one actor computes and commits as a shard")
+    chunk_size: int | None = setting(
+        None, help="architectures per chunk, what one actor commits as a shard (default 16; 256 batched on GPU)"
+    )
     micro_batch: int | None = setting(None, help="images per pass: split the minibatch into micro-batches")
     memory_budget_mb: float | None = setting(None, help="split the minibatch into micro-batches that fit this")
     arch_batch: int | None = setting(
@@ -96,7 +98,7 @@ class IngestConfig:
             )
         self.data_spec  # noqa: B018 (DatasetError names the choices; a batch of at least one image)
         for name in ("workers", "actors_per_gpu", "cpus_per_worker", "chunk_size"):
-            if getattr(self, name) < 1:
+            if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ConfigError(f"`{name}` must be at least 1", options=[name])
         if self.gpus < 0:
             raise ConfigError("`gpus` must be zero or more", options=["gpus"])
@@ -162,6 +164,14 @@ class IngestConfig:
             memory_budget_mb=memory_budget_mb,
             arch_batch=self.batched_archs,
         )
+
+    @property
+    def chunk_archs(self) -> int:
+        """Architectures per chunk: `chunk_size`, or 16 (a shard every few seconds on a CPU actor), or
+        256 where a GPU actor batches them (several of its batched passes per shard)."""
+        if self.chunk_size is not None:
+            return self.chunk_size
+        return 256 if self.batched_archs != 1 and self.compute_device == "cuda" else 16
 
     @property
     def batched_archs(self) -> int:

@@ -203,7 +203,7 @@ def _run(r: _Run) -> None:
     cfg, todo, run_id, chash, summary = r.cfg, r.todo, r.run_id, r.prepared.chash, r.summary
     actors = _start_actors(r)
     # At most --chunk-size per shard, but small enough that every actor gets a few chunks.
-    size = max(1, min(cfg.chunk_size, math.ceil(len(todo) / (3 * len(actors)))))
+    size = max(1, min(cfg.chunk_archs, math.ceil(len(todo) / (3 * len(actors)))))
     chunks = deque((f"{run_id}-{i:05d}", todo[s : s + size]) for i, s in enumerate(range(0, len(todo), size)))
     pending: dict[ray.ObjectRef, tuple[object, tuple]] = {}
     attempts: dict[str, int] = {}
