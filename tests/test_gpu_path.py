@@ -233,3 +233,16 @@ def test_several_actors_on_a_gpu_without_mps_get_a_warning_that_says_what_to_run
     assert sharing_note(4, "cpu") is None
     (tmp_path / "control").touch()  # the daemon's control pipe: MPS serves this node
     assert sharing_note(4, "cuda") is None
+
+
+def test_micro_batch_splits_zen_as_it_splits_the_data_pass_and_the_row_says_so():
+    from zcpipe.workers.proxies import ProxyContext
+
+    net = get_space("nb201", channels=8, cells_per_stage=1).build(NB201_CELL, BuildOptions())
+    batch = _batch(8)
+    (zen,) = get_proxies(["zen"])
+    split = ProxyEngine([zen], micro_batch=4).compute(net, batch, 5)
+    whole = ProxyEngine([zen]).compute(net, batch, 5)
+    assert split.micro_batches == 2 and whole.micro_batches == 1
+    by_hand = zen.standalone(net, batch, ProxyContext(layers=[], generator_seed=5, micro_batch=4))
+    assert split.values["zen"] == by_hand != whole.values["zen"]  # BatchNorm saw each half alone

@@ -131,10 +131,14 @@ class ProxyEngine:
             del data
         # Standalone passes start on the whole batch (zen's no-grad forward needs far less memory
         # than the data pass) and split only when the device runs out of memory.
-        ctx = ProxyContext(layers=layers, generator_seed=generator_seed)
+        # `--micro-batch` reaches the passes that split (zen) too; out of memory may split them further.
+        ctx = ProxyContext(layers=layers, generator_seed=generator_seed, micro_batch=self.micro_batch)
         for p in self.proxies:
             if p.pass_name not in ("data", "count"):  # every other pass is the proxy's own
                 self.record(stats, p, lambda p=p: self.standalone_with_split(p, model, batch, ctx))
+                if p.splits_batch and ctx.micro_batch is not None and ctx.micro_batch < batch.images.shape[0]:
+                    # The row records the finest split any pass took (BatchNorm saw micro-batches alone).
+                    stats.micro_batches = max(stats.micro_batches, math.ceil(batch.images.shape[0] / ctx.micro_batch))
         return stats
 
     def compute_one_at_a_time(self, model: nn.Module, batch: Batch, generator_seed: int) -> ArchStats:

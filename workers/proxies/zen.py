@@ -51,7 +51,9 @@ def _gaussian_init(net: nn.Module, gen: torch.Generator) -> None:
                     m.reset_running_stats()
 
 
-@PROXIES.register("zen", scope="arch", pass_name="zen")
+# Version 2: `--micro-batch` splits its passes too (BatchNorm sees each micro-batch alone), as it does the
+# data pass; version 1 ran the whole batch whatever the configuration said.
+@PROXIES.register("zen", scope="arch", pass_name="zen", version="2")
 class Zen(Proxy):
     splits_batch = True
 
