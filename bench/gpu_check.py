@@ -400,27 +400,36 @@ def _busy(device: str, fn) -> dict:
 def part_batched(device: str, sizes: Sizes, report: dict) -> None:
     images, labels, n_cls = batch_arrays(sizes.batch)
     rows = {}
+    records_of: list = []
     n = max(sizes.arch_batches)
     archs = cells("nb201", max(n, 2))
     for b in sizes.arch_batches:
         cfg = WorkerConfig(space="nb201", proxies=PROXIES, device=device, arch_batch=b)
         worker = ProxyWorker(cfg, images, labels, n_cls)
-        worker.compute_many(archs[: min(b, 4)])  # warm-up (kernels, allocator, cuDNN plans)
-        if device == "cuda":
-            torch.cuda.reset_peak_memory_stats()
         todo = archs[: max(b, min(n, 64))]
+        if device == "cuda":
+            worker.compute_many(archs[: min(b, 4)])  # warm-up (kernels, allocator, cuDNN plans)
+            torch.cuda.reset_peak_memory_stats()
         t0 = time.perf_counter()
-        records = worker.compute_many(todo)
-        synchronize(device)
+        if device == "cuda":
+            records = worker.compute_many(todo)
+            synchronize(device)
+        else:  # on the CPU the operator count rides along the timed run (a counter costs little there)
+            counted = _busy(device, lambda w=worker, t=todo: records_of.append(w.compute_many(t)))
+            records = records_of.pop()
         wall = time.perf_counter() - t0
-        chunk = todo[: worker.arch_batch]
-        busy = _busy(device, lambda w=worker, c=chunk: w.compute_many(c))
+        if device == "cuda":
+            chunk = todo[: worker.arch_batch]
+            busy = _busy(device, lambda w=worker, c=chunk: w.compute_many(c))
+            per_arch = busy["kernels"] / len(chunk)
+        else:
+            busy, per_arch = counted, counted["kernels"] / len(todo)
         rows[f"B={b}"] = {
             "archs": len(todo),
             "archs_per_s": len(todo) / wall,
             "arch_batch_after": worker.arch_batch,  # out of memory halves it
             "failed": sum(r.status == "failed" for r in records),
-            "kernels_per_arch": busy["kernels"] / len(chunk),
+            "kernels_per_arch": per_arch,
             "busy": busy["busy"],
             "peak_mib": round(torch.cuda.max_memory_allocated() / 2**20, 1) if device == "cuda" else None,
         }

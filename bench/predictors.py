@@ -38,6 +38,8 @@ TRAINED = [
     ("graf graph alone", "graf", {"features": "graph"}),
     ("graf zc alone", "graf", {"features": "zc"}),
     ("graf graph and zc", "graf", {"features": "graph,zc"}),
+    ("zc-gcn", "zc-gcn", {}),
+    ("stack (graf + zc-gcn)", "stack", {}),
 ]
 ZERO_SHOT = ["vote"] + [
     f"proxy:{p}"

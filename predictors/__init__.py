@@ -11,7 +11,7 @@ from zcpipe.predictors.registry import PREDICTORS, UnknownPredictorError
 
 def _load_builtin() -> None:
     # Imported on first use, so `import zcpipe.predictors` does not pull lightgbm.
-    from zcpipe.predictors import gbdt, gcn, graf, mlp, parzc, zeroshot  # noqa: F401
+    from zcpipe.predictors import gbdt, gcn, graf, mlp, parzc, stack, zeroshot  # noqa: F401
 
 
 PREDICTORS.set_loader(_load_builtin)

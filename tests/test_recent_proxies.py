@@ -123,3 +123,41 @@ def test_on_nb201_cells_the_new_proxies_are_finite_deterministic_and_leave_other
         assert a.values == b.values and all(math.isfinite(a.values[n]) for n in names), a.reasons
         assert {n: a.values[n] for n in ("snip", "grad_norm")} == alone.values  # their own copies: no side effect
         assert (a.values["swap"] > 1 and a.values["meco"] < 0) or a.values["meco"] >= 0
+
+
+def test_az_expressivity_is_the_entropy_of_the_channel_covariance_spectrum_and_trainability_its_svd():
+    from zcpipe.workers.proxies.az_nas import expressivity_of, trainability_of
+
+    rng = np.random.default_rng(0)
+    feat = rng.standard_normal((4, 6, 5, 5)) * np.array([1.0, 2.0, 0.1, 3.0, 1.0, 0.5])[None, :, None, None]
+    rows = feat.transpose(0, 2, 3, 1).reshape(-1, 6)
+    s = np.linalg.eigvalsh(np.cov(rows, rowvar=False, bias=True))
+    p = s / s.sum()
+    assert math.isclose(expressivity_of(torch.from_numpy(feat)), float(-(p * np.log(p + 1e-8)).sum()), rel_tol=1e-9)
+    # Trainability across a resolution halving: the input gradient is pixel-unshuffled (numpy's reshape).
+    g_in, g_out = rng.standard_normal((2, 3, 8, 8)), rng.choice([-1.0, 1.0], size=(2, 5, 4, 4))
+    unshuffled = g_in.reshape(2, 3, 4, 2, 4, 2).transpose(0, 1, 3, 5, 2, 4).reshape(2, 12, 4, 4)
+    a, b = unshuffled.transpose(0, 2, 3, 1).reshape(-1, 12), g_out.transpose(0, 2, 3, 1).reshape(-1, 5)
+    sigma = np.linalg.svd(a.T @ b / len(b), compute_uv=False).max()
+    got = trainability_of(torch.from_numpy(g_in), torch.from_numpy(g_out))
+    assert math.isclose(got, -sigma - 1 / (sigma + 1e-6) + 2, rel_tol=1e-9)
+
+
+def test_az_nas_on_nb201_cells_shares_one_pass_nulls_an_identity_cell_and_a_network_without_cells(cifar_batch):
+    from zcpipe.workers.spaces import BuildOptions, get_space
+
+    names = ["az_expressivity", "az_progressivity", "az_trainability"]
+    space = get_space("nb201", channels=8, cells_per_stage=1)
+    torch.manual_seed(0)
+    net = space.build("|nor_conv_3x3~0|+|skip_connect~0|nor_conv_1x1~1|+|avg_pool_3x3~0|none~1|nor_conv_3x3~2|",
+                      BuildOptions())  # fmt: skip
+    first, _ = _engine(net, cifar_batch, names)
+    again, _ = _engine(net, cifar_batch, names)
+    assert first.values == again.values and all(math.isfinite(first.values[n]) for n in names)
+    # A cell that is the identity passes the gradient unchanged: the reference's −inf, NULL here.
+    identity = space.build("|none~0|+|none~0|none~1|+|skip_connect~0|none~1|none~2|", BuildOptions())
+    stats, _ = _engine(identity, cifar_batch, names)
+    assert stats.values["az_trainability"] is None and "unchanged" in stats.reasons["az_trainability"]
+    assert math.isfinite(stats.values["az_expressivity"])
+    stats, _ = _engine(TinyNet(bn=True), tiny_batch(), names)  # no stem and cells
+    assert all(stats.values[n] is None and "stem and cells" in stats.reasons[n] for n in names)

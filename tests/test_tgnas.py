@@ -318,3 +318,31 @@ def test_graf_trees_on_graph_features_and_proxies_beat_each_feature_set_alone(re
     assert taus["graph,zc"] > max(taus["graph"], taus["zc"]), taus
     with pytest.raises(HyperParameterError, match="choose from graph, zc, onehot"):
         get_predictor("graf", features="graph,magic")
+
+
+@pytest.mark.slow
+def test_stack_chooses_its_weight_on_training_folds_and_predicts_each_cell_alone_as_in_a_set(ref_store, ref_data):
+    """The stacked predictor (graf + zc-gcn): the blend weight comes from out-of-fold scores of the training
+    cells only, the saved model predicts what the fitted one did, and a cell's score does not depend on
+    which other cells are scored with it (standardised by training statistics, not by the predicted set)."""
+    from zcpipe.pipeline.training.node_stats import attach_node_stats
+    from zcpipe.predictors.stack import WEIGHTS
+
+    store, _ = ref_store
+    graphs = attach_node_stats(
+        load_graph_set(store, ["nb201"], target="cifar10_valid", archs={"nb201": ref_data.archs}), ref_data
+    )
+    train_idx, test_idx = split(len(graphs), 60, 0)
+    p = get_predictor("stack", folds=2, **{f"zc-gcn.{k}": v for k, v in FAST.items()})
+    log = p.fit(graphs.subset(train_idx), seed=0)
+    assert p.weight in WEIGHTS and set(log["cv_kendall"]) == {str(w) for w in WEIGHTS}
+    test = graphs.subset(test_idx[:400])
+    score = p.predict(test).score
+    assert rank_metrics(score, test.labels)["kendall"] > 0.4
+    assert np.allclose(p.predict(test.subset([3])).score, score[3:4])
+    tensors, meta = p.export()
+    again = get_predictor("stack", **p.hparams)
+    again.restore(tensors, meta)
+    assert np.allclose(again.predict(test).score, score)
+    with pytest.raises(HyperParameterError, match="not a member"):
+        get_predictor("stack", **{"mlp.hidden": 3})

@@ -9,6 +9,7 @@ from zcpipe.workers.proxy_sets import DEFAULT_PROXIES, ZC_NAS_PROXIES
 
 def _load_builtin() -> None:
     from zcpipe.workers.proxies import (  # noqa: F401
+        az_nas,
         counts,
         epe_nas,
         fisher,
