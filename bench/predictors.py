@@ -39,7 +39,7 @@ TRAINED = [
     ("graf zc alone", "graf", {"features": "zc"}),
     ("graf graph and zc", "graf", {"features": "graph,zc"}),
     ("zc-gcn", "zc-gcn", {}),
-    ("stack (graf + zc-gcn)", "stack", {}),
+    ("stack", "stack", {}),
 ]
 ZERO_SHOT = ["vote"] + [
     f"proxy:{p}"

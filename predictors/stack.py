@@ -5,8 +5,9 @@ The weight is chosen by K-fold cross-validation inside the training cells (each 
 folds, scored on the held-out fold; the weight on a grid of 0, 0.1, ..., 1 that gives the best Kendall τ
 over all out-of-fold scores, ties to the most even blend), then both members are fitted on every
 training cell. No test cell is ever seen: the weight is part of the fit, as a hyper-parameter chosen on
-validation cells would be. Each member's score is standardised by the mean and spread of its own scores
-on the training cells, so a prediction does not depend on which other cells are predicted with it.
+validation cells would be. Each member's score is standardised by the mean and spread of its out-of-fold
+scores (on training cells it was not fitted on), so a prediction does not depend on which other cells are
+predicted with it.
 """
 
 from __future__ import annotations
@@ -64,21 +65,27 @@ class Stack(Predictor):
         folds = int(self.hparams["folds"])
         order = np.random.default_rng(seed).permutation(len(train))
         out_of_fold = np.zeros((2, len(train)))
+        raw: list[list[np.ndarray]] = [[], []]
         for k in range(folds):
             held = order[k::folds]
             kept = np.setdiff1d(order, held)
             for i, member in enumerate(self.members):
                 fold_model = PREDICTORS.get(member.name)(**self.member_hp[member.name])
                 fold_model.fit(train.subset(kept), seed=seed + k)
-                out_of_fold[i, held] = _standardise(fold_model.predict(train.subset(held)).score)
+                score = fold_model.predict(train.subset(held)).score
+                raw[i].append(score)
+                out_of_fold[i, held] = _standardise(score)
         taus = [_tau(w * out_of_fold[0] + (1 - w) * out_of_fold[1], train.labels) for w in WEIGHTS]
         best = max(taus)
         self.weight = min((w for w, t in zip(WEIGHTS, taus, strict=True) if t >= best - 1e-12),
                           key=lambda w: abs(w - 0.5))  # fmt: skip
+        # Each member's scores are standardised by their spread on cells it was not fitted on (the
+        # out-of-fold scores): on its own training cells a member that fits them closely spreads its
+        # scores wider than on new cells, which would tilt the blend away from the chosen weight.
         self.scale = []
-        for member in self.members:
+        for member, scores in zip(self.members, raw, strict=True):
             member.fit(train, seed=seed)
-            s = member.predict(train).score
+            s = np.concatenate(scores)
             self.scale.append((float(np.mean(s)), float(np.std(s)) or 1.0))
         self.fitted_on = {"members": [m.fitted_on for m in self.members]}
         return {"weight": self.weight, "cv_kendall": {str(w): round(t, 4) for w, t in zip(WEIGHTS, taus, strict=True)}}
