@@ -133,13 +133,14 @@ def test_az_expressivity_is_the_entropy_of_the_channel_covariance_spectrum_and_t
     rows = feat.transpose(0, 2, 3, 1).reshape(-1, 6)
     s = np.linalg.eigvalsh(np.cov(rows, rowvar=False, bias=True))
     p = s / s.sum()
-    assert math.isclose(expressivity_of(torch.from_numpy(feat)), float(-(p * np.log(p + 1e-8)).sum()), rel_tol=1e-9)
+    want = float(-(p * np.log(p + 1e-8)).sum())
+    assert math.isclose(float(expressivity_of(torch.from_numpy(feat))), want, rel_tol=1e-9)
     # Trainability across a resolution halving: the input gradient is pixel-unshuffled (numpy's reshape).
     g_in, g_out = rng.standard_normal((2, 3, 8, 8)), rng.choice([-1.0, 1.0], size=(2, 5, 4, 4))
     unshuffled = g_in.reshape(2, 3, 4, 2, 4, 2).transpose(0, 1, 3, 5, 2, 4).reshape(2, 12, 4, 4)
     a, b = unshuffled.transpose(0, 2, 3, 1).reshape(-1, 12), g_out.transpose(0, 2, 3, 1).reshape(-1, 5)
     sigma = np.linalg.svd(a.T @ b / len(b), compute_uv=False).max()
-    got = trainability_of(torch.from_numpy(g_in), torch.from_numpy(g_out))
+    got = float(trainability_of(torch.from_numpy(g_in), torch.from_numpy(g_out)))
     assert math.isclose(got, -sigma - 1 / (sigma + 1e-6) + 2, rel_tol=1e-9)
 
 

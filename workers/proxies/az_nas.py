@@ -65,51 +65,62 @@ def cell_features(net: nn.Module, x: torch.Tensor) -> list[torch.Tensor]:
     return out
 
 
-def expressivity_of(feature: torch.Tensor) -> float:
-    """Entropy of the normalised eigenvalues of the channel covariance over images and positions."""
+def expressivity_of(feature: torch.Tensor) -> torch.Tensor:
+    """Entropy of the normalised eigenvalues of the channel covariance over images and positions (a 0-d
+    float64 tensor: the caller reads all of them from the device at once)."""
     b, c, h, w = feature.shape
     f = feature.detach().to(torch.float64).permute(0, 2, 3, 1).reshape(b * h * w, c)
     f = f - f.mean(dim=0, keepdim=True)
     s = torch.linalg.eigvalsh(f.t() @ f / f.shape[0])
     p = s / s.sum()
-    return float((-p * torch.log(p + 1e-8)).sum())
+    return (-p * torch.log(p + 1e-8)).sum()
 
 
-def trainability_of(g_in: torch.Tensor, g_out: torch.Tensor) -> float:
-    """2 − σ − 1/(σ + 1e-6), σ the largest singular value of E[g_in g_outᵀ] over images and positions."""
+def trainability_of(g_in: torch.Tensor, g_out: torch.Tensor) -> torch.Tensor:
+    """2 − σ − 1/(σ + 1e-6), σ the largest singular value of E[g_in g_outᵀ] over images and positions (0-d)."""
     if g_in.shape[2] != g_out.shape[2]:
         g_in = F.pixel_unshuffle(g_in, g_in.shape[2] // g_out.shape[2])
     co, ci = g_out.shape[1], g_in.shape[1]
     a = g_in.to(torch.float64).permute(0, 2, 3, 1).reshape(-1, ci)
     b = g_out.to(torch.float64).permute(0, 2, 3, 1).reshape(-1, co)
-    sigma = float(torch.linalg.svdvals(a.t() @ b / b.shape[0]).max())
+    sigma = torch.linalg.svdvals(a.t() @ b / b.shape[0]).max()
     return -sigma - 1.0 / (sigma + 1e-6) + 2.0
 
 
 def az_scores(net: nn.Module, images: torch.Tensor, seed: int) -> dict[str, float | str]:
-    """The three scores (or, for trainability, the reason it is undefined) of a re-initialised copy."""
+    """The three scores (or, for trainability, the reason it is undefined) of a re-initialised copy.
+    Every per-map quantity stays on the device until one copy at the end (no sync per cell)."""
     net = copy.deepcopy(net)
     gen = torch.Generator(device="cpu").manual_seed(seed)
     _kaiming_fan_in(net, gen)
     net.train()
     feats = cell_features(net, images)
-    entropies = np.array([expressivity_of(f) for f in feats])
-    scores: dict[str, float | str] = {
-        "az_expressivity": float(entropies.sum()),
-        "az_progressivity": float(np.min(entropies[1:] - entropies[:-1])) if len(feats) > 1 else math.nan,
-    }
-    terms = []
+    entropies = torch.stack([expressivity_of(f) for f in feats])
+    terms, identity = [], []
     for i in reversed(range(1, len(feats))):
         f_out, f_in = feats[i], feats[i - 1]
         g_out = ((torch.rand(f_out.shape, generator=gen) < 0.5).to(f_out.dtype) * 2 - 1).to(f_out.device)
         (g_in,) = torch.autograd.grad(f_out, f_in, grad_outputs=g_out, retain_graph=True, allow_unused=True)
         if g_in is None:
             g_in = torch.zeros_like(f_in)
-        if g_in.shape == g_out.shape and torch.equal(g_in, g_out):
-            scores["az_trainability"] = f"cell {i} passes its input gradient unchanged (AZ-NAS scores it −inf)"
-            return scores
+        same = (g_in == g_out).all() if g_in.shape == g_out.shape else torch.zeros((), dtype=torch.bool)
+        identity.append(same.to(device=entropies.device, dtype=torch.float64))
         terms.append(trainability_of(g_in.detach(), g_out))
-    scores["az_trainability"] = float(np.mean(terms)) if terms else math.nan
+    pairs = len(terms)
+    host = torch.cat([entropies, torch.stack(terms), torch.stack(identity)] if pairs else [entropies]).cpu()
+    ent = host[: len(feats)].numpy()
+    scores: dict[str, float | str] = {
+        "az_expressivity": float(ent.sum()),
+        "az_progressivity": float(np.min(ent[1:] - ent[:-1])) if len(feats) > 1 else math.nan,
+        "az_trainability": math.nan,
+    }
+    if pairs:
+        values, same = host[len(feats) : len(feats) + pairs].numpy(), host[len(feats) + pairs :].numpy()
+        if same.any():
+            cell = len(feats) - 1 - int(np.argmax(same))  # the pairs ran from the last cell back
+            scores["az_trainability"] = f"cell {cell} passes its input gradient unchanged (AZ-NAS scores it −inf)"
+        else:
+            scores["az_trainability"] = float(values.mean())
     return scores
 
 
