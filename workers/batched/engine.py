@@ -77,25 +77,25 @@ class BatchedEngine:
         by_pass: dict[str, list[Proxy]] = {}
         for p in self.batched:
             by_pass.setdefault(p.pass_name, []).append(p)
-        if "data" in by_pass or "weights" in by_pass:
-            net = BatchedNB201(models)
+        if "synflow" in by_pass:
+            net64 = BatchedNB201(models, dtype=torch.float64, absolute=True)
+            self._timed(stats, by_pass["synflow"], net64.layout, lambda: BatchedPass(run_synflow_pass(net64, batch)))
+            del net64
+        if by_pass.keys() & {"data", "weights", "zen"}:
+            net = BatchedNB201(models)  # one float32 network for these passes; zen, which redraws its weights, last
             if "data" in by_pass:
                 needs = {need for p in by_pass["data"] for need in p.needs}
                 self._timed(stats, by_pass["data"], net.layout, lambda: run_data_pass(net, batch, needs))
             if "weights" in by_pass:
                 self._timed(stats, by_pass["weights"], net.layout, lambda: BatchedPass(weights_pass(net, batch)))
+            if "zen" in by_pass:
+                t0 = time.perf_counter()
+                values = run_zen_pass(net, models, batch, generator_seeds)
+                share = (time.perf_counter() - t0) / (len(models) * len(by_pass["zen"]))
+                for st, v in zip(stats, values, strict=True):
+                    for p in by_pass["zen"]:
+                        self.single.record(st, p, lambda v=v: zen_value(v), share)
             del net
-        if "synflow" in by_pass:
-            net64 = BatchedNB201(models, dtype=torch.float64, absolute=True)
-            self._timed(stats, by_pass["synflow"], net64.layout, lambda: BatchedPass(run_synflow_pass(net64, batch)))
-            del net64
-        if "zen" in by_pass:
-            t0 = time.perf_counter()
-            values = run_zen_pass(models, batch, generator_seeds)
-            share = (time.perf_counter() - t0) / (len(models) * len(by_pass["zen"]))
-            for st, v in zip(stats, values, strict=True):
-                for p in by_pass["zen"]:
-                    self.single.record(st, p, lambda v=v: zen_value(v), share)
         for model, st, seed in zip(models, stats, generator_seeds, strict=True):
             ctx = ProxyContext(layers=[m for _, m in weight_layers(model)], generator_seed=seed)
             for p in self.own:

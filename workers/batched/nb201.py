@@ -36,7 +36,7 @@ class Hooks:
     ReLU's input codes (nwot), with the positions of the architectures the tensor holds."""
 
     on_output: object | None = None  # fn(layer_index, output)
-    on_relu: object | None = None  # fn(input, arch positions)
+    on_relu: object | None = None  # fn(input, index tensor of the arch positions, None for all)
 
 
 @dataclass
@@ -45,6 +45,7 @@ class StackedLayer:
 
     module: nn.Module
     archs: list[int]
+    index: torch.Tensor | None  # `archs` on the device, made once (None: every architecture, in order)
     slot: str
     op: str
     c_out: int
@@ -52,11 +53,9 @@ class StackedLayer:
 
 @dataclass
 class Group:
-    """The architectures (positions in the batch) that run one op on one edge; `start` is where their
-    block begins in the edge's gathered input."""
+    """The architectures (positions in the batch) that run one op on one edge."""
 
     positions: list[int]
-    start: int
 
 
 @dataclass
@@ -99,13 +98,14 @@ class BatchedNB201(nn.Module):
             raise TypeError("BatchedNB201 takes a non-empty list of NB201 TinyNetworks")
         self.n_archs = len(nets)
         self.dtype = dtype
+        self._device = nets[0].stem[0].weight.device
         self.absolute = absolute  # synflow's |θ|
         self.layout = Layout(of_arch=[[] for _ in nets])
         self.hooks = Hooks()
         self.batchnorm = True
         self._convs = nn.ModuleList()
         self._bns = nn.ModuleList()
-        self._bn_archs: list[list[int]] = []
+        self._bn_archs: list[tuple[list[int], torch.Tensor]] = []
         self._plan: list[tuple] = []
         every = list(range(len(nets)))
         self._stem = self._conv([n.stem[0] for n in nets], every, bn=[n.stem[1] for n in nets], relu=False)
@@ -147,7 +147,9 @@ class BatchedNB201(nn.Module):
                     p.abs_()
         index = len(self.layout.layers)
         c_out = first.weight.shape[0]
-        self.layout.layers.append(StackedLayer(module, positions, first.zc_slot, first.zc_op, c_out))
+        self.layout.layers.append(
+            StackedLayer(module, positions, self._index(positions), first.zc_slot, first.zc_op, c_out)
+        )
         self._convs.append(module)
         for j, b in enumerate(positions):
             self.layout.of_arch[b].append((index, j))
@@ -166,7 +168,7 @@ class BatchedNB201(nn.Module):
                 bn.weight.abs_()
                 bn.bias.abs_()
         self._bns.append(bn)
-        self._bn_archs.append(positions)
+        self._bn_archs.append((positions, self._index(positions, every=False)))
         return bn
 
     def _conv(self, convs: list[nn.Conv2d], positions: list[int], bn: list[nn.BatchNorm2d], relu: bool) -> tuple:
@@ -184,7 +186,7 @@ class BatchedNB201(nn.Module):
 
     def _cell(self, cells: list[InferCell]) -> list[Edge]:
         edges = []
-        device = self._convs[0].weight.device
+        device = self._device
         for k in range(len(cells[0].edges)):
             by_op: dict[str, list[int]] = {}
             for b, cell in enumerate(cells):
@@ -197,7 +199,7 @@ class BatchedNB201(nn.Module):
                     continue  # contributes x·0: nothing to compute
                 is_conv = op.startswith("conv")
                 conv = self._relu_conv_bn([cells[b].edges[k] for b in positions], positions) if is_conv else None
-                groups.append((op, Group(positions, len(gathered)), conv))
+                groups.append((op, Group(positions), conv))
                 for b in positions:
                     where[b] = len(gathered)
                     gathered.append(b)
@@ -220,10 +222,17 @@ class BatchedNB201(nn.Module):
             if own != stacked:
                 raise RuntimeError(f"batched NB201 layer order differs from architecture {b}'s")
 
-    def batchnorms(self) -> list[tuple[nn.BatchNorm2d, list[int]]]:
-        """Every stacked BatchNorm with the architectures it serves; for each architecture, its own
-        BatchNorms appear in the order of its network's modules."""
-        return list(zip(self._bns, self._bn_archs, strict=True))
+    def batchnorms(self) -> list[tuple[nn.BatchNorm2d, list[int], torch.Tensor]]:
+        """Every stacked BatchNorm with the architectures it serves (as a list and as an index tensor on
+        the device); for each architecture, its own BatchNorms appear in the order of its network's modules."""
+        return [(bn, positions, index) for bn, (positions, index) in zip(self._bns, self._bn_archs, strict=True)]
+
+    def _index(self, positions: list[int], every: bool = True) -> torch.Tensor | None:
+        """`positions` as a device tensor, made once here rather than on every pass; None for every
+        architecture in order where `every` allows it."""
+        if every and positions == list(range(self.n_archs)):
+            return None
+        return torch.tensor(positions, device=self._device)
 
     # ------------------------------------------------------------------ forward
 
@@ -261,7 +270,7 @@ class BatchedNB201(nn.Module):
         layer = self.layout.layers[index]
         if relu:
             if self.hooks.on_relu is not None:
-                self.hooks.on_relu(x, layer.archs)
+                self.hooks.on_relu(x, layer.index)
             x = F.relu(x)
         y = layer.module(x)
         if self.hooks.on_output is not None:

@@ -58,16 +58,16 @@ class _Recorder:
     def _output(self, index: int, out: torch.Tensor) -> None:
         self.acts[index] = out
 
-    def _relu(self, x: torch.Tensor, positions: list[int] | None) -> None:
+    def _relu(self, x: torch.Tensor, index: torch.Tensor | None) -> None:
         # NASWOT's binary codes of the ReLU's input, each architecture's channels its own code.
         n = x.shape[0]
-        groups = self.n_archs if positions is None else len(positions)
+        groups = self.n_archs if index is None else len(index)
         c = (x.detach() > 0).to(torch.float32).view(n, groups, -1).transpose(0, 1)
         k = (torch.bmm(c, c.transpose(1, 2)) + torch.bmm(1.0 - c, (1.0 - c).transpose(1, 2))).to(torch.float64)
-        if positions is None:
+        if index is None:
             self.kernels += k
         else:
-            self.kernels.index_add_(0, torch.tensor(positions, device=k.device), k)
+            self.kernels.index_add_(0, index, k)
 
 
 def _losses(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

@@ -15,9 +15,11 @@ from zcpipe.workers.proxies import Batch
 from zcpipe.workers.proxies.zen import MIXUP_GAMMA, gaussian_weights, zen_inputs
 
 
-def run_zen_pass(models: list[nn.Module], batch: Batch, seeds: list[int]) -> list[float]:
-    """Each architecture's zen value before the finiteness check: log E‖f(a) − f(a + γb)‖₁ + Σ log √mean(σ²_BN)."""
-    net = BatchedNB201(models)
+def run_zen_pass(net: BatchedNB201, models: list[nn.Module], batch: Batch, seeds: list[int]) -> list[float]:
+    """Each architecture's zen value before the finiteness check: log E‖f(a) − f(a + γb)‖₁ + Σ log √mean(σ²_BN).
+
+    `net` is the batched network of `models`; its weights and BatchNorm state are overwritten (zen's own
+    draws), so it is the last pass to use it."""
     x = batch.images
     draws, inputs, perturbations = [], [], []
     for model, seed in zip(models, seeds, strict=True):
@@ -36,7 +38,7 @@ def run_zen_pass(models: list[nn.Module], batch: Batch, seeds: list[int]) -> lis
             layer.module.weight.copy_(torch.cat([blocks[j] for j in range(len(layer.archs))]).to(x.device))
             if layer.module.bias is not None:
                 layer.module.bias.zero_()
-        for bn, _ in net.batchnorms():
+        for bn, _, _ in net.batchnorms():
             bn.weight.fill_(1.0)
             bn.bias.zero_()
             bn.reset_running_stats()
@@ -47,8 +49,8 @@ def run_zen_pass(models: list[nn.Module], batch: Batch, seeds: list[int]) -> lis
         # Σ over each architecture's BatchNorms, in its own module order, in the BN's dtype (as the
         # single engine sums them).
         log_bn = torch.zeros(net.n_archs, dtype=x.dtype, device=x.device)
-        for bn, positions in net.batchnorms():
+        for bn, positions, index in net.batchnorms():
             per_arch = torch.log(torch.sqrt(bn.running_var.view(len(positions), -1).mean(1)))
-            log_bn.index_add_(0, torch.tensor(positions, device=x.device), per_arch)
+            log_bn.index_add_(0, index, per_arch)
         values = torch.log(nas_score.double()) + log_bn
     return values.cpu().tolist()
