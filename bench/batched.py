@@ -1,10 +1,10 @@
 """The batched path against the single-architecture engine: kernels, speed and float32 faithfulness.
 
-    python bench/batched.py [--cells 16] [--arch-batch 4,8] [--threads 2] [--device cpu]
+    python bench/batched.py [--space nb201|nb301] [--cells 16] [--arch-batch 4,8] [--threads 2] [--device cpu]
 
 Three figures, each measured in this run against the single engine on the same cells, images and
-weights (the seeded NB201 cells an ingest with --seed 0 plans, the 64 real CIFAR-10 images in
-bench/data/cifar10-64.npz):
+weights (the seeded cells of --space an ingest with --seed 0 plans, NB201 by default, NB301's C=32
+DARTS network with `nb301`; the 64 real CIFAR-10 images in bench/data/cifar10-64.npz):
 
   kernels  operators dispatched per architecture (a `TorchDispatchMode` counter; views, which launch
            nothing, are not counted), single engine vs batched at B = 1, 16, 64; a count does not
@@ -62,12 +62,15 @@ class OpCounter(TorchDispatchMode):
         return out
 
 
+SPACE = "nb201"  # --space sets it
+
+
 def _cells(n: int) -> list[str]:
-    return get_space("nb201").sample(n, 0)
+    return get_space(SPACE).sample(n, 0)
 
 
 def _models(cells: list[str], options: BuildOptions, dtype: torch.dtype = torch.float32) -> list[torch.nn.Module]:
-    space = get_space("nb201")
+    space = get_space(SPACE)
     out = []
     for cell in cells:
         torch.manual_seed(derive_seed(0, cell))
@@ -103,7 +106,7 @@ def speed(cells: list[str], proxies: tuple[str, ...], sizes: list[int], threads:
     images, labels, n_cls = load_batch(DataSpec("cifar10", str(BATCH_NPZ), 64, 0))
     out = {}
     for b in [1, *sizes]:
-        cfg = WorkerConfig(space="nb201", proxies=proxies, device=device, threads=threads, arch_batch=b)
+        cfg = WorkerConfig(space=SPACE, proxies=proxies, device=device, threads=threads, arch_batch=b)
         worker = ProxyWorker(cfg, images, labels, n_cls)
         worker.compute_many([(c, c) for c in cells[: max(1, b)]])  # warm-up: allocator, kernels
         t0 = time.perf_counter()
@@ -157,7 +160,8 @@ def faithfulness(cells: list[str], proxies: tuple[str, ...], arch_batch: int) ->
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--cells", type=int, default=16, help="seeded NB201 cells for speed and float32")
+    ap.add_argument("--space", default="nb201", choices=("nb201", "nb301"), help="whose networks (nb301: DARTS, C=32)")
+    ap.add_argument("--cells", type=int, default=16, help="seeded cells for speed and float32")
     ap.add_argument("--arch-batch", default="4,8", help="batched sizes for the speed part")
     ap.add_argument("--kernel-sizes", default="1,16,64", help="batched sizes for the kernel count")
     ap.add_argument("--threads", type=int, default=2)
@@ -165,13 +169,15 @@ def main() -> int:
     ap.add_argument("--proxies", default=",".join(THIRTEEN))
     ap.add_argument("--parts", default="kernels,speed,float32")
     args = ap.parse_args()
+    global SPACE
+    SPACE = args.space
     torch.set_num_threads(args.threads)
     proxies = tuple(p for p in args.proxies.split(",") if p)
     cells = _cells(args.cells)
     parts = set(args.parts.split(","))
     if "kernels" in parts:
         sizes = [int(b) for b in args.kernel_sizes.split(",")]
-        print("| path | operators dispatched per NB201 architecture |\n| --- | --- |")
+        print(f"| path | operators dispatched per {SPACE} architecture |\n| --- | --- |")
         for name, ops in kernels(cells, proxies, sizes).items():
             print(f"| {name} | {ops:,.0f} |", flush=True)
     if "speed" in parts:

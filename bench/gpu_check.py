@@ -18,8 +18,9 @@ does), and the 64 real CIFAR-10 images in bench/data/cifar10-64.npz (the seed-0 
       and (where `nvidia-cuda-mps-control` exists) under CUDA MPS, started and stopped here;
   (f) a profile of one DARTS architecture (per-proxy seconds, the top kernels);
   (g) a real `zcpipe ingest --gpus 1` where Ray, DuckDB and Zarr are installed;
-  (h) the batched path (NB201): archs/s at B = 1, 16, 64, 256, and for both paths the kernels per
-      architecture and the GPU's busy fraction (profiler kernel time over wall time);
+  (h) the batched path, the 13 proxies: archs/s at B = 1, 16, 64, 256 on NB201 and 1, 16, 64 on NB301's
+      network (DARTS cells, C=32), with the kernels per architecture and the GPU's busy fraction
+      (profiler kernel time over wall time);
   (i) float64 as the third reference: the device's and the CPU's float32 against the CPU in float64,
       whole-network values and the ranking of the NB201 cells.
 
@@ -99,6 +100,9 @@ from zcpipe.workers.spaces import BuildOptions, get_space  # noqa: E402
 from zcpipe.workers.worker import ProxyWorker, WorkerConfig  # noqa: E402
 
 PROXIES = tuple(sorted(all_proxies()))
+# The 13 proxies of issue 21's figures (NAS-Bench-Suite-Zero's, with l2_norm and zen).
+THIRTEEN = ("params", "flops", "synflow", "snip", "grad_norm", "fisher", "grasp", "jacov", "epe_nas", "nwot",
+            "plain", "l2_norm", "zen")  # fmt: skip
 PARTS = ("values", "float64", "batched", "speed", "concurrency", "profile", "ingest")
 
 
@@ -110,6 +114,7 @@ class Sizes:
     workers: tuple[int, ...] = (1, 4, 8, 16)
     concurrency_cells: int = 32
     arch_batches: tuple[int, ...] = (1, 16, 64, 256)
+    darts_arch_batches: tuple[int, ...] = (1, 16, 64)  # NB301's network (DARTS cells, C=32)
     float64_cells: int = 16
 
 
@@ -120,6 +125,7 @@ QUICK = Sizes(  # the suite's dry run: every part runs, on the least that exerci
     workers=(1, 2),
     concurrency_cells=2,
     arch_batches=(1, 2),
+    darts_arch_batches=(1, 2),
     float64_cells=2,
 )
 
@@ -398,42 +404,49 @@ def _busy(device: str, fn) -> dict:
 
 
 def part_batched(device: str, sizes: Sizes, report: dict) -> None:
+    """The batched path's archs/s, kernels per architecture and busy fraction on NB201 and on NB301's
+    network, for the issue's 13 proxies (the later ones run per architecture inside a chunk and would
+    only dilute what this part measures)."""
     images, labels, n_cls = batch_arrays(sizes.batch)
     rows = {}
-    records_of: list = []
-    n = max(sizes.arch_batches)
-    archs = cells("nb201", max(n, 2))
-    for b in sizes.arch_batches:
-        cfg = WorkerConfig(space="nb201", proxies=PROXIES, device=device, arch_batch=b)
-        worker = ProxyWorker(cfg, images, labels, n_cls)
-        todo = archs[: max(b, min(n, 64))]
-        if device == "cuda":
-            worker.compute_many(archs[: min(b, 4)])  # warm-up (kernels, allocator, cuDNN plans)
-            torch.cuda.reset_peak_memory_stats()
-        t0 = time.perf_counter()
-        if device == "cuda":
-            records = worker.compute_many(todo)
-            synchronize(device)
-        else:  # on the CPU the operator count rides along the timed run (a counter costs little there)
-            counted = _busy(device, lambda w=worker, t=todo: records_of.append(w.compute_many(t)))
-            records = records_of.pop()
-        wall = time.perf_counter() - t0
-        if device == "cuda":
-            chunk = todo[: worker.arch_batch]
-            busy = _busy(device, lambda w=worker, c=chunk: w.compute_many(c))
-            per_arch = busy["kernels"] / len(chunk)
-        else:
-            busy, per_arch = counted, counted["kernels"] / len(todo)
-        rows[f"B={b}"] = {
-            "archs": len(todo),
-            "archs_per_s": len(todo) / wall,
-            "arch_batch_after": worker.arch_batch,  # out of memory halves it
-            "failed": sum(r.status == "failed" for r in records),
-            "kernels_per_arch": per_arch,
-            "busy": busy["busy"],
-            "peak_mib": round(torch.cuda.max_memory_allocated() / 2**20, 1) if device == "cuda" else None,
-        }
+    for space, arch_batches in (("nb201", sizes.arch_batches), ("nb301", sizes.darts_arch_batches)):
+        n = max(arch_batches)
+        archs = cells(space, max(n, 2))
+        for b in arch_batches:
+            rows[f"{space} B={b}"] = _batched_row(device, space, archs[: max(b, min(n, 64))], b, images, labels, n_cls)
     report["batched"] = rows
+
+
+def _batched_row(device: str, space: str, todo: list, b: int, images, labels, n_cls: int) -> dict:
+    cfg = WorkerConfig(space=space, proxies=THIRTEEN, device=device, arch_batch=b)
+    worker = ProxyWorker(cfg, images, labels, n_cls)
+    records_of: list = []
+    if device == "cuda":
+        worker.compute_many(todo[: min(b, 4)])  # warm-up (kernels, allocator, cuDNN plans)
+        torch.cuda.reset_peak_memory_stats()
+    t0 = time.perf_counter()
+    if device == "cuda":
+        records = worker.compute_many(todo)
+        synchronize(device)
+    else:  # on the CPU the operator count rides along the timed run (a counter costs little there)
+        counted = _busy(device, lambda: records_of.append(worker.compute_many(todo)))
+        records = records_of.pop()
+    wall = time.perf_counter() - t0
+    if device == "cuda":
+        chunk = todo[: worker.arch_batch]
+        busy = _busy(device, lambda: worker.compute_many(chunk))
+        per_arch = busy["kernels"] / len(chunk)
+    else:
+        busy, per_arch = counted, counted["kernels"] / len(todo)
+    return {
+        "archs": len(todo),
+        "archs_per_s": len(todo) / wall,
+        "arch_batch_after": worker.arch_batch,  # out of memory halves it
+        "failed": sum(r.status == "failed" for r in records),
+        "kernels_per_arch": per_arch,
+        "busy": busy["busy"],
+        "peak_mib": round(torch.cuda.max_memory_allocated() / 2**20, 1) if device == "cuda" else None,
+    }
 
 
 def part_float64(device: str, sizes: Sizes, report: dict) -> None:
@@ -583,7 +596,7 @@ def markdown(report: dict) -> str:
     for b, r in report.get("batched", {}).items():
         busy = "" if r["busy"] is None else f", GPU busy {100 * r['busy']:.0f} %"
         lines.append(
-            f"| batched NB201 {b} | {r['archs_per_s']:.1f} archs/s over {r['archs']} archs (B after OOM halving "
+            f"| batched {b} | {r['archs_per_s']:.1f} archs/s over {r['archs']} archs (B after OOM halving "
             f"{r['arch_batch_after']}), {r['kernels_per_arch']:,.0f} kernels/arch{busy}, {r['failed']} failed |"
         )
     for k, c in report.get("concurrency", {}).items():

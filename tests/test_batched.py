@@ -31,6 +31,22 @@ CELLS = [
     "|skip_connect~0|+|none~0|nor_conv_1x1~1|+|avg_pool_3x3~0|skip_connect~1|nor_conv_1x1~2|",
     "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|",
 ]
+# DARTS cells (nds-darts, width 4, depth 3: a normal cell, then two reduction cells, the second after a
+# reduction so its first input is factorized): both pools, skip as identity and as factorized reduction,
+# both separable and both dilated convolutions, nodes reading each input; every cell ends in a skip or
+# pool, so the input gradients jacov and epe_nas read are not rounding noise (a sum of logits over the
+# batch does not depend on the input when every output node ends in a training-mode BatchNorm).
+DARTS = [
+    "normal=max_pool_3x3~0,avg_pool_3x3~1|skip_connect~0,sep_conv_5x5~2|dil_conv_3x3~1,dil_conv_5x5~3|"
+    "skip_connect~1,sep_conv_3x3~4;reduce=skip_connect~0,skip_connect~1|max_pool_3x3~0,skip_connect~2|"
+    "avg_pool_3x3~1,sep_conv_3x3~3|dil_conv_5x5~0,skip_connect~4",
+    "normal=sep_conv_3x3~0,skip_connect~1|max_pool_3x3~1,dil_conv_5x5~2|avg_pool_3x3~0,sep_conv_5x5~3|"
+    "dil_conv_3x3~2,skip_connect~4;reduce=sep_conv_5x5~0,dil_conv_3x3~1|skip_connect~0,max_pool_3x3~2|"
+    "sep_conv_3x3~1,avg_pool_3x3~2|dil_conv_5x5~3,skip_connect~1",
+    "normal=avg_pool_3x3~0,dil_conv_3x3~1|sep_conv_3x3~0,skip_connect~1|max_pool_3x3~2,skip_connect~3|"
+    "sep_conv_5x5~0,avg_pool_3x3~4;reduce=max_pool_3x3~0,sep_conv_3x3~1|dil_conv_3x3~0,avg_pool_3x3~2|"
+    "skip_connect~1,skip_connect~3|max_pool_3x3~1,sep_conv_5x5~4",
+]
 BATCHED = ["params", "flops", "synflow", "snip", "grad_norm", "fisher", "grasp", "jacov", "epe_nas", "nwot",
            "plain", "l2_norm"]  # fmt: skip
 
@@ -43,9 +59,9 @@ def _keep_torch_threads():
     torch.set_num_threads(threads)
 
 
-def _batch(n: int, dtype: torch.dtype) -> object:
+def _batch(n: int, dtype: torch.dtype, size: int = 32) -> object:
     rng = np.random.default_rng(3)
-    images = rng.standard_normal((n, 3, 32, 32)).astype(np.float32)
+    images = rng.standard_normal((n, 3, size, size)).astype(np.float32)
     batch = to_batch(images, rng.integers(0, 10, n), 10, "cpu")
     return replace(batch, images=batch.images.to(dtype))
 
@@ -65,14 +81,13 @@ def _close(a: float | None, b: float | None, rel: float, scale: float = 0.0) -> 
     return abs(a - b) <= rel * abs(b) + scale
 
 
-def test_batched_path_equals_the_single_engine_in_float64_for_every_value_and_layer():
-    batch = _batch(8, torch.float64)
-    seeds = [derive_seed(0, c, "proxy") for c in CELLS]
+def _assert_equal_in_float64(cells: list[str], make, batch) -> list:
+    seeds = [derive_seed(0, c, "proxy") for c in cells]
     names = [*BATCHED, "zen"]  # zen: its own pass, run per architecture inside the batched engine
     single = ProxyEngine(get_proxies(names))
-    reference = [single.compute(m, batch, s) for m, s in zip(_models(CELLS, torch.float64), seeds, strict=True)]
-    batched = BatchedEngine(ProxyEngine(get_proxies(names))).compute(_models(CELLS, torch.float64), batch, seeds)
-    for cell, ref, got in zip(CELLS, reference, batched, strict=True):
+    reference = [single.compute(m, batch, s) for m, s in zip(make(), seeds, strict=True)]
+    batched = BatchedEngine(ProxyEngine(get_proxies(names))).compute(make(), batch, seeds)
+    for cell, ref, got in zip(cells, reference, batched, strict=True):
         assert got.reasons == ref.reasons, cell
         for name in names:
             assert _close(got.values[name], ref.values[name], 1e-9), (cell, name, got.values[name], ref.values[name])
@@ -85,7 +100,39 @@ def test_batched_path_equals_the_single_engine_in_float64_for_every_value_and_la
                 assert _close(layer.values.get(name), want, 1e-9, scale), (cell, name, layer.slot)
             if name in ("jacov", "epe_nas", "nwot") and ref.values[name] is None:
                 assert ref.reasons[name]  # NULL keeps its reason
+    return batched
+
+
+def test_batched_path_equals_the_single_engine_in_float64_for_every_value_and_layer():
+    batched = _assert_equal_in_float64(CELLS, lambda: _models(CELLS, torch.float64), _batch(8, torch.float64))
     assert batched[0].values["params"] != batched[3].values["params"]  # counts are per architecture
+
+
+def test_batched_darts_networks_equal_the_single_engine_in_float64():
+    space = get_space("nds-darts", width=4, depth=3)
+
+    def make() -> list:
+        out = []
+        for i, cell in enumerate(DARTS):
+            torch.manual_seed(200 + i)
+            out.append(space.build(space.parse(cell), BuildOptions()).to(torch.float64))
+        return out
+
+    batched = _assert_equal_in_float64(DARTS, make, _batch(8, torch.float64, size=16))
+    assert len({st.values["params"] for st in batched}) == len(DARTS)
+
+
+def test_only_networks_of_one_shape_batch_and_loose_end_spaces_do_not():
+    from zcpipe.workers.batched.build import can_batch
+
+    darts = get_space("nds-darts", width=4, depth=3)
+    nets = [darts.build(darts.parse(c), BuildOptions()) for c in DARTS[:2]]
+    assert can_batch(nets) and can_batch(_models(CELLS[:2], torch.float32))
+    assert not can_batch([*nets, *_models(CELLS[:1], torch.float32)])  # two spaces
+    wider = get_space("nds-darts", width=6, depth=3)
+    assert not can_batch([*nets, wider.build(wider.parse(DARTS[0]), BuildOptions())])
+    assert get_space("nb301").batches and get_space("nds-pnas").batches
+    assert not get_space("nds-enas").batches  # loose ends: the output width differs by architecture
 
 
 def test_batched_forward_keeps_each_architectures_batchnorm_to_its_own_images():

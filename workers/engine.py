@@ -18,7 +18,7 @@ import torch.nn.functional as F
 
 from zcpipe.workers.device import is_out_of_memory, release_cached_memory, synchronize
 from zcpipe.workers.proxies import Batch, Proxy, ProxyContext, ProxyUndefined
-from zcpipe.workers.proxies.counts import count_pass, layer_params, saved_bytes
+from zcpipe.workers.proxies.counts import CountPass, count_pass, layer_params, saved_bytes
 from zcpipe.workers.proxies.passes import DataPass, run_data_pass
 from zcpipe.workers.spaces.base import weight_layers
 
@@ -146,8 +146,6 @@ class ProxyEngine:
         self._device = batch.images.device
         stats, _ = self.skeleton(model, batch)
         for p in self.proxies:
-            if p.pass_name == "count":
-                continue
 
             def run(p=p):
                 net = copy.deepcopy(model)  # zero-cost-nas: a fresh copy per measure
@@ -164,18 +162,15 @@ class ProxyEngine:
         self._bytes_per_image = None
         named = weight_layers(model)
         stats = ArchStats(values={}, reasons={}, layers=[], seconds={})
-        names = {p.name for p in self.proxies}
-        flops = None
-        if names & {"params", "flops"}:
+        counters = [p for p in self.proxies if p.pass_name == "count"]
+        counts: CountPass | None = None
+        if counters:
             t0 = time.perf_counter()
-            params, total_flops, flops, self._bytes_per_image = count_pass(
-                model, tuple(batch.images.shape[1:]), batch.images.dtype, "flops" in names
-            )
-            if "flops" in names:
-                stats.values["flops"] = total_flops
-            if "params" in names:
-                stats.values["params"] = params
-            stats.seconds["params+flops"] = time.perf_counter() - t0
+            counts = count_pass(model, tuple(batch.images.shape[1:]), batch.images.dtype)
+            self._bytes_per_image = counts.bytes_per_image
+            share = (time.perf_counter() - t0) / len(counters)
+            for p in counters:
+                self.record(stats, p, lambda p=p: p.extract(counts), share)
         for i, (_, m) in enumerate(named):
             stats.layers.append(
                 LayerStat(
@@ -185,7 +180,7 @@ class ProxyEngine:
                     shape=list(m.weight.shape),
                     numel=m.weight.numel(),
                     params=layer_params(m),
-                    flops=None if flops is None else flops[i],
+                    flops=None if counts is None else counts.layer_flops[i],
                 )
             )
         return stats, named

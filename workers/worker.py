@@ -11,7 +11,8 @@ import torch
 
 from zcpipe.workers import failpoints
 from zcpipe.workers.allocator import keep_freed_memory
-from zcpipe.workers.batched.engine import BatchedEngine, can_batch, choose_arch_batch
+from zcpipe.workers.batched.build import can_batch
+from zcpipe.workers.batched.engine import BatchedEngine, choose_arch_batch
 from zcpipe.workers.data import to_batch
 from zcpipe.workers.device import (
     DeviceFault,

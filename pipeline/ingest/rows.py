@@ -10,10 +10,14 @@ from zcpipe.version import __version__
 from zcpipe.workers.proxies import all_proxies
 from zcpipe.workers.worker import ArchRecord
 
+# Each weight layer's own counts (`LayerStat` fields, from the count pass), stored as tensors beside the
+# layer proxies' values.
+LAYER_COUNTS = ("params", "flops")
+
 
 def layer_proxy_names(proxies: tuple[str, ...]) -> list[str]:
     reg = all_proxies()
-    return [p for p in proxies if reg[p].scope == "layer" and p not in ("params", "flops")]
+    return [p for p in proxies if reg[p].scope == "layer"]
 
 
 def to_shard(
@@ -29,7 +33,7 @@ def to_shard(
     node: tuple[str, str] = (None, None),
 ) -> tuple[list[dict], list[dict], TensorBlock]:
     layer_proxies = layer_proxy_names(proxies)
-    tensor_proxies = [*layer_proxies, "params", "flops"]
+    tensor_proxies = [*layer_proxies, *LAYER_COUNTS]
     slot_index = {s: i for i, s in enumerate(slots)}
     values = np.full((len(records), len(tensor_proxies), len(slots)), np.nan)
     mask = np.zeros((len(records), len(slots)), dtype=bool)
@@ -84,7 +88,8 @@ def to_shard(
             for k, p in enumerate(layer_proxies):
                 v = layer.values.get(p)
                 values[a, k, s] = np.nan if v is None else v
-            values[a, len(layer_proxies), s] = layer.params
-            values[a, len(layer_proxies) + 1, s] = np.nan if layer.flops is None else layer.flops
+            for k, name in enumerate(LAYER_COUNTS, start=len(layer_proxies)):
+                v = getattr(layer, name)
+                values[a, k, s] = np.nan if v is None else v
     block = TensorBlock(archs=[r.arch for r in records], proxies=tensor_proxies, slots=slots, values=values, mask=mask)
     return arch_rows, layer_rows, block

@@ -17,7 +17,8 @@ import time
 import torch
 import torch.nn as nn
 
-from zcpipe.workers.batched.nb201 import BatchedNB201, Layout
+from zcpipe.workers.batched.build import batched_network
+from zcpipe.workers.batched.network import Layout
 from zcpipe.workers.batched.passes import BatchedPass, run_data_pass, run_synflow_pass, weights_pass
 from zcpipe.workers.batched.zen import run_zen_pass
 from zcpipe.workers.device import synchronize
@@ -27,7 +28,6 @@ from zcpipe.workers.proxies.counts import count_pass
 from zcpipe.workers.proxies.passes import DataPass
 from zcpipe.workers.proxies.zen import zen_value
 from zcpipe.workers.spaces.base import weight_layers
-from zcpipe.workers.spaces.nb201 import TinyNetwork
 
 # Most architectures one batched pass takes by default: past this the kernels are large enough that
 # a bigger batch saves no launch time worth its memory.
@@ -38,23 +38,11 @@ MAX_ARCH_BATCH = 64
 BATCHED_PASSES = ("data", "synflow", "weights", "zen")
 
 
-def can_batch(models: list[nn.Module]) -> bool:
-    """Whether these networks can run as one batched network (NB201 networks of one shape)."""
-    if not models or not all(isinstance(m, TinyNetwork) for m in models):
-        return False
-    first = models[0]
-    shape = (first.classifier.in_features, first.classifier.out_features, len(first.cells), first.stem[0].in_channels)
-    return all(
-        (m.classifier.in_features, m.classifier.out_features, len(m.cells), m.stem[0].in_channels) == shape
-        for m in models
-    )
-
-
 def choose_arch_batch(model: nn.Module, batch: Batch, budget_bytes: float, hvp: bool) -> int:
     """How many architectures like `model` one batched pass can take within `budget_bytes`: the
     activation bytes per image (from the count pass) times the images, times the factor the data pass
     needs (GraSP's differentiable backward keeps about twice the plain one), up to `MAX_ARCH_BATCH`."""
-    _, _, _, per_image = count_pass(model, tuple(batch.images.shape[1:]), batch.images.dtype, want_flops=True)
+    per_image = count_pass(model, tuple(batch.images.shape[1:]), batch.images.dtype).bytes_per_image
     per_arch = per_image * batch.images.shape[0] * (HVP_FACTOR if hvp else PLAIN_FACTOR)
     return max(1, min(MAX_ARCH_BATCH, int(budget_bytes // max(per_arch, 1))))
 
@@ -71,18 +59,16 @@ class BatchedEngine:
     def compute(self, models: list[nn.Module], batch: Batch, generator_seeds: list[int]) -> list[ArchStats]:
         """Every proxy of each of `models` on `batch`; equal to `ProxyEngine.compute` per architecture
         within float32 rounding (tests/test_batched.py)."""
-        if not can_batch(models):
-            raise TypeError("the batched path takes NB201 networks of one shape (see can_batch)")
         stats = [self.single.skeleton(m, batch)[0] for m in models]
         by_pass: dict[str, list[Proxy]] = {}
         for p in self.batched:
             by_pass.setdefault(p.pass_name, []).append(p)
         if "synflow" in by_pass:
-            net64 = BatchedNB201(models, dtype=torch.float64, absolute=True)
+            net64 = batched_network(models, dtype=torch.float64, absolute=True)
             self._timed(stats, by_pass["synflow"], net64.layout, lambda: BatchedPass(run_synflow_pass(net64, batch)))
             del net64
         if by_pass.keys() & {"data", "weights", "zen"}:
-            net = BatchedNB201(models)  # one float32 network for these passes; zen, which redraws its weights, last
+            net = batched_network(models)  # one float32 network for these passes; zen, which redraws its weights, last
             if "data" in by_pass:
                 needs = {need for p in by_pass["data"] for need in p.needs}
                 self._timed(stats, by_pass["data"], net.layout, lambda: run_data_pass(net, batch, needs))

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from zcpipe.workers.batched.nb201 import BatchedNB201
+from zcpipe.workers.batched.network import BatchedNetwork
 from zcpipe.workers.proxies.inputs import Batch, Need
 from zcpipe.workers.proxies.passes import DataPass
 from zcpipe.workers.proxies.second_order import SecondOrderRules
@@ -45,7 +45,7 @@ class BatchedPass:
 class _Recorder:
     """The forward's hooks: stacked layer outputs (fisher) and per-architecture NASWOT kernels."""
 
-    def __init__(self, net: BatchedNB201, n_images: int, acts: bool, codes: bool):
+    def __init__(self, net: BatchedNetwork, n_images: int, acts: bool, codes: bool):
         self.acts: dict[int, torch.Tensor] = {}
         self.kernels = None
         self.n_archs = net.n_archs
@@ -76,7 +76,7 @@ def _losses(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return per_image.mean(0).sum()
 
 
-def run_data_pass(net: BatchedNB201, batch: Batch, needs: set[Need]) -> BatchedPass:
+def run_data_pass(net: BatchedNetwork, batch: Batch, needs: set[Need]) -> BatchedPass:
     """The shared forward/backward for every architecture of `net` at once (the whole batch, no split)."""
     net.train()
     x, y = batch.images, batch.labels
@@ -125,7 +125,7 @@ def run_data_pass(net: BatchedNB201, batch: Batch, needs: set[Need]) -> BatchedP
     return result
 
 
-def _fisher(net: BatchedNB201, ids: list[int], acts: dict, grads: tuple, n: int) -> list[torch.Tensor]:
+def _fisher(net: BatchedNetwork, ids: list[int], acts: dict, grads: tuple, n: int) -> list[torch.Tensor]:
     """Per output channel, 0.5/N Σ_n (Σ_hw a·∂L/∂a)², as the single engine's data pass takes it."""
     by_layer = {}
     for i, g in zip(ids, grads, strict=True):
@@ -139,7 +139,7 @@ def _fisher(net: BatchedNB201, ids: list[int], acts: dict, grads: tuple, n: int)
     return [by_layer[i] for i in range(len(net.layout.layers))]
 
 
-def run_synflow_pass(net64: BatchedNB201, batch: Batch) -> DataPass:
+def run_synflow_pass(net64: BatchedNetwork, batch: Batch) -> DataPass:
     """synflow's pass: |θ| in float64 (`net64` was built with `absolute=True`), no BatchNorm, one input
     of ones; the gradient of the summed outputs of every architecture."""
     net64.batchnorm = False
@@ -157,7 +157,7 @@ def run_synflow_pass(net64: BatchedNB201, batch: Batch) -> DataPass:
     )
 
 
-def weights_pass(net: BatchedNB201, batch: Batch) -> DataPass:
+def weights_pass(net: BatchedNetwork, batch: Batch) -> DataPass:
     """The stacked weights alone (l2_norm)."""
     layers = [layer.module for layer in net.layout.layers]
     return DataPass(

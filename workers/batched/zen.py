@@ -10,12 +10,12 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from zcpipe.workers.batched.nb201 import BatchedNB201
+from zcpipe.workers.batched.network import BatchedNetwork
 from zcpipe.workers.proxies import Batch
 from zcpipe.workers.proxies.zen import MIXUP_GAMMA, gaussian_weights, zen_inputs
 
 
-def run_zen_pass(net: BatchedNB201, models: list[nn.Module], batch: Batch, seeds: list[int]) -> list[float]:
+def run_zen_pass(net: BatchedNetwork, models: list[nn.Module], batch: Batch, seeds: list[int]) -> list[float]:
     """Each architecture's zen value before the finiteness check: log E‖f(a) − f(a + γb)‖₁ + Σ log √mean(σ²_BN).
 
     `net` is the batched network of `models`; its weights and BatchNorm state are overwritten (zen's own

@@ -1,11 +1,14 @@
-"""params and flops: per-layer counts (weights + bias; FLOPs by torch's flop counter for one image).
+"""params and flops: the count pass and its two proxies.
 
-The whole-network `params` is every trainable parameter (what benchmarks report, BN
-included); the whole-network `flops` is everything torch's counter sees in one forward.
+The whole-network `params` is every trainable parameter (what benchmarks report, BN included); the
+whole-network `flops` is everything torch's counter sees in one forward of one image. The pass also
+gives each weight layer's own counts (weights + bias; its FLOPs), which every row carries as layer
+facts beside its shape, and the activation bytes per image that micro-batch planning needs.
 """
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
@@ -69,21 +72,37 @@ def count_flops(
     return per_layer, int(counter.get_total_flops()), saved.total
 
 
-def count_pass(net: nn.Module, input_shape: tuple[int, ...], dtype: torch.dtype, want_flops: bool) -> tuple:
-    """The count pass: (whole-network params, whole-network FLOPs or None, FLOPs per weight layer or None,
-    activation bytes per image or None). Params are every trainable parameter, as benchmarks report."""
+@dataclass
+class CountPass:
+    """What the count pass found: whole-network params and FLOPs, FLOPs per weight layer (module order)
+    and the activation bytes autograd saves per image."""
+
+    params: float
+    flops: float
+    layer_flops: list[int]
+    bytes_per_image: int
+
+
+def count_pass(net: nn.Module, input_shape: tuple[int, ...], dtype: torch.dtype) -> CountPass:
+    """The count pass, on the meta device (no kernels): params are every trainable parameter, as
+    benchmarks report."""
     params = float(sum(p.numel() for p in net.parameters()))
-    if not want_flops:
-        return params, None, None, None
     per_layer, total, saved = count_flops(net, input_shape, dtype=dtype)
-    return params, float(total), per_layer, saved
+    return CountPass(params, float(total), per_layer, saved)
 
 
-@PROXIES.register("params", scope="layer", pass_name="count")
-class Params(Proxy):
-    pass
+class _Count(Proxy):
+    def standalone(self, net, batch, ctx):
+        return self.extract(count_pass(net, tuple(batch.images.shape[1:]), batch.images.dtype))
 
 
-@PROXIES.register("flops", scope="layer", pass_name="count")
-class Flops(Proxy):
-    pass
+@PROXIES.register("params", scope="arch", pass_name="count")
+class Params(_Count):
+    def extract(self, data: CountPass) -> float:
+        return data.params
+
+
+@PROXIES.register("flops", scope="arch", pass_name="count")
+class Flops(_Count):
+    def extract(self, data: CountPass) -> float:
+        return data.flops

@@ -119,6 +119,9 @@ class NdsSpace(SearchSpace):
         if width < 2 or width % 2 or depth < 3:
             raise ArchError(f"{name}: width must be even and at least 2, depth at least 3")
         self.width, self.depth = width, depth
+        # Cells that concatenate every node have one output width for every architecture, so their
+        # networks batch (workers/batched/darts.py); loose-end cells' widths differ.
+        self.batches = self.d.merge == "all"
 
     def params(self) -> dict[str, Any]:
         return {"width": self.width, "depth": self.depth}
@@ -272,6 +275,8 @@ class NdsCell(nn.Module):
             self.preprocess0 = ReLUConvBN(c_pp, c, 1, 1, 0, f"{prefix}/pre0/conv", "conv_1x1")
         self.preprocess1 = ReLUConvBN(c_p, c, 1, 1, 0, f"{prefix}/pre1/conv", "conv_1x1")
         self.inputs = [i for node in cell for _, i in node]
+        self.ops = [op for node in cell for op, _ in node]  # what the batched path groups by
+        self.reduction = reduction
         self.edge_ops = nn.ModuleList(
             make_op(op, c, 2 if reduction and i < 2 else 1, f"{prefix}/node{n + 2}/e{e}")
             for n, node in enumerate(cell)

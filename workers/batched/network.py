@@ -1,0 +1,345 @@
+"""What every batched network shares: stacked layers, the steps an op compiles to, and choices.
+
+A batched network holds B networks of one space as one module (docs/proxies.md, "The batched
+path"). Activations are `[N, B*C, H, W]`, each architecture's C channels side by side. A weight layer
+that several architectures have is one grouped convolution over their channel blocks (`groups` times
+their number); BatchNorm over the stacked channels computes each architecture's statistics over its own
+images. Where the architectures differ (an NB201 edge, a DARTS node's input) they make a *choice*:
+they are grouped by the op (and input) they chose, one `index_select` lays the inputs out group after
+group, each op runs once over its group, and one `index_select` puts the outputs back in architecture
+order. Grouped convolutions never mix groups, so architecture b's outputs, gradients and second
+derivatives are those of its own network.
+
+An op is compiled to a list of steps from the modules the space built (ReLU, a weight layer,
+BatchNorm, a stateless channel-wise module such as a pool, DARTS's factorized reduction), so a space
+whose ops are made of these needs only its network's wiring (`nb201.py`, `darts.py`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from zcpipe.workers.spaces import nb201 as nb201_space
+from zcpipe.workers.spaces import nds_ops
+from zcpipe.workers.spaces.base import weight_layers
+
+# Modules whose forward is `self.op(x)` with `op` a Sequential: compiled from that Sequential.
+SEQUENTIAL_WRAPPERS = (
+    nb201_space.ReLUConvBN,
+    nds_ops.ReLUConvBN,
+    nds_ops.SepConv,
+    nds_ops.DilConv,
+    nds_ops.ConvKx1_1xK,
+)
+# Stateless modules that act on each channel alone: they run as they are over stacked channels.
+CHANNELWISE = (nn.AvgPool2d, nn.MaxPool2d)
+
+
+@dataclass
+class Hooks:
+    """What a pass wants to see during the forward: each weight layer's output (fisher) and each
+    ReLU's input codes (nwot), with the positions of the architectures the tensor holds."""
+
+    on_output: object | None = None  # fn(layer_index, output)
+    on_relu: object | None = None  # fn(input, index tensor of the arch positions, None for all)
+
+
+@dataclass
+class StackedLayer:
+    """One weight layer of several architectures: rows `j*c_out:(j+1)*c_out` are `archs[j]`'s."""
+
+    module: nn.Module
+    archs: list[int]
+    index: torch.Tensor | None  # `archs` on the device, made once (None: every architecture, in order)
+    slot: str
+    op: str
+    c_out: int
+
+
+@dataclass
+class Layout:
+    """Where each architecture's weight layers are: for arch b, its layers in `weight_layers` order as
+    (stacked layer, row block) pairs."""
+
+    layers: list[StackedLayer] = field(default_factory=list)
+    of_arch: list[list[tuple[int, int]]] = field(default_factory=list)
+
+
+@dataclass
+class Op:
+    """One op compiled for the architectures of a group: its steps and their positions on the device
+    (None: every architecture, in order)."""
+
+    steps: list[tuple]
+    index: torch.Tensor | None
+    size: int
+
+
+@dataclass
+class Part:
+    """The architectures of a choice that read inputs of one shape: the states they read (concatenated
+    in this order when more than one), one gather that lays them out op group after op group (None: the
+    one source is in that order already), and the op groups."""
+
+    sources: list[int]
+    gather: torch.Tensor | None
+    ops: list[Op]
+
+
+@dataclass
+class Choice:
+    """One place where architectures differ (an edge, a node's input): its parts, the gather that puts
+    the outputs back in architecture order (None: one part, one op, every architecture in order), and
+    the stride of the zero block the architectures that chose `none` read (None: no such architecture)."""
+
+    parts: list[Part]
+    order: torch.Tensor | None
+    zero_stride: int | None
+
+
+def _cat_param(tensors: list[torch.Tensor], dtype: torch.dtype | None) -> nn.Parameter:
+    t = torch.cat([x.detach() for x in tensors])
+    return nn.Parameter(t if dtype is None else t.to(dtype))
+
+
+class BatchedNetwork(nn.Module):
+    """B networks of one space computed together; subclasses wire the space's network.
+
+    `forward(x)` takes the images once (`[N, 3, H, W]`) or already replicated per architecture
+    (`[N, B*3, H, W]`, what a pass that needs each architecture's input gradient gives) and returns
+    the logits as `[N, B, classes]`. With `batchnorm=False` every BatchNorm is bypassed (synflow).
+    """
+
+    def __init__(self, nets: list[nn.Module], dtype: torch.dtype | None, absolute: bool):
+        """Stacks what every network here starts with, its stem (`net.stem`: a conv and a BatchNorm); the
+        subclass stacks the rest, in the order of the network's modules."""
+        super().__init__()
+        self.n_archs = len(nets)
+        self.dtype = dtype
+        self._device = nets[0].stem[0].weight.device
+        self.absolute = absolute  # synflow's |θ|
+        self.layout = Layout(of_arch=[[] for _ in nets])
+        self.hooks = Hooks()
+        self.batchnorm = True
+        self.in_channels = nets[0].stem[0].in_channels  # of one architecture's input
+        self._convs = nn.ModuleList()
+        self._bns = nn.ModuleList()
+        self._bn_archs: list[tuple[list[int], torch.Tensor]] = []
+        self._every = list(range(len(nets)))
+        self._stem = self._compile([n.stem for n in nets], self._every)
+
+    # ------------------------------------------------------------------ construction
+
+    def _layer(self, layers: list[nn.Module], positions: list[int]) -> int:
+        """Stack one weight layer (Conv2d or Linear) of the architectures at `positions`."""
+        first = layers[0]
+        if isinstance(first, nn.Conv2d):
+            module = nn.Conv2d(
+                first.in_channels * len(layers),
+                first.out_channels * len(layers),
+                first.kernel_size,
+                stride=first.stride,
+                padding=first.padding,
+                dilation=first.dilation,
+                groups=first.groups * len(layers),
+                bias=False,
+                device="meta",  # no initialisation: the weights are the architectures'
+            )
+        else:
+            module = nn.Linear(first.in_features, first.out_features * len(layers), device="meta")
+            module.bias = _cat_param([m.bias for m in layers], self.dtype)
+        module.weight = _cat_param([m.weight for m in layers], self.dtype)
+        if self.absolute:
+            with torch.no_grad():
+                for p in module.parameters():
+                    p.abs_()
+        index = len(self.layout.layers)
+        c_out = first.weight.shape[0]
+        self.layout.layers.append(
+            StackedLayer(module, positions, self._index(positions), first.zc_slot, first.zc_op, c_out)
+        )
+        self._convs.append(module)
+        for j, b in enumerate(positions):
+            self.layout.of_arch[b].append((index, j))
+        return index
+
+    def _stacked_bn(self, bns: list[nn.BatchNorm2d], positions: list[int]) -> nn.BatchNorm2d:
+        channels = sum(m.num_features for m in bns)
+        bn = nn.BatchNorm2d(channels, eps=bns[0].eps, momentum=bns[0].momentum, device="meta")
+        bn.weight = _cat_param([m.weight for m in bns], self.dtype)
+        bn.bias = _cat_param([m.bias for m in bns], self.dtype)
+        bn.running_mean = torch.cat([m.running_mean for m in bns]).to(bn.weight.dtype)
+        bn.running_var = torch.cat([m.running_var for m in bns]).to(bn.weight.dtype)
+        bn.num_batches_tracked = bns[0].num_batches_tracked.clone()
+        if self.absolute:
+            with torch.no_grad():
+                bn.weight.abs_()
+                bn.bias.abs_()
+        self._bns.append(bn)
+        self._bn_archs.append((positions, self._index(positions, every=False)))
+        return bn
+
+    def _compile(self, modules: list[nn.Module], positions: list[int]) -> list[tuple]:
+        """The steps that run `modules` (one per architecture at `positions`, all of one structure) over
+        their stacked channels; weight layers and BatchNorms are stacked on the way, in module order."""
+        first = modules[0]
+        if isinstance(first, SEQUENTIAL_WRAPPERS):
+            return self._compile([m.op for m in modules], positions)
+        if isinstance(first, nn.Sequential):
+            return [step for i in range(len(first)) for step in self._compile([m[i] for m in modules], positions)]
+        if isinstance(first, nn.ReLU):
+            return [("relu",)]
+        if isinstance(first, (nn.Conv2d, nn.Linear)):
+            return [("layer", self._layer(modules, positions))]
+        if isinstance(first, nn.BatchNorm2d):
+            return [("bn", self._stacked_bn(modules, positions))]
+        if isinstance(first, CHANNELWISE):
+            return [("apply", first)]
+        if isinstance(first, nn.Identity):
+            return []
+        if isinstance(first, nds_ops.FactorizedReduce):
+            one = self._layer([m.conv_1 for m in modules], positions)
+            two = self._layer([m.conv_2 for m in modules], positions)
+            return [("relu",), ("reduce", one, two), ("bn", self._stacked_bn([m.bn for m in modules], positions))]
+        raise TypeError(f"the batched path cannot stack {type(first).__name__}")
+
+    def _op(self, modules: list[nn.Module], positions: list[int]) -> Op:
+        return Op(self._compile(modules, positions), self._index(positions), len(positions))
+
+    def _choice(self, picks: list[tuple[str, int, int, nn.Module]]) -> Choice:
+        """One choice from each architecture's pick `(op name, source state, stride, module)`: parts by
+        stride (inputs of one shape), op groups by name, `none` read from a zero block."""
+        by_stride: dict[int, dict[str, list[int]]] = {}
+        zero_stride = None
+        for b, (name, _, stride, _) in enumerate(picks):
+            if name == "none":
+                zero_stride = stride
+                continue
+            by_stride.setdefault(stride, {}).setdefault(name, []).append(b)
+        parts, where, at = [], [0] * self.n_archs, 0
+        for groups in by_stride.values():
+            sources = sorted({picks[b][1] for positions in groups.values() for b in positions})
+            gathered, ops = [], []
+            for positions in groups.values():
+                ops.append(self._op([picks[b][3] for b in positions], positions))
+                for b in positions:
+                    where[b] = at
+                    at += 1
+                    gathered.append(sources.index(picks[b][1]) * self.n_archs + b)
+            as_is = len(sources) == 1 and gathered == self._every
+            parts.append(Part(sources, None if as_is else torch.tensor(gathered, device=self._device), ops))
+        for b, pick in enumerate(picks):
+            if pick[0] == "none":
+                where[b] = at  # the zero block after the last group
+        if len(parts) == 1 and parts[0].gather is None and len(parts[0].ops) == 1:
+            return Choice(parts, None, None)  # one op for every architecture
+        order = torch.tensor(where, device=self._device) if parts else None
+        return Choice(parts, order, zero_stride)
+
+    def _check_order(self, nets: list[nn.Module]) -> None:
+        # The per-layer values are matched to each architecture's layers by position: fail loudly
+        # if the stacking walked the modules in another order than `weight_layers`.
+        for b, net in enumerate(nets):
+            own = [m.zc_slot for _, m in weight_layers(net)]
+            stacked = [self.layout.layers[i].slot for i, _ in self.layout.of_arch[b]]
+            if own != stacked:
+                raise RuntimeError(f"{type(self).__name__}: layer order differs from architecture {b}'s")
+
+    def batchnorms(self) -> list[tuple[nn.BatchNorm2d, list[int], torch.Tensor]]:
+        """Every stacked BatchNorm with the architectures it serves (as a list and as an index tensor on
+        the device); for each architecture, its own BatchNorms appear in the order of its network's modules."""
+        return [(bn, positions, index) for bn, (positions, index) in zip(self._bns, self._bn_archs, strict=True)]
+
+    def _index(self, positions: list[int], every: bool = True) -> torch.Tensor | None:
+        """`positions` as a device tensor, made once here rather than on every pass; None for every
+        architecture in order where `every` allows it."""
+        if every and positions == self._every:
+            return None
+        return torch.tensor(positions, device=self._device)
+
+    # ------------------------------------------------------------------ forward
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classify(self.features(x))
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """The maps before global pooling, `[N, B*C, H, W]` (zen's f)."""
+        raise NotImplementedError
+
+    def _replicated(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[1] == self.in_channels:  # the images once: one copy per architecture
+            return x.repeat(1, self.n_archs, 1, 1)
+        return x
+
+    def classify(self, feats: torch.Tensor) -> torch.Tensor:
+        pooled = F.adaptive_avg_pool2d(feats, 1).flatten(1)  # [N, B*C]
+        index = len(self.layout.layers) - 1  # the classifier is every network's last weight layer
+        layer = self.layout.layers[index]
+        lin = layer.module
+        n, b = pooled.shape[0], self.n_archs
+        w = lin.weight.view(b, layer.c_out, -1)  # [B, K, C]
+        flat = (torch.einsum("nbc,bkc->nbk", pooled.view(n, b, -1), w) + lin.bias.view(b, -1)).reshape(n, -1)
+        if self.hooks.on_output is not None:
+            self.hooks.on_output(index, flat)  # the tensor the logits are read from (fisher)
+        return flat.view(n, b, -1)
+
+    def _run(self, steps: list[tuple], x: torch.Tensor, index: torch.Tensor | None = None) -> torch.Tensor:
+        """Run compiled steps over the stacked channels of the architectures at `index`."""
+        for step in steps:
+            kind = step[0]
+            if kind == "relu":
+                if self.hooks.on_relu is not None:
+                    self.hooks.on_relu(x, index)
+                x = F.relu(x)
+            elif kind == "layer":
+                x = self._weight(step[1], x)
+            elif kind == "bn":
+                x = step[1](x) if self.batchnorm else x
+            elif kind == "apply":
+                x = step[1](x)
+            else:  # "reduce": DARTS's factorized reduction, each architecture's two halves side by side
+                one, two = self._weight(step[1], x), self._weight(step[2], x[:, :, 1:, 1:])
+                n, _, h, w = one.shape
+                halves = [y.view(n, self.n_archs if index is None else len(index), -1, h, w) for y in (one, two)]
+                x = torch.cat(halves, dim=2).view(n, -1, h, w)
+        return x
+
+    def _weight(self, index: int, x: torch.Tensor) -> torch.Tensor:
+        y = self.layout.layers[index].module(x)
+        if self.hooks.on_output is not None:
+            self.hooks.on_output(index, y)
+        return y
+
+    def _run_choice(self, choice: Choice, states: list[torch.Tensor]) -> torch.Tensor | None:
+        """Every architecture's pick at one choice; None when all picked `none`."""
+        if not choice.parts:
+            return None
+        b = self.n_archs
+        outs = []
+        for part in choice.parts:
+            src = states[part.sources[0]]
+            n, c, h, w = src.shape[0], src.shape[1] // b, src.shape[2], src.shape[3]
+            if part.gather is not None:
+                if len(part.sources) > 1:
+                    src = torch.cat([states[s].view(n, b, c, h, w) for s in part.sources], dim=1)
+                src = src.view(n, -1, c, h, w).index_select(1, part.gather).view(n, -1, h, w)
+            # split, not slicing: its backward is one concatenation, where each slice's backward
+            # would fill a zero tensor of the whole input.
+            blocks = src.split([op.size * c for op in part.ops], 1) if len(part.ops) > 1 else [src]
+            outs += [self._run(op.steps, blk, op.index) for op, blk in zip(part.ops, blocks, strict=True)]
+        if choice.order is None:
+            return outs[0]
+        n, _, h, w = outs[0].shape
+        c = states[choice.parts[0].sources[0]].shape[1] // b  # cell ops keep the channels
+        if choice.zero_stride is not None:
+            outs.append(outs[0].new_zeros((n, c, h, w)))
+        cat = torch.cat([o.reshape(n, -1, c, h, w) for o in outs], dim=1)
+        return cat.index_select(1, choice.order).view(n, -1, h, w)
+
+    def _zeros(self, like: torch.Tensor, stride: int) -> torch.Tensor:
+        """What a choice where every architecture picked `none` gives."""
+        return like[:, :, ::stride, ::stride].mul(0.0)
