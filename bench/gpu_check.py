@@ -114,7 +114,8 @@ class Sizes:
     workers: tuple[int, ...] = (1, 4, 8, 16)
     concurrency_cells: int = 32
     arch_batches: tuple[int, ...] = (1, 16, 64, 256)
-    darts_arch_batches: tuple[int, ...] = (1, 16, 64)  # NB301's network (DARTS cells, C=32)
+    darts_arch_batches: tuple[int, ...] = (1, 16, 64)
+    darts: tuple[str, dict] = ("nb301", {})  # NB301's network (DARTS cells, C=32), the batched part's DARTS
     float64_cells: int = 16
 
 
@@ -126,6 +127,7 @@ QUICK = Sizes(  # the suite's dry run: every part runs, on the least that exerci
     concurrency_cells=2,
     arch_batches=(1, 2),
     darts_arch_batches=(1, 2),
+    darts=("nds-darts", {"width": 4, "depth": 3}),  # the same code path on the smallest DARTS network
     float64_cells=2,
 )
 
@@ -409,16 +411,21 @@ def part_batched(device: str, sizes: Sizes, report: dict) -> None:
     only dilute what this part measures)."""
     images, labels, n_cls = batch_arrays(sizes.batch)
     rows = {}
-    for space, arch_batches in (("nb201", sizes.arch_batches), ("nb301", sizes.darts_arch_batches)):
+    darts, darts_params = sizes.darts
+    for space, params, arch_batches in (
+        ("nb201", {}, sizes.arch_batches),
+        (darts, darts_params, sizes.darts_arch_batches),
+    ):
         n = max(arch_batches)
         archs = cells(space, max(n, 2))
         for b in arch_batches:
-            rows[f"{space} B={b}"] = _batched_row(device, space, archs[: max(b, min(n, 64))], b, images, labels, n_cls)
+            todo = archs[: max(b, min(n, 64))]
+            rows[f"{space} B={b}"] = _batched_row(device, (space, params), todo, b, images, labels, n_cls)
     report["batched"] = rows
 
 
-def _batched_row(device: str, space: str, todo: list, b: int, images, labels, n_cls: int) -> dict:
-    cfg = WorkerConfig(space=space, proxies=THIRTEEN, device=device, arch_batch=b)
+def _batched_row(device: str, space: tuple[str, dict], todo: list, b: int, images, labels, n_cls: int) -> dict:
+    cfg = WorkerConfig(space=space[0], space_params=space[1], proxies=THIRTEEN, device=device, arch_batch=b)
     worker = ProxyWorker(cfg, images, labels, n_cls)
     records_of: list = []
     if device == "cuda":
