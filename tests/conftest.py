@@ -162,3 +162,14 @@ def s3_store(s3_server, tmp_path, monkeypatch):
 
     monkeypatch.setenv("ZCPIPE_CACHE_DIR", str(tmp_path / "cache"))
     return f"s3://{new_bucket(s3_server)}/store"
+
+
+@pytest.fixture(autouse=True)
+def _keep_torch_threads():
+    # A ProxyWorker sets torch's thread count for its process; a later test in the same process must not
+    # inherit it (float32 rounding, and so every hand-set tolerance, depends on how work is split).
+    import torch
+
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)

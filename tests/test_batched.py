@@ -51,14 +51,6 @@ BATCHED = ["params", "flops", "synflow", "snip", "grad_norm", "fisher", "grasp",
            "plain", "l2_norm"]  # fmt: skip
 
 
-@pytest.fixture(autouse=True)
-def _keep_torch_threads():
-    # A ProxyWorker sets torch's thread count for its process; later tests in this one must not inherit it.
-    threads = torch.get_num_threads()
-    yield
-    torch.set_num_threads(threads)
-
-
 def _batch(n: int, dtype: torch.dtype, size: int = 32) -> object:
     rng = np.random.default_rng(3)
     images = rng.standard_normal((n, 3, size, size)).astype(np.float32)

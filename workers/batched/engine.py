@@ -22,7 +22,7 @@ from zcpipe.workers.batched.network import Layout
 from zcpipe.workers.batched.passes import BatchedPass, run_data_pass, run_synflow_pass, weights_pass
 from zcpipe.workers.batched.zen import run_zen_pass
 from zcpipe.workers.device import synchronize
-from zcpipe.workers.engine import HVP_FACTOR, PLAIN_FACTOR, ArchStats, ProxyEngine, record_layer_values
+from zcpipe.workers.engine import HVP_FACTOR, PLAIN_FACTOR, ArchStats, ProxyEngine, record_layer_values, segment_sums
 from zcpipe.workers.proxies import Batch, Proxy, ProxyContext
 from zcpipe.workers.proxies.counts import count_pass
 from zcpipe.workers.proxies.passes import DataPass
@@ -112,14 +112,16 @@ class BatchedEngine:
 
 def _per_arch_sums(layout: Layout, scores: list[list[torch.Tensor]]) -> list[list[list[float]]]:
     """For each proxy's per-element scores over the stacked layers: per architecture, the sum over each
-    of its layers (in its own layer order), in float64, with one device-to-host copy for all."""
+    of its layers (in its own layer order), in float64, from one segmented sum and one device-to-host
+    copy for all (each stacked layer's rows are its architectures' blocks, one after another)."""
     if not scores:
         return []
-    parts = []
+    parts, lengths = [], []
     for per_layer in scores:
         for layer, t in zip(layout.layers, per_layer, strict=True):
-            parts.append(t.detach().to(torch.float64).reshape(len(layer.archs), -1).sum(1))
-    flat = torch.cat(parts).cpu().tolist()
+            parts.append(t.detach().reshape(-1))
+            lengths += [t.numel() // len(layer.archs)] * len(layer.archs)
+    flat = segment_sums(parts, lengths)
     offsets, at = [], 0
     for layer in layout.layers:
         offsets.append(at)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -39,11 +41,13 @@ def input_jacobian(net: nn.Module, batch: Batch) -> torch.Tensor:
     return x.grad.detach()
 
 
-def strip_batchnorm(net: nn.Module) -> nn.Module:
-    """Replace every BatchNorm with identity in place (synflow's 'BN bypassed')."""
-    for name, child in net.named_children():
-        if isinstance(child, nn.modules.batchnorm._BatchNorm):
-            setattr(net, name, nn.Identity())
-        else:
-            strip_batchnorm(child)
-    return net
+def copy_with(net: nn.Module, replacements: dict[int, object]) -> nn.Module:
+    """A deep copy of `net` in which each object whose id is a key of `replacements` (a module, a
+    parameter, a buffer) is that value instead: the replaced tensors are never copied first and then
+    overwritten, which is most of a copy's kernels for a pass that re-draws or re-types the weights."""
+    return copy.deepcopy(net, memo=dict(replacements))
+
+
+def without_batchnorm(net: nn.Module) -> dict[int, object]:
+    """Replacements for `copy_with` that make every BatchNorm an identity (synflow's 'BN bypassed')."""
+    return {id(m): nn.Identity() for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)}

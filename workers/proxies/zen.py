@@ -5,13 +5,13 @@ Its own copy by definition: the weights are re-drawn. BN running statistics star
 their defaults so that the value does not depend on what ran before.
 """
 
-import copy
 import math
 
 import torch
 import torch.nn as nn
 
 from zcpipe.workers.proxies.base import Proxy, ProxyUndefined
+from zcpipe.workers.proxies.common import copy_with
 from zcpipe.workers.proxies.registry import PROXIES
 
 MIXUP_GAMMA = 1e-2
@@ -35,20 +35,29 @@ def zen_inputs(x: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, tor
     return a, b
 
 
-def _gaussian_init(net: nn.Module, gen: torch.Generator) -> None:
-    weights = iter(gaussian_weights(net, gen))
-    with torch.no_grad():
-        for m in net.modules():
-            if isinstance(m, (nn.Conv2d, nn.Linear)):
-                m.weight.copy_(next(weights))
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, (nn.BatchNorm2d, nn.GroupNorm)):
-                if m.weight is not None:
-                    nn.init.ones_(m.weight)
-                    nn.init.zeros_(m.bias)
-                if isinstance(m, nn.BatchNorm2d):
-                    m.reset_running_stats()
+def _gaussian_copy(net: nn.Module, gen: torch.Generator) -> nn.Module:
+    """A copy of `net` with zen's initialisation: Gaussian weights (drawn in `gaussian_weights`' order),
+    zero biases, BatchNorm and GroupNorm affine at (1, 0), BatchNorm running statistics at their defaults.
+    The new tensors are handed to the copy directly, not copied in and then overwritten."""
+    drawn = iter(gaussian_weights(net, gen))
+    fresh: dict[int, object] = {}
+
+    def param(old: torch.Tensor, value: torch.Tensor) -> None:
+        fresh[id(old)] = nn.Parameter(value, requires_grad=old.requires_grad)
+
+    for m in net.modules():
+        if isinstance(m, (nn.Conv2d, nn.Linear)):
+            param(m.weight, next(drawn).to(m.weight.device))
+            if m.bias is not None:
+                param(m.bias, torch.zeros_like(m.bias))
+        elif isinstance(m, (nn.BatchNorm2d, nn.GroupNorm)) and m.weight is not None:
+            param(m.weight, torch.ones_like(m.weight))
+            param(m.bias, torch.zeros_like(m.bias))
+        if isinstance(m, nn.BatchNorm2d) and m.running_mean is not None:
+            fresh[id(m.running_mean)] = torch.zeros_like(m.running_mean)
+            fresh[id(m.running_var)] = torch.ones_like(m.running_var)
+            fresh[id(m.num_batches_tracked)] = torch.zeros_like(m.num_batches_tracked)
+    return copy_with(net, fresh)
 
 
 # Version 2: `--micro-batch` splits its passes too (BatchNorm sees each micro-batch alone), as it does the
@@ -58,12 +67,11 @@ class Zen(Proxy):
     splits_batch = True
 
     def standalone(self, net, batch, ctx):
-        net = copy.deepcopy(net)
         x = batch.images
         # One seeded CPU generator for the re-drawn weights and the inputs: the value depends only
         # on (run seed, arch), not on which proxies ran before on this worker, nor on the device.
         gen = torch.Generator(device="cpu").manual_seed(ctx.generator_seed)
-        _gaussian_init(net, gen)
+        net = _gaussian_copy(net, gen)
         net.train()
         with torch.no_grad():
             a, b = zen_inputs(x, gen)
