@@ -11,6 +11,8 @@ DARTS network with `nb301`; the 64 real CIFAR-10 images in bench/data/cifar10-64
            depend on the number of images, so this part uses 2 of them;
   speed    architectures per second through `ProxyWorker.compute_many` (what ingest actors run),
            B = 1 (the single engine) and each --arch-batch, with the ratio to B = 1;
+  breakdown  the single engine's operators per architecture for one proxy set at a time (not run by
+           default): where its launches go;
   float32  each engine's float32 values against the single engine in float64 (the third reference):
            the largest relative difference per proxy, and Kendall τ of the cells' ranking against
            float64's. The batched path passes where it is no farther from float64 than 3x the single
@@ -102,6 +104,26 @@ def kernels(cells: list[str], proxies: tuple[str, ...], sizes: list[int]) -> dic
     return out
 
 
+# Proxy sets whose operator counts, less the shared pass's (snip alone), tell where the single engine's go.
+BREAKDOWN = (("snip",), ("snip", "grasp"), ("snip", "jacov"), ("snip", "nwot"), ("synflow",), ("zen",), ("l2_norm",),
+             ("params", "flops"))  # fmt: skip
+
+
+def breakdown(cells: list[str]) -> dict[str, float]:
+    """Operators per architecture of the single engine for each set in `BREAKDOWN` (2 images)."""
+    images, labels, n_cls = load_batch(DataSpec("cifar10", str(BATCH_NPZ), 2, 0))
+    batch = to_batch(images, labels, n_cls, "cpu")
+    models = _models(cells[:4], BuildOptions(num_classes=n_cls))
+    out = {}
+    for names in BREAKDOWN:
+        engine, counter = ProxyEngine(get_proxies(names)), OpCounter()
+        with counter:
+            for m, c in zip(models, cells, strict=False):
+                engine.compute(m, batch, derive_seed(0, c, "proxy"))
+        out["+".join(names)] = counter.ops / len(models)
+    return out
+
+
 def speed(cells: list[str], proxies: tuple[str, ...], sizes: list[int], threads: int, device: str) -> dict:
     images, labels, n_cls = load_batch(DataSpec("cifar10", str(BATCH_NPZ), 64, 0))
     out = {}
@@ -179,6 +201,10 @@ def main() -> int:
         sizes = [int(b) for b in args.kernel_sizes.split(",")]
         print(f"| path | operators dispatched per {SPACE} architecture |\n| --- | --- |")
         for name, ops in kernels(cells, proxies, sizes).items():
+            print(f"| {name} | {ops:,.0f} |", flush=True)
+    if "breakdown" in parts:
+        print("\n| single engine, proxies | operators per architecture |\n| --- | --- |")
+        for name, ops in breakdown(cells).items():
             print(f"| {name} | {ops:,.0f} |", flush=True)
     if "speed" in parts:
         sizes = [int(b) for b in args.arch_batch.split(",")]

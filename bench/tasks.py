@@ -46,7 +46,7 @@ OTHER_TASKS = SHARED / "nb201" / "other_tasks.csv"
 DARTS_LABELS = SHARED / "darts" / "labels.jsonl"
 NB301_STORE = SHARED / "stores" / "nb301-c10"
 PROXIES = tuple(sorted(all_proxies()))
-PREDICTORS = ("parzc", "gbdt", "zc-gcn")
+PREDICTORS = ("parzc", "gbdt", "zc-gcn", "graf", "stack")
 # Published figures beside which the tables print (kendall τ × 100 for the predictors).
 PARZC_TAU = {"cifar100": 74.3, "nb301": 50.3}  # ParZC Table 1: NB201 CIFAR-100; NDS-DARTS (NDS's own data)
 # shared/data/README.md: params against the two other tasks, here and in "A Deeper Look at Zero-Cost Proxies".

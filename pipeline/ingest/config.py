@@ -58,7 +58,7 @@ class IngestConfig:
     micro_batch: int | None = setting(None, help="images per pass: split the minibatch into micro-batches")
     memory_budget_mb: float | None = setting(None, help="split the minibatch into micro-batches that fit this")
     arch_batch: int | None = setting(
-        None, help="architectures per batched pass (nb201); default: as many as fit, up to 64, on GPU; 1 on CPU"
+        None, help="architectures per batched pass (nb201, nb301/DARTS); default: as fit, up to 64, on GPU; 1 on CPU"
     )
     # auto: cuda with gpus, else cpu; cpu with gpus places by GPU, computes on CPU
     device: str = setting("auto", help="auto | cpu | cuda; cpu with --gpus places actors by GPU")
