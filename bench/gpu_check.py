@@ -20,7 +20,8 @@ does), and the 64 real CIFAR-10 images in bench/data/cifar10-64.npz (the seed-0 
   (g) a real `zcpipe ingest --gpus 1` where Ray, DuckDB and Zarr are installed;
   (h) the batched path, the 13 proxies: archs/s at B = 1, 16, 64, 256 on NB201 and 1, 16, 64 on NB301's
       network (DARTS cells, C=32), with the kernels per architecture and the GPU's busy fraction
-      (profiler kernel time over wall time);
+      (profiler kernel time over wall time); and zero-cost-nas's 7 measures computed its way (a fresh
+      copy and passes of its own per measure, the engine's oracle) against the batched path;
   (i) float64 as the third reference: the device's and the CPU's float32 against the CPU in float64,
       whole-network values and the ranking of the NB201 cells.
 
@@ -422,6 +423,42 @@ def part_batched(device: str, sizes: Sizes, report: dict) -> None:
             todo = archs[: max(b, min(n, 64))]
             rows[f"{space} B={b}"] = _batched_row(device, (space, params), todo, b, images, labels, n_cls)
     report["batched"] = rows
+    report["zero_cost_nas_way"] = _zero_cost_nas_way(device, sizes, images, labels, n_cls)
+
+
+# zero-cost-nas's measures (foresight/pruners/measures/) among ours: what its side-by-side figure compared.
+ZC_NAS_SEVEN = ("grad_norm", "snip", "grasp", "fisher", "jacov", "plain", "synflow")
+
+
+def _zero_cost_nas_way(device: str, sizes: Sizes, images, labels, n_cls: int) -> dict:
+    """Seconds per NB201 architecture for zero-cost-nas's seven measures computed its way (a fresh copy
+    and passes of its own per measure: the engine's oracle, `compute_one_at_a_time`) against the batched
+    path at the largest B, on the same cells, weights and images. zero-cost-nas itself is not installed
+    on the device machine (no network); the oracle follows its per-measure procedure and is tested
+    equal to the shared engine."""
+    n = max(sizes.arch_batches)
+    archs = cells("nb201", max(n, 2))
+    slow = archs[: min(len(archs), 8 if device == "cuda" else 1)]
+    options = BuildOptions(num_classes=n_cls, input_shape=tuple(images.shape[1:]))
+    batch = to_batch(images, labels, n_cls, device)
+    engine = ProxyEngine(get_proxies(ZC_NAS_SEVEN))
+    models = [_on(build("nb201", spec, key, options), device) for key, spec in slow]
+    engine.compute_one_at_a_time(models[0], batch, 0)  # warm-up
+    synchronize(device)
+    t0 = time.perf_counter()
+    for (key, _), m in zip(slow, models, strict=True):
+        engine.compute_one_at_a_time(m, batch, derive_seed(0, key, "proxy"))
+    synchronize(device)
+    oracle = (time.perf_counter() - t0) / len(slow)
+    cfg = WorkerConfig(space="nb201", proxies=ZC_NAS_SEVEN, device=device, arch_batch=n)
+    worker = ProxyWorker(cfg, images, labels, n_cls)
+    worker.compute_many(archs[: min(n, 4)])  # warm-up
+    t0 = time.perf_counter()
+    worker.compute_many(archs[:n])
+    synchronize(device)
+    batched = (time.perf_counter() - t0) / n
+    return {"oracle_s_per_arch": oracle, "batched_s_per_arch": batched, "arch_batch": worker.arch_batch,
+            "ratio": oracle / batched}  # fmt: skip
 
 
 def _batched_row(device: str, space: tuple[str, dict], todo: list, b: int, images, labels, n_cls: int) -> dict:
@@ -605,6 +642,12 @@ def markdown(report: dict) -> str:
         lines.append(
             f"| batched {b} | {r['archs_per_s']:.1f} archs/s over {r['archs']} archs (B after OOM halving "
             f"{r['arch_batch_after']}), {r['kernels_per_arch']:,.0f} kernels/arch{busy}, {r['failed']} failed |"
+        )
+    zc = report.get("zero_cost_nas_way")
+    if zc:
+        lines.append(
+            f"| zero-cost-nas's 7 measures its way (fresh copy per measure) vs batched B={zc['arch_batch']} | "
+            f"{zc['oracle_s_per_arch']:.3f} vs {zc['batched_s_per_arch']:.4f} s/arch: **{zc['ratio']:.1f}x** |"
         )
     for k, c in report.get("concurrency", {}).items():
         text = c.get("skipped") or f"{c['archs_per_s']:.1f} archs/s total ({c['archs']} NB201 archs, {c['wall_s']} s)"

@@ -52,6 +52,7 @@ def test_the_cpu_dry_run_meets_its_targets_and_writes_its_table(tmp_path):
     assert not report["errors"]
     # The batched path ran at each B, dispatching fewer operators per architecture than one at a time.
     batched = report["batched"]
+    assert report["zero_cost_nas_way"]["ratio"] > 0  # the side-by-side row ran
     for space in ("nb201", "nds-darts"):  # the dry run's DARTS network is the smallest nds-darts
         assert batched[f"{space} B=2"]["kernels_per_arch"] < batched[f"{space} B=1"]["kernels_per_arch"]
     # Float64 as the third reference: on the CPU the "device" is the CPU, so every proxy passes.
