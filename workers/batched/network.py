@@ -94,11 +94,11 @@ class Part:
 class Choice:
     """One place where architectures differ (an edge, a node's input): its parts, the gather that puts
     the outputs back in architecture order (None: one part, one op, every architecture in order), and
-    the stride of the zero block the architectures that chose `none` read (None: no such architecture)."""
+    whether some architectures chose `none` (they read a block of zeros after the last group)."""
 
     parts: list[Part]
     order: torch.Tensor | None
-    zero_stride: int | None
+    zero_block: bool
 
 
 def _cat_param(tensors: list[torch.Tensor], dtype: torch.dtype | None) -> nn.Parameter:
@@ -214,10 +214,10 @@ class BatchedNetwork(nn.Module):
         """One choice from each architecture's pick `(op name, source state, stride, module)`: parts by
         stride (inputs of one shape), op groups by name, `none` read from a zero block."""
         by_stride: dict[int, dict[str, list[int]]] = {}
-        zero_stride = None
+        zero_block = False
         for b, (name, _, stride, _) in enumerate(picks):
             if name == "none":
-                zero_stride = stride
+                zero_block = True
                 continue
             by_stride.setdefault(stride, {}).setdefault(name, []).append(b)
         parts, where, at = [], [0] * self.n_archs, 0
@@ -236,9 +236,9 @@ class BatchedNetwork(nn.Module):
             if pick[0] == "none":
                 where[b] = at  # the zero block after the last group
         if len(parts) == 1 and parts[0].gather is None and len(parts[0].ops) == 1:
-            return Choice(parts, None, None)  # one op for every architecture
+            return Choice(parts, None, False)  # one op for every architecture
         order = torch.tensor(where, device=self._device) if parts else None
-        return Choice(parts, order, zero_stride)
+        return Choice(parts, order, zero_block)
 
     def _check_order(self, nets: list[nn.Module]) -> None:
         # The per-layer values are matched to each architecture's layers by position: fail loudly
@@ -335,7 +335,7 @@ class BatchedNetwork(nn.Module):
             return outs[0]
         n, _, h, w = outs[0].shape
         c = states[choice.parts[0].sources[0]].shape[1] // b  # cell ops keep the channels
-        if choice.zero_stride is not None:
+        if choice.zero_block:
             outs.append(outs[0].new_zeros((n, c, h, w)))
         cat = torch.cat([o.reshape(n, -1, c, h, w) for o in outs], dim=1)
         return cat.index_select(1, choice.order).view(n, -1, h, w)
