@@ -291,9 +291,9 @@ class _BatchNormBackward(torch.autograd.Function):
         gamma = w if w is not None else torch.ones_like(s)
         zero, one = torch.zeros_like(s), torch.ones_like(s)
         mg, mgx = sum_g / m, sum_gxh / m
-        # Coefficients of x̂, a, g and 1 in d/dx (cx_*) and d/dg (cg_*).
-        cx_h, cx_a, cx_g, cx_1 = zero.clone(), zero.clone(), zero.clone(), zero.clone()
-        cg_h, cg_a, cg_1 = zero.clone(), zero.clone(), zero.clone()
+        # Coefficients of x̂, a, g and 1 in d/dx (cx_*) and d/dg (cg_*); None until a term arrives (no
+        # zero tensors to start from: per-channel kernels are most of this backward's launches).
+        cx_h = cx_a = cx_g = cx_1 = cg_h = cg_a = cg_1 = None
         d_w = None
         if a is not None:
             # Per-channel sums by the fused kernel: Σ a x̂ and Σ a, then Σ a g (mean 0, invstd 1).
@@ -301,39 +301,48 @@ class _BatchNormBackward(torch.autograd.Function):
             _, s2, _ = _channel_sums(a, g, zero, one, [False, True, False])
             q = s2 - mg * s1 - mgx * sx
             k = -gamma * s * s
-            cx_h += k * (q - 2.0 * mgx * sx) / m
-            cx_a += k * mgx
-            cx_g += k * sx / m
-            cx_1 -= k * (mgx * s1 + sx * mg) / m
-            cg_a += gamma * s
-            cg_h -= gamma * s * sx / m
-            cg_1 -= gamma * s * s1 / m
+            cx_h = k * (q - 2.0 * mgx * sx) / m
+            cx_a = k * mgx
+            cx_g = k * sx / m
+            cx_1 = -(k * (mgx * s1 + sx * mg) / m)
+            cg_a = gamma * s
+            cg_h = -(gamma * s * sx / m)
+            cg_1 = -(gamma * s * s1 / m)
             if ctx.needs_input_grad[2]:
                 d_w = s * q
         if a_gamma is not None:
-            cg_h += a_gamma
-            cx_g += a_gamma * s
-            cx_h -= a_gamma * s * mgx
-            cx_1 -= a_gamma * s * mg
+            cg_h = _plus(cg_h, a_gamma)
+            cx_g = _plus(cx_g, a_gamma * s)
+            cx_h = _plus(cx_h, -(a_gamma * s * mgx))
+            cx_1 = _plus(cx_1, -(a_gamma * s * mg))
         if a_beta is not None:
-            cg_1 += a_beta
+            cg_1 = _plus(cg_1, a_beta)
         shape = (1, -1) + (1,) * (x.dim() - 2)
 
         def affine_of_x(c_h, c_1):
             # c_h·x̂ + c_1 = (c_h s)·x + (c_1 − c_h s μ): one pass of the eval-mode kernel.
+            c_h = zero if c_h is None else c_h
+            c_1 = zero if c_1 is None else c_1
             scale = c_h * s
             return aten.native_batch_norm(x, scale, c_1 - scale * mean, zero, one, False, 0.0, 0.0)[0]
+
+        def plus_scaled(out, t, c):
+            return out if c is None else out.addcmul_(t, c.view(shape))
 
         d_g = d_x = None
         if ctx.needs_input_grad[0]:
             d_g = affine_of_x(cg_h, cg_1)
             if a is not None:
-                d_g.addcmul_(a, cg_a.view(shape))
+                d_g = plus_scaled(d_g, a, cg_a)
         if ctx.needs_input_grad[1]:
-            d_x = affine_of_x(cx_h, cx_1).addcmul_(g, cx_g.view(shape))
+            d_x = plus_scaled(affine_of_x(cx_h, cx_1), g, cx_g)
             if a is not None:
-                d_x.addcmul_(a, cx_a.view(shape))
+                d_x = plus_scaled(d_x, a, cx_a)
         return d_g, d_x, d_w, None, None, None
+
+
+def _plus(acc: torch.Tensor | None, term: torch.Tensor) -> torch.Tensor:
+    return term if acc is None else acc + term
 
 
 def _channel_sums(a, x, mean, invstd, mask):
