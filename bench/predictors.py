@@ -1,20 +1,30 @@
-"""The training stage on the shared store of 3,000 real NB201 cells: loader speed, then every predictor
-x train sizes x seeds, Kendall τ / Spearman ρ (mean ± std) on every other labeled cell.
+"""The training stage on real stores: every predictor x feature set x train size x seed, Kendall τ /
+Spearman ρ (mean ± std) on every other labeled cell; the loader's speed on the 3,000-cell store.
 
-    python bench/predictors.py [--store DIR] [--sizes 78,156,469,781,1563] [--seeds 0,1,2] [--jobs 2]
-                               [--only parzc,gbdt] [--out bench/results/predictors.md]
+    python bench/predictors.py [--task nb201-c10|nb201-c100|nb301] [--unique] [--sizes 78,156,...]
+                               [--seeds 0,1,2] [--jobs 2] [--only "parzc,gbdt zc+graph"] [--out FILE]
 
-Without --store it copies ../shared/data/stores/nb201-c10-3000 to ./bench-store, registers its shards
-(`store reconcile`) and imports the NB201 labels. Every fit goes through `zcpipe.pipeline.training.train`,
-so each lands as a row of `models` (named bench-...; an existing row is reused, so a rerun resumes).
-Loader speed is a ratio against reading the same Zarr shards one after another in the same run.
-Last line: `parzc_kendall_156 <mean τ>`.
+Tasks (each a store of real statistics and its labels):
+  nb201-c10   the shared 3,000 NB201 cells (../shared/data/stores/nb201-c10-3000, copied to ./bench-store;
+              `store reconcile`, NB201 labels imported), target cifar10_valid; sizes up to 1,563;
+  nb201-c100  the 1,000 NB201 cells on real CIFAR-100 images that `python bench/tasks.py --part cifar100`
+              ingests into ./bench-tasks-store, target cifar100_valid; sizes up to 781;
+  nb301       the shared 520 NAS-Bench-301 genotypes (`bench/tasks.py --part nb301` prepares
+              ./bench-tasks-store-nb301), target cifar10_valid; sizes up to 469.
+--unique keeps one cell per isomorphism class (NB201's 6,466 unique cells: `SearchSpace.isomorphism_key`),
+so no test cell duplicates a training cell, as in GRAF's de-duplicated protocol.
+
+Every fit goes through `zcpipe.pipeline.training.train`, so each lands as a row of `models` (named
+t-<task>-...; an existing row is reused, so a rerun resumes). Results go to bench/results/predictors-<task>.md
+and .json. Last line: `best_kendall_156 <label> <mean τ>`.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import re
 import shutil
 import statistics
 import sys
@@ -25,52 +35,55 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import NB201_LABELS, ROOT, SHARED, machine, require
 
-# (label in the table, predictor, options)
+# (label in the table, predictor, options, largest train size it runs at: the stack's cross-validated fits
+# cost five zc-gcn fits each)
 TRAINED = [
-    ("parzc", "parzc", {}),
-    ("parzc-nobayes", "parzc-nobayes", {}),
-    ("parzc-notokenmix", "parzc-notokenmix", {}),
-    ("parzc align=position", "parzc", {"align": "position"}),
-    ("parzc global_token=true", "parzc", {"global_token": True}),
-    ("mlp", "mlp", {}),
-    ("gbdt (whole-network)", "gbdt", {}),
-    ("gbdt features=nodewise", "gbdt", {"features": "nodewise"}),
-    ("graf graph alone", "graf", {"features": "graph"}),
-    ("graf zc alone", "graf", {"features": "zc"}),
-    ("graf graph and zc", "graf", {"features": "graph,zc"}),
-    ("zc-gcn", "zc-gcn", {}),
-    ("stack", "stack", {}),
+    ("parzc", "parzc", {}, None),
+    ("parzc graph", "parzc", {"graph": True}, None),
+    ("mlp", "mlp", {}, None),
+    ("mlp graph", "mlp", {"graph": True}, None),
+    ("gbdt zc", "gbdt", {}, None),
+    ("gbdt nodewise", "gbdt", {"features": "nodewise"}, None),
+    ("gbdt graph", "gbdt", {"features": "graph"}, None),
+    ("gbdt zc+graph", "gbdt", {"features": "zc,graph"}, None),
+    ("gbdt zc+graph+nodewise", "gbdt", {"features": "zc,graph,nodewise"}, None),
+    ("graf", "graf", {}, None),
+    ("zc-gcn", "zc-gcn", {}, None),
+    ("stack", "stack", {}, 469),
 ]
-ZERO_SHOT = ["vote"] + [
-    f"proxy:{p}"
-    for p in (
-        "nwot",
-        "synflow",
-        "params",
-        "flops",
-        "jacov",
-        "epe_nas",
-        "l2_norm",
-        "snip",
-        "grad_norm",
-        "grasp",
-        "fisher",
-        "zen",
-        "plain",
-    )
+# Run only when named in --only: the ParZC ablations of earlier tables.
+ABLATIONS = [
+    ("parzc-nobayes", "parzc-nobayes", {}, None),
+    ("parzc-notokenmix", "parzc-notokenmix", {}, None),
+    ("parzc align=position", "parzc", {"align": "position"}, None),
+    ("parzc global_token=true", "parzc", {"global_token": True}, None),
 ]
+ZERO_SHOT = ["vote"] + [f"proxy:{p}" for p in ("nwot", "synflow", "params", "jacov", "snip", "grasp", "zen")]
 # The public reference code's logs (all 15,625 cells as test set, training cells included), and the paper.
 REFERENCE = {78: 0.69, 156: 0.73, 469: 0.76, 781: 0.78, 1563: 0.78}
 PAPER = {156: 0.706}
-SPACE, TARGET = "nb201", "cifar10_valid"
 
 
-def prepare(store: Path | None) -> Path:
+def _task(name: str) -> dict:
+    stores = {"nb201-c10": None, "nb201-c100": ROOT / "bench-tasks-store", "nb301": ROOT / "bench-tasks-store-nb301"}
+    return {
+        "nb201-c10": {"space": "nb201", "target": "cifar10_valid", "data": None, "sizes": "78,156,469,781,1563"},
+        "nb201-c100": {"space": "nb201", "target": "cifar100_valid", "data": "cifar100", "sizes": "78,156,469,781"},
+        "nb301": {"space": "nds-darts", "target": "cifar10_valid", "data": None, "sizes": "78,156,469"},
+    }[name] | {"name": name, "store": stores[name]}
+
+
+def prepare(store: Path | None, task: dict) -> Path:
     from zcpipe.pipeline import import_labels
     from zcpipe.store import Catalog
 
     if store is not None:
         return store
+    if task["store"] is not None:
+        if not (task["store"] / "catalog.duckdb").exists():
+            raise SystemExit(f"error: {task['store']} has no catalog; run `python bench/tasks.py --part "
+                             f"{'cifar100' if task['name'] == 'nb201-c100' else 'nb301'}` first")  # fmt: skip
+        return task["store"]
     store = ROOT / "bench-store"
     if not (store / "catalog.duckdb").exists():
         src = require(SHARED / "stores" / "nb201-c10-3000")
@@ -79,7 +92,7 @@ def prepare(store: Path | None) -> Path:
             p.chmod(0o755 if p.is_dir() else 0o644)
         with Catalog(store).writer() as w:
             w.reconcile(verify_all=True)
-        import_labels(str(store), SPACE, str(require(NB201_LABELS)), "auto", False)
+        import_labels(str(store), "nb201", str(require(NB201_LABELS)), "auto", False)
     return store
 
 
@@ -90,10 +103,10 @@ def loader_figures(store: Path) -> tuple[float, float, float]:
     from zcpipe.store.tensor_reader import load_training_set, read_nodewise
 
     whole, tensors, naive = [], [], []
-    dirs = Catalog(store).committed_shard_dirs(SPACE)
+    dirs = Catalog(store).committed_shard_dirs("nb201")
     for _ in range(5):
         t = time.perf_counter()
-        data = load_training_set(store, SPACE, target=TARGET)
+        data = load_training_set(store, "nb201", target="cifar10_valid")
         whole.append(time.perf_counter() - t)
         t = time.perf_counter()
         read_nodewise(dirs, data.archs)
@@ -107,23 +120,25 @@ def loader_figures(store: Path) -> tuple[float, float, float]:
 
 
 def fit_one(job: tuple) -> dict:
-    store, label, predictor, hparams, size, seed = job
+    store, task, unique, label, predictor, hparams, size, seed = job
     import torch
 
     torch.set_num_threads(1)
     from zcpipe.pipeline import TrainConfig, train
     from zcpipe.store.model_artifacts import model_dir, model_names
 
-    name = f"bench-{label.replace(' ', '-').replace('(', '').replace(')', '')}-n{size}-s{seed}"
+    slug = re.sub(r"[^A-Za-z0-9_.=-]+", "-", label).strip("-")
+    name = f"t-{task['name']}{'-unique' if unique else ''}-{slug}-n{size}-s{seed}"
     if name in model_names(store):  # resume: this fit is done
         config = model_dir(store, name)[1]
         m = config["metrics"]
         return {"label": label, "size": size, "seed": seed, "kendall": m["kendall"], "spearman": m["spearman"],
-                "cpu": config["fit_cpu_seconds"]}  # fmt: skip
-    cfg = TrainConfig(str(store), SPACE, predictor, TARGET, size, seed, name=name, hparams=hparams)
+                "n_test": m["n"], "cpu": config["fit_cpu_seconds"]}  # fmt: skip
+    cfg = TrainConfig(str(store), task["space"], predictor, task["target"], size, seed, name=name, data=task["data"],
+                      hparams=hparams, unique=unique)  # fmt: skip
     r = train(cfg)
     return {"label": label, "size": size, "seed": seed, "kendall": r.metrics["kendall"],
-            "spearman": r.metrics["spearman"], "cpu": r.fit_cpu_seconds}  # fmt: skip
+            "spearman": r.metrics["spearman"], "n_test": r.metrics["n"], "cpu": r.fit_cpu_seconds}  # fmt: skip
 
 
 def _cell(values: list[float]) -> str:
@@ -146,31 +161,40 @@ def table(results: list[dict], sizes: list[int], labels: list[str], key: str) ->
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--task", choices=("nb201-c10", "nb201-c100", "nb301"), default="nb201-c10")
+    ap.add_argument("--unique", action="store_true", help="one cell per isomorphism class (NB201)")
     ap.add_argument("--store", type=Path)
-    ap.add_argument("--sizes", default="78,156,469,781,1563")
+    ap.add_argument("--sizes", help="comma-separated train sizes (default: the task's)")
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1))
-    ap.add_argument("--only", default="", help="comma-separated table labels to run (default: all)")
-    ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "predictors.md")
+    ap.add_argument("--only", default="", help="comma-separated table labels to run (default: the main table)")
+    ap.add_argument("--out", type=Path, help="default: bench/results/predictors-<task>[-unique].md")
     args = ap.parse_args()
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    sizes = [int(s) for s in args.sizes.split(",")]
+    task = _task(args.task)
+    sizes = [int(s) for s in (args.sizes or task["sizes"]).split(",")]
     seeds = [int(s) for s in args.seeds.split(",")]
-    store = prepare(args.store)
+    store = prepare(args.store, task)
+    tag = task["name"] + ("-unique" if args.unique else "")
+    out_path = args.out or ROOT / "bench" / "results" / f"predictors-{tag}.md"
 
-    fast, part, naive = loader_figures(store)
-    print(f"loader_seconds {fast:.3f} (target < 1 s); tensors {part:.3f} s vs sequential {naive:.3f} s "
-          f"({naive / part:.2f}x)")  # fmt: skip
+    loader = None
+    if task["name"] == "nb201-c10":
+        loader = loader_figures(store)
+        fast, part, naive = loader
+        print(f"loader_seconds {fast:.3f} (target < 1 s); tensors {part:.3f} s vs sequential {naive:.3f} s "
+              f"({naive / part:.2f}x)")  # fmt: skip
 
     only = set(filter(None, args.only.split(",")))
-    trained = [t for t in TRAINED if not only or t[0] in only]
+    trained = [t for t in TRAINED + ABLATIONS if t[0] in only] if only else TRAINED
     zero = [z for z in ZERO_SHOT if not only or z in only]
-    jobs = [(store, z, z, {}, s, seed) for z in zero for s in sizes for seed in seeds]
+    jobs = [(store, task, args.unique, z, z, {}, s, seed) for z in zero for s in sizes for seed in seeds]
     # biggest fits first, so the pool's tail is short
     jobs += sorted(
-        [(store, label, p, hp, s, seed) for label, p, hp in trained for s in sizes for seed in seeds],
-        key=lambda j: -j[4],
-    )
+        [(store, task, args.unique, label, p, hp, s, seed) for label, p, hp, top in trained for s in sizes
+         if top is None or s <= top for seed in seeds],
+        key=lambda j: -j[6],
+    )  # fmt: skip
     t0 = time.perf_counter()
     with ProcessPoolExecutor(args.jobs) as pool:
         results = []
@@ -182,31 +206,37 @@ def main() -> None:
     labels = [t[0] for t in trained] + zero
     cpu = {lab: statistics.mean([r["cpu"] for r in results if r["label"] == lab and r["size"] == 156] or [0.0])
            for lab in labels}  # fmt: skip
+    n_test = sorted({r["n_test"] for r in results})
     out = [
         f"Machine: {machine()}; {args.jobs} fits in parallel, 1 torch thread each; {wall / 60:.1f} min wall.",
-        f"Store: {store.name} (3,000 NB201 cells, config b73d81fda35aaef5); target {TARGET}; seeds {args.seeds}.",
-        f"Loader: {fast:.3f} s for all cells end to end (target < 1 s); its tensor part {part:.3f} s against "
-        f"{naive:.3f} s reading the same shards one by one ({naive / part:.2f}x).",
-        "",
-        "Kendall τ on every labeled cell not in the training set (mean ± std over seeds):",
-        "",
-        table(results, sizes, labels, "kendall"),
-        "| paper (ParZC, Table 2; test set includes training cells) | " + " | ".join(
-            f"{PAPER[s]:.3f}" if s in PAPER else "" for s in sizes) + " |",
-        "| reference code logs (all 15,625 cells, training cells included) | " + " | ".join(
-            f"{REFERENCE[s]:.2f}" if s in REFERENCE else "" for s in sizes) + " |",
-        "",
-        "Spearman ρ:",
-        "",
-        table(results, sizes, labels, "spearman"),
-        "",
-        "CPU seconds per fit at 156 cells: " + ", ".join(f"{lab} {cpu[lab]:.1f}" for lab in labels if cpu[lab] > 0.05),
-    ]  # fmt: skip
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text("\n".join(out) + "\n")
+        f"Task {tag}: store {store.name}, space {task['space']}, target {task['target']}"
+        f"{', one cell per isomorphism class' if args.unique else ''}; seeds {args.seeds}; "
+        f"test cells {n_test[0]:,} to {n_test[-1]:,} (every labeled cell not trained on).",
+    ]
+    if loader:
+        fast, part, naive = loader
+        out.append(f"Loader: {fast:.3f} s for all cells end to end (target < 1 s); its tensor part {part:.3f} s "
+                   f"against {naive:.3f} s reading the same shards one by one ({naive / part:.2f}x).")  # fmt: skip
+    out += ["", "Kendall τ on every labeled cell not in the training set (mean ± std over seeds):", "",
+            table(results, sizes, labels, "kendall")]  # fmt: skip
+    if task["name"] == "nb201-c10" and not args.unique:
+        out += [
+            "| paper (ParZC, Table 2; test set includes training cells) | " + " | ".join(
+                f"{PAPER[s]:.3f}" if s in PAPER else "" for s in sizes) + " |",
+            "| reference code logs (all 15,625 cells, training cells included) | " + " | ".join(
+                f"{REFERENCE[s]:.2f}" if s in REFERENCE else "" for s in sizes) + " |",
+        ]  # fmt: skip
+    out += ["", "Spearman ρ:", "", table(results, sizes, labels, "spearman"), "",
+            "CPU seconds per fit at 156 cells: " + ", ".join(f"{lab} {cpu[lab]:.1f}" for lab in labels
+                                                             if cpu[lab] > 0.05)]  # fmt: skip
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    out_path.write_text("\n".join(out) + "\n")
+    out_path.with_suffix(".json").write_text(json.dumps({"task": tag, "results": results}, indent=1))
     print("\n".join(out))
-    parzc = [r["kendall"] for r in results if r["label"] == "parzc" and r["size"] == 156]
-    print(f"parzc_kendall_156 {statistics.mean(parzc):.4f}" if parzc else "parzc_kendall_156 nan")
+    at156 = {lab: statistics.mean(v) for lab in labels
+             if (v := [r["kendall"] for r in results if r["label"] == lab and r["size"] == 156])}  # fmt: skip
+    best = max(at156, key=at156.get) if at156 else None
+    print(f"best_kendall_156 {best} {at156[best]:.4f}" if best else "best_kendall_156 none nan")
 
 
 if __name__ == "__main__":

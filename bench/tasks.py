@@ -1,7 +1,7 @@
 """Proxies across tasks: the seeds' multi-task tables on real data, in one store that holds every task.
 
     python bench/tasks.py --part cifar100|synthetic|spherical|nb301|summary|all [--cells 1000] [--workers 2]
-                          [--store DIR]
+                          [--store DIR] [--proxies LIST|all]
 
 - cifar100: NB201 on real CIFAR-100 images (../shared/data/cifar100/train_sample.npz), all 13 proxies at
   batch 64 on `--cells` seeded cells; each proxy's Spearman against `cifar100_valid`; ParZC, GBDT and
@@ -45,7 +45,11 @@ CIFAR100_NPZ = SHARED / "cifar100" / "train_sample.npz"
 OTHER_TASKS = SHARED / "nb201" / "other_tasks.csv"
 DARTS_LABELS = SHARED / "darts" / "labels.jsonl"
 NB301_STORE = SHARED / "stores" / "nb301-c10"
-PROXIES = tuple(sorted(all_proxies()))
+# The proxies of the shared stores (NB201 CIFAR-10 3,000 cells, NB301): the same set on every task, so the
+# predictors' tables compare. `--proxies all` asks for every registered proxy.
+STORE_PROXIES = ("params", "flops", "synflow", "snip", "grad_norm", "fisher", "grasp", "plain", "l2_norm", "jacov",
+                 "nwot", "zen", "epe_nas")  # fmt: skip
+PROXIES = STORE_PROXIES
 PREDICTORS = ("parzc", "gbdt", "zc-gcn", "graf", "stack")
 # Published figures beside which the tables print (kendall τ × 100 for the predictors).
 PARZC_TAU = {"cifar100": 74.3, "nb301": 50.3}  # ParZC Table 1: NB201 CIFAR-100; NDS-DARTS (NDS's own data)
@@ -211,7 +215,10 @@ def main() -> None:
     ap.add_argument("--cells", type=int, default=1000)
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--store", default=str(ROOT / "bench-tasks-store"))
+    ap.add_argument("--proxies", default=",".join(STORE_PROXIES), help="comma-separated, or 'all'")
     args = ap.parse_args()
+    global PROXIES
+    PROXIES = tuple(sorted(all_proxies())) if args.proxies == "all" else tuple(args.proxies.split(","))
     require(CIFAR_NPZ)
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / "tasks.json"

@@ -45,8 +45,10 @@ class Predictor(ABC):
 
     name: ClassVar[str]
     trainable: ClassVar[bool] = True
-    # What the training stage loads for it: statistics (a TrainingSet), graphs, or graphs+statistics (a GraphSet).
-    input_kind: ClassVar[str] = "statistics"
+    # What the training stage loads for it: statistics (a TrainingSet), statistics+graphs (a TrainingSet with
+    # its cells' graphs), graphs, or graphs+statistics (a GraphSet). An instance may set its own from its
+    # options (graph features asked for).
+    input_kind: str = "statistics"
     defaults: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, **hparams: Any):

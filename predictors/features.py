@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from zcpipe.predictors.graph_features import graph_features
 from zcpipe.store.tensor_reader import TrainingDataError, TrainingSet
 
 TRANSFORMS = ("none", "log")
@@ -59,3 +60,69 @@ def nodewise_input(data: TrainingSet, proxies: list[str], transform: str = "none
 def scalar_input(data: TrainingSet, names: list[str]) -> np.ndarray:
     """[A, Q] float64 of whole-network values on a signed log scale (monotone; NaN kept for trees)."""
     return _signed_log(np.stack([data.scalar(n) for n in names], axis=1))
+
+
+def aligned(names: list[str], matrix: np.ndarray, columns: list[str]) -> np.ndarray:
+    """`matrix`'s columns in the order of `columns` (those a model was fitted on); 0 where `names` lacks one
+    (a space with fewer operator kinds has no count of the missing ones: zero of them)."""
+    if names == columns:
+        return matrix
+    where = {n: i for i, n in enumerate(names)}
+    out = np.zeros((len(matrix), len(columns)), dtype=matrix.dtype)
+    for j, n in enumerate(columns):
+        if n in where:
+            out[:, j] = matrix[:, where[n]]
+    return out
+
+
+def graph_input(data: TrainingSet, columns: list[str] | None = None) -> tuple[list[str], np.ndarray]:
+    """(names, [A, F] float64): the graph features (predictors/graph_features.py) of `data`'s cells, in the
+    order of `columns` where given."""
+    if data.graphs is None:
+        raise TrainingDataError(
+            "graph features need the cells' operator graphs beside the statistics: load them with input kind "
+            "statistics+graphs (the training stage does so for a predictor with graph features)"
+        )
+    names, matrix = graph_features(data.graphs)
+    return (names, matrix) if columns is None else (columns, aligned(names, matrix, columns))
+
+
+class GraphScaler:
+    """Graph features standardised with the training cells' mean and spread, for the neural predictors;
+    `state`/`from_state` keep it with the model."""
+
+    def __init__(self, columns: list[str], mean: list[float], std: list[float]):
+        self.columns, self.mean, self.std = columns, np.asarray(mean), np.asarray(std)
+
+    @classmethod
+    def fit(cls, train: TrainingSet) -> GraphScaler:
+        names, m = graph_input(train)
+        return cls(names, m.mean(axis=0).tolist(), np.maximum(m.std(axis=0), 1e-8).tolist())
+
+    def transform(self, data: TrainingSet) -> np.ndarray:
+        """[A, F] float32; a feature constant on the training cells is 0."""
+        return ((graph_input(data, self.columns)[1] - self.mean) / self.std).astype(np.float32)
+
+    def state(self) -> dict:
+        return {"columns": self.columns, "mean": self.mean.tolist(), "std": self.std.tolist()}
+
+    @classmethod
+    def from_state(cls, state: dict) -> GraphScaler:
+        return cls(list(state["columns"]), state["mean"], state["std"])
+
+
+def as_tokens(values: np.ndarray, channels: int, width: int) -> np.ndarray:
+    """[A, channels, k·width] float32: the F values of each architecture laid over the proxy channels of k
+    extra tokens of `width` slots (token by token, channel by channel), the last (mask) channel 1 at the
+    slots that hold a value: the node-wise input's layout, so the Mixer and the MLP read them as more slots."""
+    a, f = values.shape
+    per_token = (channels - 1) * width
+    k = max(1, -(-f // per_token))
+    flat = np.zeros((a, k * per_token), np.float32)
+    flat[:, :f] = values
+    used = np.zeros(k * per_token, bool)
+    used[:f] = True
+    out = np.zeros((a, channels, k * width), np.float32)
+    out[:, :-1] = flat.reshape(a, k, channels - 1, width).transpose(0, 2, 1, 3).reshape(a, channels - 1, k * width)
+    out[:, -1] = used.reshape(k, channels - 1, width).any(axis=1).reshape(-1)
+    return out

@@ -86,7 +86,7 @@ class GraphRanker(Predictor):
     """TG-NAS: operator text + graph, no statistics; trains on any mix of spaces, ranks any space whose
     operators have sentences."""
 
-    input_kind: ClassVar[str] = "graphs"
+    input_kind: str = "graphs"
     defaults: ClassVar[dict[str, Any]] = GCN_DEFAULTS
 
     def __init__(self, **hparams: Any):
@@ -214,7 +214,7 @@ class ZcGraphRanker(GraphRanker):
     """ZC-GCN: TG-NAS's graph whose operator nodes also carry their layers' node-wise statistics (per proxy
     the sum over the node's slots), and whose global node carries the whole-network statistics."""
 
-    input_kind: ClassVar[str] = "graphs+statistics"
+    input_kind: str = "graphs+statistics"
 
     def _fitted_stats(self, train: GraphSet) -> dict[str, Any]:
         if train.node_stats is None:

@@ -13,7 +13,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from zcpipe.predictors.base import FeatureMismatchError, HyperParameterError
+from zcpipe.predictors.base import FeatureMismatchError
+from zcpipe.predictors.features import aligned
 from zcpipe.predictors.gbdt import GBDT
 from zcpipe.predictors.graph_features import graph_features, onehot
 from zcpipe.predictors.registry import PREDICTORS
@@ -24,7 +25,9 @@ FEATURE_SETS = ("graph", "zc", "onehot")
 
 @PREDICTORS.register("graf", summary="LightGBM on graph features of the cell (GRAF-like) and whole-network proxies")
 class Graf(GBDT):
-    input_kind: ClassVar[str] = "graphs+statistics"
+    input_kind: str = "graphs+statistics"
+    feature_sets: ClassVar[tuple[str, ...]] = FEATURE_SETS
+    unprefixed_before: ClassVar[bool] = False
     # Chosen on validation cells carved from 156 training cells (5 seeds; never a test cell): smaller trees
     # that may end in two cells, more of them, a slower rate (bench/README.md, "Graph features").
     defaults: ClassVar[dict[str, Any]] = {
@@ -35,17 +38,6 @@ class Graf(GBDT):
         "n_estimators": 500,
         "learning_rate": 0.03,
     }
-
-    def __init__(self, **hparams: Any):
-        super().__init__(**hparams)
-        unknown = sorted(set(self._sets()) - set(FEATURE_SETS))
-        if unknown or not self._sets():
-            raise HyperParameterError(
-                f"graf features={self.hparams['features']!r}: choose from {', '.join(FEATURE_SETS)} (comma-separated)"
-            )
-
-    def _sets(self) -> list[str]:
-        return [f for f in str(self.hparams["features"]).split(",") if f]
 
     def reads_nodewise(self) -> bool:
         return False
@@ -90,13 +82,5 @@ class Graf(GBDT):
         return parts
 
     def _matrix(self, data: GraphSet) -> np.ndarray:  # type: ignore[override]
-        names, matrix = self._features(data)
-        if names == self.columns:
-            return matrix
         # Another vocabulary (a space with fewer operators): the columns it was fitted on, zero where absent.
-        where = {n: i for i, n in enumerate(names)}
-        out = np.zeros((len(data), len(self.columns)))
-        for j, n in enumerate(self.columns):
-            if n in where:
-                out[:, j] = matrix[:, where[n]]
-        return out
+        return aligned(*self._features(data), self.columns)

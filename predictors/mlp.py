@@ -25,12 +25,13 @@ class NodewiseMLP(TorchRanker):
         "align": "slot",  # slot: column s is the same layer position everywhere; position: the reference's padding
         "hidden": "256,128",
         "dropout": 0.1,
+        "graph": False,  # beyond ParZC: the cell graph's features as more inputs (predictors/graph_features.py)
     }
 
     def inputs(self, data: TrainingSet) -> np.ndarray:
-        return nodewise_input(
-            data, self.hparams["proxies"].split(","), self.hparams["transform"], self.hparams["align"]
-        )
+        x = nodewise_input(data, self.hparams["proxies"].split(","), self.hparams["transform"], self.hparams["align"])
+        graph = self.graph_tokens(data, x.shape[1], 1)
+        return x if graph is None else np.concatenate([x, graph], axis=2)
 
     def build(self, input_shape: tuple[int, ...]) -> nn.Module:
         layers: list[nn.Module] = [nn.Flatten()]

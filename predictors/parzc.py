@@ -117,6 +117,9 @@ class _ParZCBase(TorchRanker):
         # Beyond the paper: one more token with each proxy's whole-network value (signed log, standardised
         # on the training cells), the magnitude that per-architecture min-max removes.
         "global_token": False,
+        # Beyond the paper: the cell graph's features (predictors/graph_features.py), standardised on the
+        # training cells, as extra tokens after the node-wise ones.
+        "graph": False,
     }
 
     def fit(self, train: TrainingSet, *, seed: int) -> dict[str, Any]:
@@ -159,11 +162,14 @@ class _ParZCBase(TorchRanker):
             index = cell_tokens(data.slots)  # [T, G], -1 = padding
             padded = np.concatenate([x, np.zeros((*x.shape[:2], 1), x.dtype)], axis=2)
             x = padded[:, :, index.reshape(-1)]  # padding reads the zero column
-        if not self.hparams["global_token"]:
+        if not self.hparams["global_token"] and not self.hparams["graph"]:
             return x
         width = self._segment(x.shape[1:])
         x = np.concatenate([x, np.zeros((*x.shape[:2], -x.shape[2] % width), x.dtype)], axis=2)
-        return np.concatenate([x, self._global_token(data, width)], axis=2)
+        if self.hparams["global_token"]:
+            x = np.concatenate([x, self._global_token(data, width)], axis=2)
+        graph = self.graph_tokens(data, x.shape[1], width)
+        return x if graph is None else np.concatenate([x, graph], axis=2)
 
     def _segment(self, input_shape: tuple[int, ...]) -> int:
         seg = self.hparams["segment"]

@@ -29,7 +29,7 @@ WEIGHTS = tuple(round(0.1 * i, 1) for i in range(11))
     "stack", summary="graf + zc-gcn, standardised scores averaged with a weight chosen by CV on the training cells"
 )
 class Stack(Predictor):
-    input_kind: ClassVar[str] = "graphs+statistics"
+    input_kind: str = "graphs+statistics"
     defaults: ClassVar[dict[str, Any]] = {"members": "graf,zc-gcn", "folds": 4}
 
     def __init__(self, **hparams: Any):

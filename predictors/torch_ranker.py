@@ -9,10 +9,11 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 import torch.nn as nn
-from scipy import stats
 
 from zcpipe.predictors.base import HyperParameterError, Prediction, Predictor
 from zcpipe.predictors.bayes import bayesian_layers, mean_kl, set_sampling
+from zcpipe.predictors.features import GraphScaler, as_tokens
+from zcpipe.predictors.label_transforms import label_transform
 from zcpipe.predictors.loop import check_batching, run_steps
 from zcpipe.predictors.losses import diff_kendall
 from zcpipe.store.tensor_reader import TrainingSet
@@ -52,16 +53,6 @@ def descend(opt: torch.optim.Optimizer, sched: Any, loss: torch.Tensor) -> float
     return float(loss.detach())
 
 
-def label_transform(labels: np.ndarray, kind: str) -> np.ndarray:
-    """What the loss compares. zscore keeps label gaps (NB201's long tail of failed cells then dominates
-    the pairs DiffKendall weighs); rank spaces cells evenly, as Kendall's τ counts them."""
-    if kind == "rank":
-        labels = stats.rankdata(labels)
-    elif kind != "zscore":
-        raise HyperParameterError(f"labels={kind!r}: choose zscore or rank")
-    return (labels - labels.mean()) / max(labels.std(), 1e-8)
-
-
 class TorchRanker(Predictor):
     """A Predictor whose model is a torch module fed by `inputs(data)`."""
 
@@ -71,6 +62,17 @@ class TorchRanker(Predictor):
         super().__init__(**hparams)
         self.model: nn.Module | None = None
         self.input_shape: tuple[int, ...] = ()
+        graph = self.hparams.get("graph", False)
+        if not isinstance(graph, bool):
+            raise HyperParameterError(f"{self.name} graph={graph!r}: true or false")
+        if graph:  # the cells' graphs come with the statistics
+            self.input_kind = "statistics+graphs"
+        self.graphs: GraphScaler | None = None  # fitted where `graph` is on
+
+    def graph_tokens(self, data: TrainingSet, channels: int, width: int) -> np.ndarray | None:
+        """The standardised graph features as extra slots of the node-wise layout (`as_tokens`), or None
+        where the option `graph` is off."""
+        return None if self.graphs is None else as_tokens(self.graphs.transform(data), channels, width)
 
     @abstractmethod
     def inputs(self, data: TrainingSet) -> np.ndarray: ...
@@ -83,6 +85,7 @@ class TorchRanker(Predictor):
         check_batching(self.name, len(train), h["batch_size"])
         torch.manual_seed(seed)
         gen = torch.Generator().manual_seed(seed)
+        self.graphs = GraphScaler.fit(train) if h.get("graph") else None
         x = torch.from_numpy(self.inputs(train))
         y = torch.from_numpy(label_transform(train.labels, h["labels"])).float()
         self.input_shape = tuple(x.shape[1:])
@@ -128,9 +131,10 @@ class TorchRanker(Predictor):
         return torch.cat([self.model(x[s : s + size]).squeeze(-1) for s in range(0, len(x), size)])
 
     def _export_meta(self) -> dict[str, Any]:
-        return {"input_shape": list(self.input_shape)}
+        return {"input_shape": list(self.input_shape), "graphs": self.graphs and self.graphs.state()}
 
     def _restore(self, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
         self.input_shape = tuple(meta["input_shape"])
+        self.graphs = GraphScaler.from_state(meta["graphs"]) if meta.get("graphs") else None
         self.model = self.build(self.input_shape)
         self.model.load_state_dict(tensors)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import duckdb
 import numpy as np
@@ -19,6 +20,9 @@ from zarr.core.sync import sync as zarr_sync
 from zcpipe.errors import InputError, StoreError
 from zcpipe.store import shard_cache
 from zcpipe.store.catalog import Catalog
+
+if TYPE_CHECKING:
+    from zcpipe.store.graph_reader import GraphSet
 
 # archs columns that are provenance, not statistics.
 _NOT_FEATURES = {"seconds"}
@@ -43,6 +47,9 @@ class TrainingSet:
     scalars: np.ndarray  # [A, Q] float64 whole-network values; NaN where NULL
     target: str | None = None
     labels: np.ndarray | None = None  # [A] float64, mean over the label rows of each architecture
+    # The operator graphs of `archs`, in the same order, where a predictor reads graph features beside
+    # the statistics (the training stage loads them for it; see `Predictor.input_kind`).
+    graphs: GraphSet | None = None
 
     def __len__(self) -> int:
         return len(self.archs)
@@ -56,6 +63,7 @@ class TrainingSet:
             mask=self.mask[idx],
             scalars=self.scalars[idx],
             labels=None if self.labels is None else self.labels[idx],
+            graphs=None if self.graphs is None else self.graphs.subset(idx),
         )
 
     def scalar(self, name: str) -> np.ndarray:

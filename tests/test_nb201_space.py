@@ -121,3 +121,21 @@ def test_param_count_of_all_15625_cells_matches_the_benchmark():
         # (up to the label's rounding to 1e-6 M, i.e. ±3 parameters after scaling).
         gap6 = abs(built - label * 1e6) * 6
         assert any(abs(gap6 - a * CONV1X1_SET - b * CONV3X3_SET) <= 4 for a in range(13) for b in range(13)), arch
+
+
+def test_isomorphism_key_gives_the_benchmarks_6466_unique_cells():
+    space = get_space("nb201")
+    cells = [r["arch"] for r in _labels()]
+    assert len({space.isomorphism_key(a) for a in cells}) == 6466  # NAS-Bench-201 paper, §2.2
+    key = space.isomorphism_key
+    # Edges out of a node that is zero carry nothing, whatever their op.
+    assert key("|none~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_1x1~1|avg_pool_3x3~2|") == key(
+        "|none~0|+|nor_conv_3x3~0|nor_conv_1x1~1|+|skip_connect~0|avg_pool_3x3~1|avg_pool_3x3~2|"
+    )
+    # A skip edge passes its input on: node 3 = conv(node 0) + node 0 either way round.
+    assert (
+        key("|skip_connect~0|+|none~0|none~1|+|nor_conv_3x3~0|skip_connect~1|none~2|")
+        == key("|nor_conv_3x3~0|+|none~0|none~1|+|skip_connect~0|skip_connect~1|none~2|")
+        != key("|nor_conv_1x1~0|+|none~0|none~1|+|skip_connect~0|skip_connect~1|none~2|")
+    )
+    assert key(BEST) != key(BEST.replace("skip_connect~0", "nor_conv_1x1~0"))

@@ -122,6 +122,8 @@ def test_bad_predictor_names_and_options_are_one_line_errors():
         get_predictor("parzc2")
     with pytest.raises(HyperParameterError, match="has no option lrr"):
         get_predictor("parzc", lrr=0.1)
+    with pytest.raises(HyperParameterError, match="labels='ranks': choose raw, zscore or rank"):
+        get_predictor("graf", labels="ranks")
 
 
 def test_training_loops_end_and_batch_size_one_is_refused():
@@ -146,3 +148,70 @@ def test_training_loops_end_and_batch_size_one_is_refused():
     lines = out.getvalue().splitlines()
     assert len(lines) == 2 and lines[0].startswith("fit parzc: step 2/3 (67%), loss 0.5000, 10s elapsed, ETA 5s")
     assert lines[1].startswith("fit parzc: step 2/3")
+
+
+def test_graph_features_of_a_hand_checked_nb201_cell():
+    """in -> conv3x3 -> skip -> pool -> out and in -> conv1x1 -> out are the live paths; both `none` edges
+    (in -> node 2, node 1 -> node 3) carry nothing."""
+    from zcpipe.pipeline.graph_rows import graph_rows
+    from zcpipe.predictors.graph_features import graph_features
+    from zcpipe.store.graph_reader import graph_set
+    from zcpipe.workers.spaces import get_space
+
+    cell = "|nor_conv_3x3~0|+|none~0|skip_connect~1|+|nor_conv_1x1~0|none~1|avg_pool_3x3~2|"
+    names, x = graph_features(graph_set(graph_rows(get_space("nb201"), [(cell, cell)])))
+    f = dict(zip(names, x[0], strict=True))
+    assert (f["longest_path"], f["shortest_path"], f["log_paths"]) == (3, 1, pytest.approx(np.log(3)))
+    assert (f["output_in_degree"], f["input_out_degree"]) == (2, 2)  # conv1x1 and pool in; conv3x3 and conv1x1 out
+    assert (f["count:none"], f["on_path:none"], f["on_path:skip_connect"]) == (2, 0, 1)
+    assert (f["count:avg_pool_3x3@depth3+"], f["count:none@depth2"], f["count:nor_conv_1x1@depth1"]) == (1, 1, 1)
+    # Paths through one kind of operator alone, and through every kind but one.
+    assert (f["only:nor_conv_1x1:longest_path"], f["only:nor_conv_3x3:longest_path"]) == (1, 0)
+    assert (f["no:nor_conv_1x1:shortest_path"], f["no:skip_connect:longest_path"]) == (3, 1)
+    assert f["no:skip_connect:log_paths"] == pytest.approx(np.log(2))
+
+
+@pytest.fixture(scope="module")
+def graph_splits(ref_store):
+    """156 training and 600 test cells whose statistics come with their operator graphs."""
+    from zcpipe.pipeline.training.fit import load_data
+
+    data = load_data("statistics+graphs", ref_store[0], ["nb201"], "cifar10_valid", None)
+    tr, te = split(len(data), 156, seed=0)
+    return data.subset(tr), data.subset(te[:600])
+
+
+@pytest.mark.parametrize(
+    ("name", "hparams"),
+    [
+        ("gbdt", {"features": "zc,graph"}),
+        ("mlp", {"graph": True, **FAST}),
+        ("parzc", {"graph": True, "mc_samples": 0, **FAST}),  # posterior mean: deterministic scores
+    ],
+)
+def test_graph_features_reach_the_statistics_predictors(graph_splits, name, hparams):
+    """With graph features on, a predictor asks the training stage for the cells' graphs, reads them (the
+    scores move when the test cells' graphs are swapped among themselves), ranks, and keeps what it needs to
+    read them again with the model; without the graphs it says how to get them."""
+    from zcpipe.store.tensor_reader import TrainingDataError
+
+    train, test = graph_splits
+    model = get_predictor(name, **hparams)
+    assert model.input_kind == "statistics+graphs" and get_predictor(name).input_kind == "statistics"
+    model.fit(train, seed=0)
+    scores = model.predict(test).score
+    assert _tau(model.predict(test), test) > 0.5
+    swapped = dataclasses.replace(test, graphs=test.graphs.subset(np.roll(np.arange(len(test)), 1)))
+    assert not np.allclose(model.predict(swapped).score, scores, rtol=1e-3, atol=1e-6)
+    tensors, meta = model.export()
+    again = get_predictor(name, **model.hparams)
+    again.restore(tensors, json_round_trip(meta))
+    np.testing.assert_allclose(again.predict(test).score, scores, rtol=1e-6)
+    with pytest.raises(TrainingDataError, match="graph features need the cells' operator graphs"):
+        model.predict(dataclasses.replace(test, graphs=None))
+
+
+def json_round_trip(meta):
+    import json
+
+    return json.loads(json.dumps(meta))

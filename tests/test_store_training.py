@@ -95,3 +95,19 @@ def test_reader_errors_say_what_to_do(ref_store):
     assert r.returncode == 2 and f"run `zcpipe ingest --store {store} ...` first" in r.stderr, r.stderr
     with pytest.raises(TrainingDataError, match=r"config_hash 'deadbeef' has no statistics.*b73d81fda35aaef5"):
         load_training_set(store, "nb201", config_hash="deadbeef")
+
+
+def test_unique_training_keeps_one_cell_per_isomorphism_class(ref_store):
+    from zcpipe.pipeline import TrainConfig, train
+    from zcpipe.store.model_artifacts import model_dir
+    from zcpipe.workers.spaces import get_space
+
+    store, _ = ref_store
+    key = get_space("nb201").isomorphism_key
+    archs = load_training_set(store, "nb201", target="cifar10_valid").archs
+    classes = {key(a) for a in archs}
+    assert len(classes) < len(archs)  # the store holds duplicates, so the option has work to do
+    res = train(TrainConfig(store, "nb201", "gbdt", "cifar10_valid", 156, 0, name="unique-gbdt", unique=True))
+    assert res.metrics["n"] == len(classes) - 156
+    trained = model_dir(store, "unique-gbdt")[1]["train_archs"]["nb201"]
+    assert len({key(a) for a in trained}) == 156

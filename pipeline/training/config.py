@@ -33,6 +33,9 @@ class TrainConfig:
     data: str | None = None  # the dataset whose statistics it reads, where a space has several tasks
     hparams: dict[str, Any] = field(default_factory=dict)
     train_spaces: tuple[str, ...] = ()  # graph predictors: train on these spaces' labeled graphs
+    # One cell per isomorphism class of the evaluated space (`SearchSpace.isomorphism_key`): a duplicate
+    # of a training cell never tests, as in GRAF's de-duplicated NB201 protocol.
+    unique: bool = False
 
     def __post_init__(self) -> None:
         if self.name is not None:
@@ -63,4 +66,5 @@ class TrainConfig:
     def default_name(self) -> str:
         spaces = ".".join(self.pool) + ("" if self.space in (None, *self.pool) else f"-to-{self.space}")
         size = "all" if self.train_size is None else self.train_size
-        return f"{self.predictor.replace(':', '-')}-{spaces}-{self.target}-n{size}-s{self.seed}"
+        unique = "-unique" if self.unique else ""
+        return f"{self.predictor.replace(':', '-')}-{spaces}-{self.target}{unique}-n{size}-s{self.seed}"

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import platform
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,7 @@ from zcpipe.store.graph_reader import GraphSet, load_graph_set
 from zcpipe.store.model_artifacts import ModelError, commit_model, model_dir, stage_model, unused_name
 from zcpipe.store.tensor_reader import TrainingDataError, TrainingSet, load_training_set
 from zcpipe.version import __version__
+from zcpipe.workers.spaces import get_space, unique_indices
 
 Data = TrainingSet | GraphSet
 NO_TEST: dict[str, Any] = {"n": 0, "kendall": None, "spearman": None, "pearson": None}
@@ -39,7 +40,9 @@ def load_data(
     config_hash: str | None,
     dataset: str | None = None,
 ) -> Data:
-    """What a predictor of input `kind` reads: statistics of one space, graphs of any, or both."""
+    """What a predictor of input `kind` reads: statistics of one space (`statistics`), graphs of any
+    (`graphs`), graphs with each node's statistics (`graphs+statistics`), or statistics with their cells'
+    graphs beside them (`statistics+graphs`)."""
     if kind == "graphs":
         return load_graph_set(store, list(spaces), target=target)
     if len(spaces) != 1:
@@ -54,6 +57,8 @@ def load_data(
             f"{missing} {spaces[0]} architectures have statistics but no graph in {store}; a label import "
             "records the graph of every labeled architecture"
         )
+    if kind == "statistics+graphs":
+        return replace(stats, graphs=graphs)
     return attach_node_stats(graphs, stats)
 
 
@@ -61,7 +66,7 @@ def _split_pool(cfg: TrainConfig, pool: Data) -> tuple[np.ndarray, np.ndarray]:
     """(train, test) indices into `pool`: in-space, `train_size` of the evaluated space's cells train and
     the rest test (cells of other pool spaces all train); cross-space, `train_size` (or all) cells train."""
     spaces = pool.spaces if isinstance(pool, GraphSet) else np.full(len(pool), pool.space, dtype=object)
-    own = np.flatnonzero(spaces == cfg.space)
+    own = _unique(cfg, pool, np.flatnonzero(spaces == cfg.space))
     others = np.flatnonzero(spaces != cfg.space)
     if cfg.space not in cfg.pool:
         if cfg.train_size is None:
@@ -75,6 +80,14 @@ def _split_pool(cfg: TrainConfig, pool: Data) -> tuple[np.ndarray, np.ndarray]:
         return np.sort(others[pick]), np.zeros(0, int)
     tr, te = split(len(own), cfg.train_size, cfg.seed)
     return np.sort(np.concatenate([own[tr], others])), own[te]
+
+
+def _unique(cfg: TrainConfig, pool: Data, index: np.ndarray) -> np.ndarray:
+    """`index` less the isomorphic duplicates of the evaluated space, where `cfg.unique` asks for that."""
+    if not cfg.unique or cfg.space is None:
+        return index
+    keep = unique_indices(get_space(cfg.space), [pool.archs[i] for i in index])
+    return index[keep]
 
 
 @dataclass
@@ -105,6 +118,7 @@ def train(cfg: TrainConfig) -> TrainResult:
         test = data.subset([])
     elif cfg.space not in cfg.pool:  # zero-shot: every labeled cell of the evaluated space tests
         test = load_data(predictor.input_kind, cfg.store, [cfg.space], cfg.target, cfg.config_hash, cfg.data)
+        test = test.subset(_unique(cfg, test, np.arange(len(test))))
     else:
         test = data.subset(test_idx)
     if predictor.trainable and len(train_idx) < 2:

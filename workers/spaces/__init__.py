@@ -11,6 +11,7 @@ from zcpipe.workers.spaces.base import (
     SearchSpace,
     connects,
     tag,
+    unique_indices,
     weight_layers,
 )
 from zcpipe.workers.spaces.registry import SPACES, UnknownSpaceError
@@ -51,5 +52,6 @@ __all__ = [
     "get_space",
     "space_factory",
     "tag",
+    "unique_indices",
     "weight_layers",
 ]

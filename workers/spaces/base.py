@@ -102,6 +102,11 @@ class SearchSpace(ABC):
     def enumerate(self) -> Iterator[str]:
         raise ArchError(f"space {self.name!r} is not enumerable; sample it (`limit` N)", options=["limit"])
 
+    def isomorphism_key(self, arch: str) -> str:
+        """A key that equal networks share: the arch key itself, unless the space knows that some of its
+        cells compute the same function (NB201's `none` and skip edges); see `unique_indices`."""
+        return arch
+
     @abstractmethod
     def sample(self, n: int, seed: int) -> list[str]:
         """`n` distinct arch keys drawn uniformly with a seeded generator: the first n of one seeded
@@ -139,3 +144,14 @@ class SearchSpace(ABC):
     def params(self) -> dict[str, Any]:
         """Space parameters that change values; they enter the configuration hash."""
         return {}
+
+
+def unique_indices(space: SearchSpace, archs: list[str]) -> list[int]:
+    """Indices of one architecture per isomorphism class of `space`, the first in sorted arch-key order
+    (so the pick does not depend on how `archs` is ordered), ascending."""
+    first: dict[str, tuple[str, int]] = {}
+    for i, arch in enumerate(archs):
+        key = space.isomorphism_key(arch)
+        if key not in first or arch < first[key][0]:
+            first[key] = (arch, i)
+    return sorted(i for _, i in first.values())

@@ -52,6 +52,9 @@ def train(
         str | None, typer.Option(help="the dataset whose statistics to read, where the space has several tasks")
     ] = None,
     hp: Annotated[list[str] | None, typer.Option(help="predictor option key=value; repeatable")] = None,
+    unique: Annotated[
+        bool, typer.Option(help="one cell per isomorphism class (NB201: the benchmark's 6,466 unique cells)")
+    ] = False,
     sweep: Annotated[
         str | None,
         typer.Option(help="run a sweep of this name as Ray Tune trials: every --predictor x --train-sizes x --seeds"),
@@ -84,6 +87,7 @@ def train(
             data=data,
             hparams=_hparams(epochs, hp),
             train_spaces=names(train_spaces),
+            unique=unique,
         )
         if sweep is not None:
             _sweep(cfg, sweep, predictors, sizes, tuple(_ints(seeds, [seed])), hpo, cpus_per_trial, ray_address,
