@@ -20,6 +20,7 @@ import torch.nn as nn
 from scipy import stats as sps
 
 from zcpipe.predictors.base import FeatureMismatchError, HyperParameterError, Prediction, Predictor
+from zcpipe.predictors.graph_features import graph_features
 from zcpipe.predictors.loop import check_batching, run_steps
 from zcpipe.predictors.losses import diff_kendall
 from zcpipe.predictors.registry import PREDICTORS
@@ -42,7 +43,31 @@ GCN_DEFAULTS: dict[str, Any] = {
     "rank_weight": 1.0,
     "mse_weight": 1.0,
     "direction": "both",  # forward: a node hears its inputs; both: its inputs and its consumers
+    # Beyond TG-NAS: the global node also carries the graph's operator-agnostic shape (path lengths, path
+    # count, degrees, live operators; predictors/graph_features.py), standardised within each space, so it
+    # transfers across spaces whose operators differ.
+    "graph_shape": False,
 }
+
+# The graph features that mean the same in every space (no operator names in them).
+SHAPE_FEATURES = ("longest_path", "shortest_path", "log_paths", "output_in_degree", "input_out_degree",
+                  "mean_in_degree", "mean_out_degree")  # fmt: skip
+
+
+def graph_shape(data: GraphSet) -> np.ndarray:
+    """[A, 9] float32: `SHAPE_FEATURES`, the number of operators and of live ones on input-to-output paths,
+    each z-scored within its own space over the cells at hand (spaces differ in depth and width)."""
+    names, m = graph_features(data)
+    cols = [m[:, names.index(f)] for f in SHAPE_FEATURES]
+    cols.append(m[:, [i for i, n in enumerate(names) if n.startswith("count:") and "@" not in n]].sum(axis=1))
+    cols.append(m[:, [i for i, n in enumerate(names) if n.startswith("on_path:")]].sum(axis=1))
+    x = np.stack(cols, axis=1)
+    for s in np.unique(data.spaces):
+        rows = data.spaces == s
+        spread = x[rows].std(axis=0)
+        # A feature constant in a space (NB201's degrees: every cell has the same edges) is 0 there.
+        x[rows] = np.where(spread > 1e-6, (x[rows] - x[rows].mean(axis=0)) / np.where(spread > 1e-6, spread, 1), 0)
+    return x.astype(np.float32)
 
 
 def space_quantiles(labels: np.ndarray, spaces: np.ndarray) -> np.ndarray:
@@ -105,8 +130,18 @@ class GraphRanker(Predictor):
         return np.vstack([table[:-1], np.zeros((1, table.shape[1]), np.float32)]), table[-1]
 
     def _extra(self, data: GraphSet, idx: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
-        """Per-node and global-node features beside the text (none for TG-NAS)."""
-        return None, None
+        """Per-node and global-node features beside the text: none for TG-NAS, the graph's shape on the
+        global node with `graph_shape`."""
+        if not self.hparams["graph_shape"]:
+            return None, None
+        return np.zeros((len(idx), data.ops.shape[1], 0), np.float32), self._shape_of(data)[idx]
+
+    def _shape_of(self, data: GraphSet) -> np.ndarray:
+        # Computed once per GraphSet (a Python loop over cells), not once per batch.
+        cached = getattr(self, "_shape_cache", None)
+        if cached is None or cached[0] is not data:
+            self._shape_cache = (data, graph_shape(data))
+        return self._shape_cache[1]
 
     def _batch(
         self, data: GraphSet, idx: np.ndarray, text: tuple[np.ndarray, np.ndarray]
@@ -257,4 +292,6 @@ class ZcGraphRanker(GraphRanker):
         has = np.isfinite(stats).any(axis=-1, keepdims=True).astype(np.float32)
         node = np.concatenate([z(stats, n["node_mean"], n["node_std"]), has], axis=-1).astype(np.float32)
         arch = z(data.arch_stats[idx], n["arch_mean"], n["arch_std"]).astype(np.float32)
+        if self.hparams["graph_shape"]:
+            arch = np.concatenate([arch, self._shape_of(data)[idx]], axis=1)
         return node, arch

@@ -103,6 +103,30 @@ def test_graphs_are_recorded_by_labels_import(tmp_path):
     assert np.array_equal(data.adjacency[i], g.adjacency.astype(bool))
 
 
+def test_graph_shape_is_on_one_scale_per_space_and_reaches_the_global_node(tmp_path):
+    """TG-NAS's optional global-node features: operator-agnostic graph shape, z-scored within each space
+    (NB201's cells are shallower than DARTS's), read by the model (in_dim grows by their number)."""
+    from zcpipe.predictors.gcn import graph_shape
+
+    store, nb201 = tmp_path / "s", tmp_path / "nb201.csv"
+    nb201.write_text("".join(NB201_LABELS.read_text().splitlines(keepends=True)[:801]))  # 800 cells: quick
+    import_labels(str(store), "nds-darts", str(DARTS_LABELS))
+    import_labels(str(store), "nb201", str(nb201))
+    data = load_graph_set(store, ["nb201", "nds-darts"], target="cifar10_valid")
+    x = graph_shape(data)
+    for space in ("nb201", "nds-darts"):
+        rows = x[data.spaces == space]
+        spread = rows.std(axis=0)
+        assert np.allclose(rows.mean(axis=0), 0, atol=1e-4) and np.allclose(spread[spread > 0], 1, atol=1e-3)
+    pick = data.subset(np.r_[0:200, len(data) - 200 : len(data)])
+    quick = {**FAST, "max_steps": 20}
+    plain, shaped = get_predictor("tgnas", **quick), get_predictor("tgnas", **quick, graph_shape=True)
+    plain.fit(pick, seed=0)
+    shaped.fit(pick, seed=0)
+    assert shaped.in_dim == plain.in_dim + x.shape[1]
+    assert np.isfinite(shaped.predict(pick).score).all()
+
+
 # ---------------------------------------------------------------------------------------------- text
 
 
