@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from zcpipe.store.catalog import Catalog
-from zcpipe.store.tensor_reader import TrainingDataError
+from zcpipe.store.read_errors import TrainingDataError
 
 GRAPH_SCHEMA = pa.schema(
     [

@@ -10,26 +10,19 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import duckdb
 import numpy as np
 import zarr.api.asynchronous as za
 from zarr.core.sync import sync as zarr_sync
 
-from zcpipe.errors import InputError, StoreError
 from zcpipe.store import shard_cache
 from zcpipe.store.catalog import Catalog
-
-if TYPE_CHECKING:
-    from zcpipe.store.graph_reader import GraphSet
+from zcpipe.store.graph_reader import GraphSet
+from zcpipe.store.read_errors import TrainingDataError
 
 # archs columns that are provenance, not statistics.
 _NOT_FEATURES = {"seconds"}
-
-
-class TrainingDataError(StoreError, InputError, ValueError):
-    """The store cannot give what was asked (no statistics, no such label or config); says what to do."""
 
 
 @dataclass(frozen=True)
