@@ -56,34 +56,28 @@ class GBDT(Predictor):
 
     def _matrix(self, data: TrainingSet) -> np.ndarray:
         """The design matrix of the fitted `columns` (prefixed by set: zc:, nodewise:, graph:)."""
-        parts = []
-        for prefix in dict.fromkeys(c.split(":", 1)[0] for c in self.columns):
-            cols = [c.split(":", 1)[1] for c in self.columns if c.startswith(prefix + ":")]
-            if prefix == "zc":
-                parts.append(scalar_input(data, cols))
-            elif prefix == "nodewise":
-                x = nodewise_input(data, self.hparams["proxies"].split(","))
-                parts.append(x.reshape(len(data), -1).astype(np.float64))
-            else:
-                parts.append(graph_input(data, cols)[1])
-        return np.concatenate(parts, axis=1)
+        sets = dict.fromkeys(c.split(":", 1)[0] for c in self.columns)
+        return np.concatenate([self._part(s, data, [c.split(":", 1)[1] for c in self.columns
+                                                    if c.startswith(s + ":")])[1] for s in sets], axis=1)  # fmt: skip
+
+    def _part(self, which: str, data: TrainingSet, cols: list[str] | None = None) -> tuple[list[str], np.ndarray]:
+        """(column names, matrix) of one feature set; `cols`: the fitted columns of that set."""
+        if which == "zc":
+            names = list(data.scalar_names) if cols is None else cols
+            return names, scalar_input(data, names)
+        if which == "nodewise":
+            x = nodewise_input(data, self.hparams["proxies"].split(",")).reshape(len(data), -1).astype(np.float64)
+            return [str(i) for i in range(x.shape[1])], x
+        return graph_input(data, cols)
 
     def reads_nodewise(self) -> bool:
         return "nodewise" in self._sets()
 
     def _design(self, train: TrainingSet) -> tuple[list[str], np.ndarray]:
-        """(the columns it fits on, kept with the model for prediction; the training matrix)."""
-        columns: list[str] = []
-        for s in dict.fromkeys(self._sets()):
-            if s == "zc":
-                columns += [f"zc:{n}" for n in train.scalar_names]
-            elif s == "nodewise":
-                x = nodewise_input(train, self.hparams["proxies"].split(","))
-                columns += [f"nodewise:{i}" for i in range(x.shape[1] * x.shape[2])]
-            else:
-                columns += [f"graph:{n}" for n in graph_input(train)[0]]
-        self.columns = columns
-        return columns, self._matrix(train)
+        """(the columns it fits on, kept with the model for prediction; the training matrix), each set once."""
+        parts = [(s, *self._part(s, train)) for s in dict.fromkeys(self._sets())]
+        self.columns = [f"{s}:{n}" for s, names, _ in parts for n in names]
+        return self.columns, np.concatenate([m for _, _, m in parts], axis=1)
 
     def _fit(self, train: TrainingSet, seed: int) -> dict[str, Any]:
         import lightgbm as lgb
