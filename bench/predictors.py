@@ -2,7 +2,8 @@
 Spearman ρ (mean ± std) on every other labeled cell; the loader's speed on the 3,000-cell store.
 
     python bench/predictors.py [--task nb201-c10|nb201-c100|nb301] [--unique] [--sizes 78,156,...]
-                               [--seeds 0,1,2] [--jobs 2] [--only "parzc,gbdt zc+graph"] [--out FILE]
+                               [--seeds 0,1,2] [--jobs 2] [--only "parzc,gbdt zc+graph"] [--configs all]
+                               [--out FILE]
 
 Tasks (each a store of real statistics and its labels):
   nb201-c10   the shared 3,000 NB201 cells (../shared/data/stores/nb201-c10-3000, copied to ./bench-store;
@@ -11,6 +12,8 @@ Tasks (each a store of real statistics and its labels):
               ingests into ./bench-tasks-store, target cifar100_valid; sizes up to 781;
   nb301       the shared 520 NAS-Bench-301 genotypes (`bench/tasks.py --part nb301` prepares
               ./bench-tasks-store-nb301), target cifar10_valid; sizes up to 469.
+--configs all reads every statistics configuration of the task's store side by side (after
+`python bench/add_proxies.py --task T` added the 2023-24 proxies as a second one); its fits are named apart.
 --unique keeps one cell per isomorphism class (NB201's 6,466 unique cells: `SearchSpace.isomorphism_key`),
 so no test cell duplicates a training cell, as in GRAF's de-duplicated protocol.
 
@@ -22,10 +25,10 @@ and .json. Last line: `best_kendall_156 <label> <mean τ>`.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import re
-import shutil
 import statistics
 import sys
 import time
@@ -33,7 +36,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import NB201_LABELS, ROOT, SHARED, machine, require
+from common import DARTS_LABELS, NB201_LABELS, ROOT, STORE_PROXIES, machine, shared_store
 
 # (label in the table, predictor, options, largest train size it runs at: the stack's cross-validated fits
 # cost five zc-gcn fits each)
@@ -57,6 +60,14 @@ ABLATIONS = [
     ("parzc-notokenmix", "parzc-notokenmix", {}, None),
     ("parzc align=position", "parzc", {"align": "position"}, None),
     ("parzc global_token=true", "parzc", {"global_token": True}, None),
+    # With the 2023-24 proxies beside the 2021 ones (`--configs all` on a store that holds both, or a store
+    # ingested with all of them): the same predictors restricted to the 2021 set, and ParZC fed the new
+    # node-wise proxies (MeCo's and ZiCo's per-layer terms) beside the paper's four.
+    ("graf 2021 proxies", "graf", {"zc_proxies": ",".join(STORE_PROXIES)}, None),
+    ("gbdt zc 2021 proxies", "gbdt", {"zc_proxies": ",".join(STORE_PROXIES)}, None),
+    ("stack 2021 proxies", "stack", {"graf.zc_proxies": ",".join(STORE_PROXIES)}, 469),
+    ("parzc +meco,zico", "parzc", {"proxies": "grad_norm,snip,synflow,fisher,meco,zico"}, None),
+    ("parzc graph +meco,zico", "parzc", {"proxies": "grad_norm,snip,synflow,fisher,meco,zico", "graph": True}, None),
 ]
 ZERO_SHOT = ["vote"] + [f"proxy:{p}" for p in ("nwot", "synflow", "params", "jacov", "snip", "grasp", "zen")]
 # The public reference code's logs (all 15,625 cells as test set, training cells included), and the paper.
@@ -74,26 +85,15 @@ def _task(name: str) -> dict:
 
 
 def prepare(store: Path | None, task: dict) -> Path:
-    from zcpipe.pipeline import import_labels
-    from zcpipe.store import Catalog
-
     if store is not None:
         return store
-    if task["store"] is not None:
-        if not (task["store"] / "catalog.duckdb").exists():
-            raise SystemExit(f"error: {task['store']} has no catalog; run `python bench/tasks.py --part "
-                             f"{'cifar100' if task['name'] == 'nb201-c100' else 'nb301'}` first")  # fmt: skip
-        return task["store"]
-    store = ROOT / "bench-store"
-    if not (store / "catalog.duckdb").exists():
-        src = require(SHARED / "stores" / "nb201-c10-3000")
-        shutil.copytree(src, store, dirs_exist_ok=True, copy_function=shutil.copy)
-        for p in [store, *store.rglob("*")]:
-            p.chmod(0o755 if p.is_dir() else 0o644)
-        with Catalog(store).writer() as w:
-            w.reconcile(verify_all=True)
-        import_labels(str(store), "nb201", str(require(NB201_LABELS)), "auto", False)
-    return store
+    if task["name"] == "nb201-c10":
+        return shared_store("nb201-c10-3000", ROOT / "bench-store", "nb201", NB201_LABELS)
+    if task["name"] == "nb301":
+        return shared_store("nb301-c10", task["store"], "nds-darts", DARTS_LABELS)
+    if not (task["store"] / "catalog.duckdb").exists():
+        raise SystemExit(f"error: {task['store']} has no catalog; run `python bench/tasks.py --part cifar100` first")
+    return task["store"]
 
 
 def loader_figures(store: Path) -> tuple[float, float, float]:
@@ -119,8 +119,19 @@ def loader_figures(store: Path) -> tuple[float, float, float]:
     return statistics.median(whole), statistics.median(tensors), statistics.median(naive)
 
 
+def resolve_configs(store: Path, task: dict, configs: str) -> str | None:
+    """`--configs` as a `config_hash`: None (the store's only configuration), or the named ones."""
+    from zcpipe.store.tensor_reader import config_hashes
+
+    if configs != "all":
+        return configs or None
+    found = config_hashes(store, task["space"], dataset=task["data"])
+    print(f"configurations of {task['space']}: {', '.join(found)}", flush=True)
+    return ",".join(found)
+
+
 def fit_one(job: tuple) -> dict:
-    store, task, unique, label, predictor, hparams, size, seed = job
+    store, task, unique, configs, label, predictor, hparams, size, seed = job
     import torch
 
     torch.set_num_threads(1)
@@ -128,14 +139,16 @@ def fit_one(job: tuple) -> dict:
     from zcpipe.store.model_artifacts import model_dir, model_names
 
     slug = re.sub(r"[^A-Za-z0-9_.=-]+", "-", label).strip("-")
-    name = f"t-{task['name']}{'-unique' if unique else ''}-{slug}-n{size}-s{seed}"
+    # Fits on other configurations get names of their own (a rerun resumes each set, never mixes them).
+    tag = "-c" + hashlib.sha1(configs.encode()).hexdigest()[:6] if configs else ""
+    name = f"t-{task['name']}{'-unique' if unique else ''}{tag}-{slug}-n{size}-s{seed}"
     if name in model_names(store):  # resume: this fit is done
         config = model_dir(store, name)[1]
         m = config["metrics"]
         return {"label": label, "size": size, "seed": seed, "kendall": m["kendall"], "spearman": m["spearman"],
                 "n_test": m["n"], "cpu": config["fit_cpu_seconds"]}  # fmt: skip
     cfg = TrainConfig(str(store), task["space"], predictor, task["target"], size, seed, name=name, data=task["data"],
-                      hparams=hparams, unique=unique)  # fmt: skip
+                      hparams=hparams, unique=unique, config_hash=configs)  # fmt: skip
     r = train(cfg)
     return {"label": label, "size": size, "seed": seed, "kendall": r.metrics["kendall"],
             "spearman": r.metrics["spearman"], "n_test": r.metrics["n"], "cpu": r.fit_cpu_seconds}  # fmt: skip
@@ -168,6 +181,12 @@ def main() -> None:
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1))
     ap.add_argument("--only", default="", help="comma-separated table labels to run (default: the main table)")
+    ap.add_argument(
+        "--configs",
+        default="",
+        help="statistics configurations read side by side: HASH[,HASH] or "
+        "all (every one of the task's space and dataset); default: the store's only one",
+    )
     ap.add_argument("--out", type=Path, help="default: bench/results/predictors-<task>[-unique].md")
     args = ap.parse_args()
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
@@ -175,7 +194,7 @@ def main() -> None:
     sizes = [int(s) for s in (args.sizes or task["sizes"]).split(",")]
     seeds = [int(s) for s in args.seeds.split(",")]
     store = prepare(args.store, task)
-    tag = task["name"] + ("-unique" if args.unique else "")
+    tag = task["name"] + ("-unique" if args.unique else "") + ("-configs" if args.configs else "")
     out_path = args.out or ROOT / "bench" / "results" / f"predictors-{tag}.md"
 
     loader = None
@@ -188,12 +207,13 @@ def main() -> None:
     only = set(filter(None, args.only.split(",")))
     trained = [t for t in TRAINED + ABLATIONS if t[0] in only] if only else TRAINED
     zero = [z for z in ZERO_SHOT if not only or z in only]
-    jobs = [(store, task, args.unique, z, z, {}, s, seed) for z in zero for s in sizes for seed in seeds]
+    configs = resolve_configs(store, task, args.configs)
+    jobs = [(store, task, args.unique, configs, z, z, {}, s, seed) for z in zero for s in sizes for seed in seeds]
     # biggest fits first, so the pool's tail is short
     jobs += sorted(
-        [(store, task, args.unique, label, p, hp, s, seed) for label, p, hp, top in trained for s in sizes
+        [(store, task, args.unique, configs, label, p, hp, s, seed) for label, p, hp, top in trained for s in sizes
          if top is None or s <= top for seed in seeds],
-        key=lambda j: -j[6],
+        key=lambda j: -j[7],
     )  # fmt: skip
     t0 = time.perf_counter()
     with ProcessPoolExecutor(args.jobs) as pool:
@@ -211,6 +231,7 @@ def main() -> None:
         f"Machine: {machine()}; {args.jobs} fits in parallel, 1 torch thread each; {wall / 60:.1f} min wall.",
         f"Task {tag}: store {store.name}, space {task['space']}, target {task['target']}"
         f"{', one cell per isomorphism class' if args.unique else ''}; seeds {args.seeds}; "
+        f"{'configurations ' + configs + '; ' if configs else ''}"
         f"test cells {n_test[0]:,} to {n_test[-1]:,} (every labeled cell not trained on).",
     ]
     if loader:

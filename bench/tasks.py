@@ -24,7 +24,6 @@ import argparse
 import csv
 import json
 import os
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -32,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import CIFAR_NPZ, NB201_LABELS, ROOT, SHARED, machine, require
+from common import CIFAR_NPZ, DARTS_LABELS, NB201_LABELS, ROOT, SHARED, STORE_PROXIES, machine, require, shared_store
 
 from zcpipe.pipeline import TrainConfig, import_labels, train
 from zcpipe.pipeline.ingest import IngestConfig, ingest
@@ -43,12 +42,7 @@ from zcpipe.workers.proxies import all_proxies
 RESULTS = ROOT / "bench" / "results"
 CIFAR100_NPZ = SHARED / "cifar100" / "train_sample.npz"
 OTHER_TASKS = SHARED / "nb201" / "other_tasks.csv"
-DARTS_LABELS = SHARED / "darts" / "labels.jsonl"
-NB301_STORE = SHARED / "stores" / "nb301-c10"
-# The proxies of the shared stores (NB201 CIFAR-10 3,000 cells, NB301): the same set on every task, so the
-# predictors' tables compare. `--proxies all` asks for every registered proxy.
-STORE_PROXIES = ("params", "flops", "synflow", "snip", "grad_norm", "fisher", "grasp", "plain", "l2_norm", "jacov",
-                 "nwot", "zen", "epe_nas")  # fmt: skip
+# `--proxies all` asks for every registered proxy; the default is the shared stores' set (STORE_PROXIES).
 PROXIES = STORE_PROXIES
 PREDICTORS = ("parzc", "gbdt", "zc-gcn", "graf", "stack")
 # Published figures beside which the tables print (kendall τ × 100 for the predictors).
@@ -145,14 +139,8 @@ def part_spherical(args) -> dict:
 
 
 def part_nb301(args) -> dict:
-    store = Path(args.store).parent / (Path(args.store).name + "-nb301")
-    if not (store / "catalog.duckdb").exists():
-        shutil.copytree(require(NB301_STORE), store, dirs_exist_ok=True, copy_function=shutil.copy)
-        for p in store.rglob("*"):
-            p.chmod(0o755 if p.is_dir() else 0o644)
-        with Catalog(store).writer() as w:
-            w.reconcile()
-    import_labels(str(store), "nds-darts", str(require(DARTS_LABELS)))
+    store = shared_store("nb301-c10", Path(args.store).parent / (Path(args.store).name + "-nb301"), "nds-darts",
+                         DARTS_LABELS)  # fmt: skip
     names = tuple(n for n in PROXIES if n in Catalog(store).query("SELECT * FROM archs LIMIT 0").column_names)
     table = spearman_table(str(store), None, "cifar10_valid", names, "nds-darts")
     # ParZC's default 3,000 steps over NB301's 820 slots: ~15 ms a step on 2 cores here (not the 0.4 s once

@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from zcpipe.predictors.base import HyperParameterError, Prediction, Predictor
+from zcpipe.predictors.base import FeatureMismatchError, HyperParameterError, Prediction, Predictor
 from zcpipe.predictors.features import graph_input, nodewise_input, scalar_input
 from zcpipe.predictors.label_transforms import label_transform
 from zcpipe.predictors.proxy_sets import PAPER_PROXIES
@@ -24,6 +24,8 @@ class GBDT(Predictor):
         # graph's features (predictors/graph_features.py). Comma-separated.
         "features": "zc",
         "proxies": ",".join(PAPER_PROXIES),  # for features=nodewise
+        # for features=zc: which whole-network proxies (comma-separated), or `all` the configuration holds
+        "zc_proxies": "all",
         "n_estimators": 300,
         "learning_rate": 0.05,
         "num_leaves": 15,
@@ -51,6 +53,20 @@ class GBDT(Predictor):
         self.booster = None
         self.columns: list[str] = []
 
+    def zc_names(self, held: list[str]) -> list[str]:
+        """The whole-network proxies `zc` reads: those `zc_proxies` names (each must be held), or all."""
+        want = str(self.hparams["zc_proxies"])
+        if want == "all":
+            return list(held)
+        names = [n for n in want.split(",") if n]
+        missing = [n for n in names if n not in held]
+        if missing or not names:
+            raise FeatureMismatchError(
+                f"{self.name} zc_proxies={want!r}: {', '.join(missing) or 'none named'} not among the "
+                f"configuration's whole-network proxies ({', '.join(held)}); name some of those, or `all`"
+            )
+        return names
+
     def _sets(self) -> list[str]:
         return [("zc" if f == "scalar" else f) for f in str(self.hparams["features"]).split(",") if f]
 
@@ -63,7 +79,7 @@ class GBDT(Predictor):
     def _part(self, which: str, data: TrainingSet, cols: list[str] | None = None) -> tuple[list[str], np.ndarray]:
         """(column names, matrix) of one feature set; `cols`: the fitted columns of that set."""
         if which == "zc":
-            names = list(data.scalar_names) if cols is None else cols
+            names = self.zc_names(list(data.scalar_names)) if cols is None else cols
             return names, scalar_input(data, names)
         if which == "nodewise":
             x = nodewise_input(data, self.hparams["proxies"].split(",")).reshape(len(data), -1).astype(np.float64)

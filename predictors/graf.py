@@ -75,8 +75,10 @@ class Graf(GBDT):
         if "graph" in sets:
             parts.append(graph_features(data))
         if "zc" in sets:
-            stats = np.zeros((len(data), 0)) if data.arch_stats is None else data.arch_stats
-            parts.append(([f"zc:{n}" for n in data.arch_stat_names], np.asarray(stats, dtype=np.float64)))
+            held = list(data.arch_stat_names)
+            stats = np.zeros((len(data), 0)) if data.arch_stats is None else np.asarray(data.arch_stats, np.float64)
+            names = self.zc_names(held) if held else []
+            parts.append(([f"zc:{n}" for n in names], stats[:, [held.index(n) for n in names]]))
         if "onehot" in sets:
             parts.append(onehot(data))
         return parts

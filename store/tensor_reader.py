@@ -127,7 +127,64 @@ def load_training_set(
     dataset: str | None = None,
 ) -> TrainingSet:
     """Every architecture of `space` with statistics under the configuration (status ok or partial),
-    restricted to those with a `target` label when one is named; sorted by arch key."""
+    restricted to those with a `target` label when one is named; sorted by arch key.
+
+    `config_hash` may name several configurations, comma-separated (`b73d81fda35aaef5,0c1e...`): their
+    statistics are read side by side for the architectures all of them hold (see `merge_training_sets`),
+    so proxies ingested later, as a configuration of their own, join the ones a store already had."""
+    hashes = [h.strip() for h in config_hash.split(",")] if config_hash else []
+    if len(hashes) > 1:
+        if len(set(hashes)) != len(hashes) or not all(hashes):
+            raise TrainingDataError(f"config_hash {config_hash!r}: name each configuration once, comma-separated")
+        parts = [_load_one(store, space, target, h, dataset) for h in hashes]
+        return merge_training_sets(parts)
+    return _load_one(store, space, target, config_hash, dataset)
+
+
+def merge_training_sets(parts: list[TrainingSet]) -> TrainingSet:
+    """One training set from several configurations of one space: the architectures every part holds
+    (sorted, as each part is), each part's proxies beside the earlier parts' ones. Where two parts hold a
+    proxy of the same name (two runs of `nwot`, say), the part named first supplies it: one column per
+    name, so a predictor's input stays what its options name. Labels and slot axes must agree."""
+    first = parts[0]
+    for p in parts[1:]:
+        if p.space != first.space or p.slots != first.slots:
+            raise TrainingDataError(
+                f"configurations {first.config_hash} and {p.config_hash} have different slot axes; "
+                "only configurations of one space and network read together"
+            )
+    common = sorted(set(first.archs).intersection(*(p.archs for p in parts[1:])))
+    if not common:
+        raise TrainingDataError(
+            f"configurations {', '.join(p.config_hash for p in parts)} share no {first.space} architecture; "
+            "ingest the same cells under each (`--archs-file`, or the same `--seed` and `--limit`)"
+        )
+    aligned = []
+    for p in parts:
+        row = {a: i for i, a in enumerate(p.archs)}
+        aligned.append(p if p.archs == common else p.subset([row[a] for a in common]))
+    proxies, values, names, scalars = [], [], [], []
+    for p in aligned:
+        keep = [i for i, n in enumerate(p.proxies) if n not in proxies]
+        proxies += [p.proxies[i] for i in keep]
+        values.append(p.nodewise[:, keep])
+        keep = [i for i, n in enumerate(p.scalar_names) if n not in names]
+        names += [p.scalar_names[i] for i in keep]
+        scalars.append(p.scalars[:, keep])
+    return replace(
+        aligned[0],
+        config_hash=",".join(p.config_hash for p in parts),
+        proxies=proxies,
+        nodewise=np.concatenate(values, axis=1),
+        scalar_names=names,
+        scalars=np.concatenate(scalars, axis=1),
+    )
+
+
+def _load_one(
+    store: str | Path, space: str, target: str | None, config_hash: str | None, dataset: str | None
+) -> TrainingSet:
+    """`load_training_set` for one configuration."""
     catalog = Catalog(store)
     with catalog.reader() as con:
         chash = resolve_config(store, space, config_hash, con, dataset)

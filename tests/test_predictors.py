@@ -211,6 +211,28 @@ def test_graph_features_reach_the_statistics_predictors(graph_splits, name, hpar
         model.predict(dataclasses.replace(test, graphs=None))
 
 
+def test_gbdt_reads_only_the_whole_network_proxies_it_is_told_to(graph_splits):
+    """`zc_proxies` picks columns by name (the rest of the configuration is not read: scrambling it changes
+    nothing), keeps them with the model, and an unknown name is a one-line error naming what is there."""
+    from zcpipe.predictors.base import FeatureMismatchError
+
+    train, test = graph_splits
+    model = get_predictor("gbdt", zc_proxies="nwot,synflow", n_estimators=50)
+    model.fit(train, seed=0)
+    assert model.columns == ["zc:nwot", "zc:synflow"]
+    scores = model.predict(test).score
+    keep = [test.scalar_names.index(n) for n in ("nwot", "synflow")]
+    noise = np.random.default_rng(0).normal(size=test.scalars.shape)
+    noise[:, keep] = 0
+    np.testing.assert_array_equal(model.predict(dataclasses.replace(test, scalars=test.scalars + noise)).score, scores)
+    again = get_predictor("gbdt", **model.hparams)
+    tensors, meta = model.export()
+    again.restore(tensors, json_round_trip(meta))
+    np.testing.assert_array_equal(again.predict(test).score, scores)
+    with pytest.raises(FeatureMismatchError, match=r"zc_proxies='meco': meco not among .*nwot"):
+        get_predictor("gbdt", zc_proxies="meco").fit(train, seed=0)
+
+
 def json_round_trip(meta):
     import json
 

@@ -3,6 +3,7 @@ implementation's definition that shares none of the engine's code, and on real N
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -155,6 +156,9 @@ def test_az_nas_on_nb201_cells_shares_one_pass_nulls_an_identity_cell_and_a_netw
     first, _ = _engine(net, cifar_batch, names)
     again, _ = _engine(net, cifar_batch, names)
     assert first.values == again.values and all(math.isfinite(first.values[n]) for n in names)
+    # Gaussian input of the batch's shape, as the reference feeds AZ-NAS: other images, same values.
+    flipped = dataclasses.replace(cifar_batch, images=cifar_batch.images.flip(0).flip(3))
+    assert _engine(net, flipped, names)[0].values == first.values
     # A cell that is the identity passes the gradient unchanged: the reference's −inf, NULL here.
     identity = space.build("|none~0|+|none~0|none~1|+|skip_connect~0|none~1|none~2|", BuildOptions())
     stats, _ = _engine(identity, cifar_batch, names)

@@ -47,7 +47,10 @@ def train(
     seed: int = defaults.SEED,
     name: Annotated[str | None, typer.Option(help="model name (default: from the options)")] = None,
     epochs: Annotated[int | None, typer.Option(help="training epochs (neural predictors)")] = None,
-    config_hash: Annotated[str | None, typer.Option(help="statistics configuration, where a space has several")] = None,
+    config_hash: Annotated[
+        str | None,
+        typer.Option(help="statistics configuration, where a space has several (comma-separated: side by side)"),
+    ] = None,
     data: Annotated[
         str | None, typer.Option(help="the dataset whose statistics to read, where the space has several tasks")
     ] = None,
