@@ -66,8 +66,8 @@ ABLATIONS = [
     ("graf 2021 proxies", "graf", {"zc_proxies": ",".join(STORE_PROXIES)}, None),
     ("gbdt zc 2021 proxies", "gbdt", {"zc_proxies": ",".join(STORE_PROXIES)}, None),
     ("stack 2021 proxies", "stack", {"graf.zc_proxies": ",".join(STORE_PROXIES)}, 469),
-    ("parzc +meco,zico", "parzc", {"proxies": "grad_norm,snip,synflow,fisher,meco,zico"}, None),
-    ("parzc graph +meco,zico", "parzc", {"proxies": "grad_norm,snip,synflow,fisher,meco,zico", "graph": True}, None),
+    ("parzc +meco+zico", "parzc", {"proxies": "grad_norm,snip,synflow,fisher,meco,zico"}, None),
+    ("parzc graph +meco+zico", "parzc", {"proxies": "grad_norm,snip,synflow,fisher,meco,zico", "graph": True}, None),
 ]
 ZERO_SHOT = ["vote"] + [f"proxy:{p}" for p in ("nwot", "synflow", "params", "jacov", "snip", "grasp", "zen")]
 # The public reference code's logs (all 15,625 cells as test set, training cells included), and the paper.
