@@ -38,7 +38,11 @@ def graph_features(graphs: GraphSet) -> tuple[list[str], np.ndarray]:
       operators of kind k alone; `no:k`, through any live kind but k): the longest and shortest input-to-
       output path in operators, the number of such paths (log1p), and how many operators on them feed the
       output and read the input (the output's in-degree and the input's out-degree);
-    - the mean in- and out-degree of the operator nodes.
+    - the mean in- and out-degree of the operator nodes;
+    - where every graph holds the same number of separate cells (a DARTS genotype: its normal and its
+      reduction cell), all of the above for each cell alone as well (`cell0:`, `cell1:`, in node order), as
+      GRAF computes DARTS features per cell type: the merged counts cannot tell an operator in the six
+      normal cells of the network from one in its two reduction cells.
 
     A live path avoids `none`; where no path is allowed its lengths and degrees are 0. The restrictions
     follow GRAF's features over subsets of allowed operations (singletons and all-but-one here, so a
@@ -50,22 +54,57 @@ def graph_features(graphs: GraphSet) -> tuple[list[str], np.ndarray]:
     subsets += [(f"only:{k}:", frozenset({k})) for k in live]
     if len(live) > 2:  # with two kinds, all-but-one is the other singleton
         subsets += [(f"no:{k}:", frozenset(live) - {k}) for k in live]
-    rows = [_one(graphs, i, vocab, kinds, subsets) for i in range(len(graphs))]
+    graphs_of = [_graph(graphs, i, vocab) for i in range(len(graphs))]
+    parts = [_components(adj) for _, adj in graphs_of]
+    per_cell = len({len(p) for p in parts}) == 1 and len(parts[0]) > 1 if parts else False
+    rows = []
+    for (ops, adj), cells in zip(graphs_of, parts, strict=True):
+        row = _one(ops, adj, kinds, subsets)
+        if per_cell:
+            for nodes in cells:
+                row += _one([ops[i] for i in nodes], adj[np.ix_(nodes, nodes)], kinds, subsets)
+        rows.append(row)
     names = [f"count:{k}" for k in kinds] + [f"on_path:{k}" for k in kinds]
     names += [f"count:{k}@depth{d}" for k in kinds for d in ("1", "2", "3+")]
     for prefix, _ in subsets:
         names += [f"{prefix}{f}" for f in _PATH_FEATURES]
     names += ["mean_in_degree", "mean_out_degree"]
-    return names, np.asarray(rows, dtype=np.float64)
+    if per_cell:
+        names += [f"cell{c}:{name}" for c in range(len(parts[0])) for name in names]
+    return names, np.asarray(rows, dtype=np.float64).reshape(len(rows), len(names))
 
 
 _PATH_FEATURES = ("longest_path", "shortest_path", "log_paths", "output_in_degree", "input_out_degree")
 
 
-def _one(graphs: GraphSet, a: int, vocab: list[str], kinds: list[str], subsets) -> list[float]:
+def _graph(graphs: GraphSet, a: int, vocab: list[str]) -> tuple[list[str], np.ndarray]:
+    """(operator names, adjacency) of architecture `a`, without the padding."""
     n = int((graphs.ops[a] >= 0).sum())
-    ops = [vocab[k] for k in graphs.ops[a, :n]]
-    adj = graphs.adjacency[a, :n, :n]
+    return [vocab[k] for k in graphs.ops[a, :n]], graphs.adjacency[a, :n, :n]
+
+
+def _components(adj: np.ndarray) -> list[list[int]]:
+    """The weakly connected parts of a graph (its separate cells), each as sorted node indices, ordered by
+    their first node."""
+    n = len(adj)
+    linked = (adj != 0) | (adj != 0).T
+    seen, parts = np.zeros(n, bool), []
+    for start in range(n):
+        if seen[start]:
+            continue
+        seen[start], todo, part = True, [start], []
+        while todo:
+            i = todo.pop()
+            part.append(i)
+            for j in np.flatnonzero(linked[i] & ~seen):
+                seen[j] = True
+                todo.append(int(j))
+        parts.append(sorted(part))
+    return parts
+
+
+def _one(ops: list[str], adj: np.ndarray, kinds: list[str], subsets) -> list[float]:
+    n = len(ops)
     # Sources are the nodes nothing feeds (a cell's inputs), sinks those feeding nothing (its output): a
     # DARTS genotype's graph holds two cells, each with its own.
     sources = [i for i in range(n) if not adj[:, i].any()]

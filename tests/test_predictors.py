@@ -1,6 +1,7 @@
 """Predictors on real statistics (the shared 3,000-cell NB201 store) and their building blocks."""
 
 import dataclasses
+import json
 
 import numpy as np
 import pytest
@@ -169,6 +170,35 @@ def test_graph_features_of_a_hand_checked_nb201_cell():
     assert (f["only:nor_conv_1x1:longest_path"], f["only:nor_conv_3x3:longest_path"]) == (1, 0)
     assert (f["no:nor_conv_1x1:shortest_path"], f["no:skip_connect:longest_path"]) == (3, 1)
     assert f["no:skip_connect:log_paths"] == pytest.approx(np.log(2))
+
+
+def test_a_darts_genotype_gets_graph_features_per_cell_type_beside_the_merged_ones():
+    """A DARTS genotype's graph holds its normal and its reduction cell: each gets its own features (the
+    merged counts are their sums), in node order; NB201's one cell gets none."""
+    from zcpipe.pipeline.graph_rows import graph_rows
+    from zcpipe.predictors.graph_features import graph_features
+    from zcpipe.store.graph_reader import graph_set
+    from zcpipe.workers.spaces import get_space
+
+    normal = [["sep_conv_3x3", 0], ["sep_conv_3x3", 1], ["skip_connect", 0], ["sep_conv_3x3", 1],
+              ["skip_connect", 0], ["dil_conv_3x3", 2], ["sep_conv_5x5", 0], ["skip_connect", 3]]  # fmt: skip
+    reduce = [["max_pool_3x3", 0], ["max_pool_3x3", 1], ["skip_connect", 2], ["max_pool_3x3", 1],
+              ["max_pool_3x3", 0], ["skip_connect", 2], ["skip_connect", 2], ["max_pool_3x3", 1]]  # fmt: skip
+    arch = json.dumps({"normal": normal, "reduce": reduce})
+    names, x = graph_features(graph_set(graph_rows(get_space("nds-darts"), [(arch, arch)])))
+    f = dict(zip(names, x[0], strict=True))
+    assert (f["cell0:count:sep_conv_3x3"], f["cell1:count:sep_conv_3x3"], f["count:sep_conv_3x3"]) == (3, 0, 3)
+    assert (f["cell0:count:max_pool_3x3"], f["cell1:count:max_pool_3x3"]) == (0, 5)
+    assert (f["cell0:count:skip_connect"], f["cell1:count:skip_connect"], f["count:skip_connect"]) == (3, 3, 6)
+    # separable convolutions alone reach the output in one step in the normal cell (nodes 2 and 3, both
+    # concatenated), and not at all in the reduction cell, which has none
+    assert f["cell0:only:sep_conv_3x3:longest_path"] == 1 and f["cell1:only:sep_conv_3x3:longest_path"] == 0
+    nb201, _ = graph_features(
+        graph_set(
+            graph_rows(get_space("nb201"), [("|skip_connect~0|+|none~0|none~1|+|none~0|none~1|skip_connect~2|",) * 2])
+        )
+    )
+    assert not any(n.startswith("cell") for n in nb201)
 
 
 @pytest.fixture(scope="module")
