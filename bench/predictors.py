@@ -67,6 +67,7 @@ ABLATIONS = [
     ("gbdt zc 2021 proxies", "gbdt", {"zc_proxies": ",".join(STORE_PROXIES)}, None),
     ("stack 2021 proxies", "stack", {"graf.zc_proxies": ",".join(STORE_PROXIES)}, 469),
     ("parzc +meco+zico", "parzc", {"proxies": "grad_norm,snip,synflow,fisher,meco,zico"}, None),
+    ("parzc +meco", "parzc", {"proxies": "grad_norm,snip,synflow,fisher,meco"}, None),
     ("parzc graph +meco+zico", "parzc", {"proxies": "grad_norm,snip,synflow,fisher,meco,zico", "graph": True}, None),
 ]
 ZERO_SHOT = ["vote"] + [f"proxy:{p}" for p in ("nwot", "synflow", "params", "jacov", "snip", "grasp", "zen")]
