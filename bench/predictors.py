@@ -132,7 +132,7 @@ def resolve_configs(store: Path, task: dict, configs: str) -> str | None:
 
 
 def fit_one(job: tuple) -> dict:
-    store, task, unique, configs, label, predictor, hparams, size, seed = job
+    store, task, unique, configs, tag, label, predictor, hparams, size, seed = job
     import torch
 
     torch.set_num_threads(1)
@@ -140,8 +140,9 @@ def fit_one(job: tuple) -> dict:
     from zcpipe.store.model_artifacts import model_dir, model_names
 
     slug = re.sub(r"[^A-Za-z0-9_.=-]+", "-", label).strip("-")
-    # Fits on other configurations get names of their own (a rerun resumes each set, never mixes them).
-    tag = "-c" + hashlib.sha1(configs.encode()).hexdigest()[:6] if configs else ""
+    # Fits on other configurations get names of their own (a rerun resumes each set, never mixes them), and
+    # so do fits under a --tag (a rerun after a code change must not resume the fits of the old code).
+    tag = ("-c" + hashlib.sha1(configs.encode()).hexdigest()[:6] if configs else "") + (f"-{tag}" if tag else "")
     name = f"t-{task['name']}{'-unique' if unique else ''}{tag}-{slug}-n{size}-s{seed}"
     if name in model_names(store):  # resume: this fit is done
         config = model_dir(store, name)[1]
@@ -188,6 +189,7 @@ def main() -> None:
         help="statistics configurations read side by side: HASH[,HASH] or "
         "all (every one of the task's space and dataset); default: the store's only one",
     )
+    ap.add_argument("--tag", default="", help="a name part for this run's fits (after a code change: fit anew)")
     ap.add_argument("--out", type=Path, help="default: bench/results/predictors-<task>[-unique].md")
     args = ap.parse_args()
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
@@ -209,12 +211,13 @@ def main() -> None:
     trained = [t for t in TRAINED + ABLATIONS if t[0] in only] if only else TRAINED
     zero = [z for z in ZERO_SHOT if not only or z in only]
     configs = resolve_configs(store, task, args.configs)
-    jobs = [(store, task, args.unique, configs, z, z, {}, s, seed) for z in zero for s in sizes for seed in seeds]
+    jobs = [(store, task, args.unique, configs, args.tag, z, z, {}, s, seed) for z in zero for s in sizes
+            for seed in seeds]  # fmt: skip
     # biggest fits first, so the pool's tail is short
     jobs += sorted(
-        [(store, task, args.unique, configs, label, p, hp, s, seed) for label, p, hp, top in trained for s in sizes
-         if top is None or s <= top for seed in seeds],
-        key=lambda j: -j[7],
+        [(store, task, args.unique, configs, args.tag, label, p, hp, s, seed) for label, p, hp, top in trained
+         for s in sizes if top is None or s <= top for seed in seeds],
+        key=lambda j: -j[8],
     )  # fmt: skip
     t0 = time.perf_counter()
     with ProcessPoolExecutor(args.jobs) as pool:
