@@ -85,10 +85,12 @@ def compact(store: str, max_archs: int = 100_000, min_shards: int = 2, small: in
         for space, chash, shard_id, rel in shards:
             groups.setdefault((space, chash), []).append((shard_id, rel))
         run_id = "compact-" + datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
-        for (space, chash), members in groups.items():
+        for g, ((space, chash), members) in enumerate(groups.items()):
             if len(members) < min_shards:
                 continue
-            manifests = _rewrite(layout, store, space, chash, members, owner, run_id, max_archs)
+            # One run, several groups: each group's shards are named apart (two configurations of one space
+            # would otherwise both write `<run>-00000` and the second could not be placed).
+            manifests = _rewrite(layout, store, space, chash, members, owner, run_id, f"{run_id}-g{g:03d}", max_archs)
             with catalog.writer() as w:
                 w.replace_shards(manifests, [m[0] for m in members])
             summary.groups += 1
@@ -100,7 +102,7 @@ def compact(store: str, max_archs: int = 100_000, min_shards: int = 2, small: in
     return summary
 
 
-def _rewrite(layout, store, space, chash, members, owner, run_id, max_archs) -> list:
+def _rewrite(layout, store, space, chash, members, owner, run_id, prefix, max_archs) -> list:
     arch_tables, layer_tables, blocks, keeps = [], [], [], []
     # A remote store's shards are fetched first, all in one concurrent copy, then read from local disk.
     where = dict(zip([m[1] for m in members], shard_dirs(layout, [m[1] for m in members]), strict=True))
@@ -124,7 +126,7 @@ def _rewrite(layout, store, space, chash, members, owner, run_id, max_archs) -> 
     for start in range(0, archs.num_rows, max_archs):
         part = archs.slice(start, max_archs)
         names = part.column("arch").to_pylist()
-        shard_id = f"{run_id}-{start // max_archs:05d}"
+        shard_id = f"{prefix}-{start // max_archs:05d}"
         idx = np.array([order[a] for a in names], dtype=int)
         block = TensorBlock(names, tensors.proxies, tensors.slots, tensors.values[idx], tensors.mask[idx])
         part = part.set_column(part.schema.get_field_index("shard_id"), "shard_id", pa.array([shard_id] * len(names)))

@@ -15,17 +15,18 @@ from zcpipe.workers.spaces import get_space
 SLOTS = ["a", "b", "c"]
 
 
-def _commit(store, shard_id: str, archs: list[str], status: str = "ok", replace: bool = False, seed: int = 0):
+def _commit(store, shard_id: str, archs: list[str], status: str = "ok", replace: bool = False, seed: int = 0,
+            chash: str = "c"):  # fmt: skip
     rng = np.random.default_rng(seed)
     n = len(archs)
-    rows = [{"space": "nb201", "arch": a, "config_hash": "c", "run_id": "r", "shard_id": shard_id, "status": status,
-             "synflow": float(rng.normal())} for a in archs]  # fmt: skip
-    layers = [{"space": "nb201", "arch": a, "config_hash": "c", "shard_id": shard_id, "slot": s, "layer_index": i,
+    rows = [{"space": "nb201", "arch": a, "config_hash": chash, "run_id": "r", "shard_id": shard_id,
+             "status": status, "synflow": float(rng.normal())} for a in archs]  # fmt: skip
+    layers = [{"space": "nb201", "arch": a, "config_hash": chash, "shard_id": shard_id, "slot": s, "layer_index": i,
                "synflow": float(rng.normal())} for a in archs for i, s in enumerate(SLOTS)]  # fmt: skip
     block = TensorBlock(archs, ["synflow"], SLOTS, rng.normal(size=(n, 1, 3)), np.ones((n, 3), bool))
     cat = Catalog(store)
     with cat.writer() as w:
-        m = write_staged_shard(store, shard_id=shard_id, space="nb201", run_id="r", config_hash="c", arch_rows=rows,
+        m = write_staged_shard(store, shard_id=shard_id, space="nb201", run_id="r", config_hash=chash, arch_rows=rows,
                                layer_rows=layers, proxy_names=["synflow"], tensors=block)  # fmt: skip
         w.commit(m, replace=replace)
 
@@ -57,6 +58,24 @@ def test_compaction_keeps_every_row_and_tensor(where, tmp_path, request):
     if where == "local":  # the replaced shards' folders are gone
         assert len(list((tmp_path / "store" / "shards" / "nb201").glob("*/*"))) == 1
     assert compact(store).shards_before == 0  # one shard left: nothing to merge
+
+
+def test_two_configurations_of_one_space_compact_in_one_run(tmp_path):
+    """Proxies added later as a configuration of their own (`bench/add_proxies.py`): both configurations'
+    small shards compact in one run, each into a shard of its own, every row and tensor kept."""
+    store = str(tmp_path / "store")
+    archs = get_space("nb201").sample(6, 2)
+    for chash in ("c", "d"):
+        for k in range(2):
+            _commit(store, f"{chash}{k}", archs[3 * k : 3 * k + 3], seed=k, chash=chash)
+    before = {h: load_training_set(store, "nb201", config_hash=h) for h in ("c", "d")}
+    summary = compact(store)
+    assert (summary.groups, summary.shards_before, summary.shards_after, summary.archs) == (2, 4, 2, 12)
+    rows = Catalog(store).query("SELECT config_hash, count(*) AS n FROM archs GROUP BY 1 ORDER BY 1").to_pylist()
+    assert rows == [{"config_hash": "c", "n": 6}, {"config_hash": "d", "n": 6}]
+    for h, data in before.items():
+        np.testing.assert_array_equal(load_training_set(store, "nb201", config_hash=h).nodewise, data.nodewise)
+    assert not list((tmp_path / "store" / "staging").iterdir())
 
 
 def test_a_retried_arch_keeps_only_its_new_row_through_compaction(tmp_path):
