@@ -201,7 +201,7 @@ def main() -> None:
     out_path = args.out or ROOT / "bench" / "results" / f"predictors-{tag}.md"
 
     loader = None
-    if task["name"] == "nb201-c10":
+    if task["name"] == "nb201-c10" and not args.configs:  # the loader's figure: one configuration's shards
         loader = loader_figures(store)
         fast, part, naive = loader
         print(f"loader_seconds {fast:.3f} (target < 1 s); tensors {part:.3f} s vs sequential {naive:.3f} s "
