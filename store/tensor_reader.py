@@ -145,7 +145,8 @@ def merge_training_sets(parts: list[TrainingSet]) -> TrainingSet:
     """One training set from several configurations of one space: the architectures every part holds
     (sorted, as each part is), each part's proxies beside the earlier parts' ones. Where two parts hold a
     proxy of the same name (two runs of `nwot`, say), the part named first supplies it: one column per
-    name, so a predictor's input stays what its options name. Labels and slot axes must agree."""
+    name, so a predictor's input stays what its options name. Slot axes must agree; the labels are the first
+    part's (every part read the same `labels` rows for the same cells)."""
     first = parts[0]
     for p in parts[1:]:
         if p.space != first.space or p.slots != first.slots:
