@@ -33,16 +33,24 @@ def require(path: Path) -> Path:
 def shared_store(name: str, dest: Path, space: str, labels: Path) -> Path:
     """A writable copy of the shared store `name` (../shared/data/stores/NAME) at `dest`, reconciled and with
     `labels` imported for `space`; an existing copy is reused."""
+    return shared_stores([name], dest, {space: labels})
+
+
+def shared_stores(names: list[str], dest: Path, labels: dict[str, Path]) -> Path:
+    """One writable store at `dest` holding the shards of every shared store in `names`, reconciled, with each
+    space's label file of `labels` imported; an existing copy is reused."""
     import shutil
 
     from zcpipe.pipeline import import_labels
     from zcpipe.store import Catalog
 
     if not (dest / "catalog.duckdb").exists():
-        shutil.copytree(require(SHARED / "stores" / name), dest, dirs_exist_ok=True, copy_function=shutil.copy)
+        for name in names:
+            shutil.copytree(require(SHARED / "stores" / name), dest, dirs_exist_ok=True, copy_function=shutil.copy)
         for p in [dest, *dest.rglob("*")]:  # the shared copy is read-only
             p.chmod(0o755 if p.is_dir() else 0o644)
         with Catalog(dest).writer() as w:
             w.reconcile(verify_all=True)
-        import_labels(str(dest), space, str(require(labels)), "auto", False)
+        for space, path in labels.items():
+            import_labels(str(dest), space, str(require(path)), "auto", False)
     return dest

@@ -3,6 +3,7 @@ search, and streaming training at NAS-Bench-101 scale.
 
     python bench/tgnas.py --part transfer   # train space -> test space, τ/ρ (NB201, NB101, DARTS), 3 seeds
     python bench/tgnas.py --part zeroshot   # NB101 + DARTS -> NB201, TG-NAS with and without the graph's shape
+    python bench/tgnas.py --part zeroshot-zc  # the same with whole-network proxies, on the cells with statistics
     python bench/tgnas.py --part inspace    # NB201, the ParZC benchmark's train sizes and cells, 3 seeds
     python bench/tgnas.py --part prune      # pruning search with the NB101+DARTS and NB201 models
     python bench/tgnas.py --part stream [--cells 423624]   # official-format tfrecord -> import -> training
@@ -10,8 +11,9 @@ search, and streaming training at NAS-Bench-101 scale.
 Labels come from ../shared/data (NB201 15,625 cells; NB101 500 rows = 292 cells; DARTS 725 cells) in
 ./bench-tgnas-store; the in-space part reads the statistics of ./bench-store (bench/predictors.py makes
 it) so every predictor trains and tests on the same cells: the split of the 3,000 store cells that
-`zcpipe train --train-size N --seed S` draws. Results are printed as markdown and written to
-bench/results/tgnas-<part>.md.
+`zcpipe train --train-size N --seed S` draws. zeroshot-zc makes ./bench-tgnas-zc-store: the shared NB201 and
+NB301 stores' statistics and the 292 NB101 cells' (ingested here: about an hour on 2 cores). Results are
+printed as markdown and written to bench/results/tgnas-<part>.md.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import NB201_LABELS, ROOT, SHARED, machine, require
+from common import CIFAR_NPZ, NB201_LABELS, ROOT, SHARED, STORE_PROXIES, machine, require, shared_stores
 
 from zcpipe.pipeline import import_labels
 from zcpipe.pipeline.training.node_stats import attach_node_stats
@@ -49,6 +51,30 @@ def label_store(path: Path) -> Path:
     if not (path / "catalog.duckdb").exists():
         for space, f in LABEL_FILES.items():
             import_labels(str(path), space, str(require(f)))
+    return path
+
+
+def zc_store(path: Path, workers: int) -> Path:
+    """The zero-shot spaces with statistics: the shared NB201 (3,000 cells) and NB301 (520 genotypes, C=32)
+    stores' shards, and the 292 labeled NB101 cells ingested here with the same proxies, images, batch and
+    seed (NB101's network as the benchmark trained it); every space's labels imported. A rerun resumes."""
+    import os
+    import tempfile
+
+    from zcpipe.pipeline.ingest import IngestConfig, ingest
+
+    shared_stores(["nb201-c10-3000", "nb301-c10"], path, LABEL_FILES)
+    rows = [json.loads(line) for line in require(LABEL_FILES["nb101"]).read_text().splitlines() if line.strip()]
+    specs = sorted({json.dumps({"matrix": r["matrix"], "ops": r["ops"]}) for r in rows})
+    with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as f:
+        f.write("\n".join(specs) + "\n")
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    proxies = tuple(p for p in STORE_PROXIES if p not in ("params", "flops"))  # counted with every run
+    cfg = IngestConfig(space="nb101", store=str(path), archs_file=f.name, proxies=proxies, data="cifar10",
+                       data_root=str(CIFAR_NPZ), batch_size=64, seed=0, workers=workers)  # fmt: skip
+    summary = ingest(cfg, progress=sys.stderr.isatty())
+    Path(f.name).unlink()
+    print(summary.line(), file=sys.stderr)
     return path
 
 
@@ -107,6 +133,37 @@ def zeroshot(store: Path, seeds: list[int]) -> str:
             print(f"{label} seed {seed}: τ {m['kendall']:.4f} ρ {m['spearman']:.4f}", flush=True)
         lines.append(f"| {label} | {_cell([k for k, _ in got])} | {_cell([r for _, r in got])} | "
                      f"{np.mean(seconds):.0f} |")  # fmt: skip
+    lines.append("| published (TG-NAS paper) | 0.57 | 0.77 | |")
+    return "\n".join(lines)
+
+
+def zeroshot_zc(store: Path, seeds: list[int], proxies: list[str]) -> str:
+    """NB101 + DARTS -> NB201 on the cells with statistics, TG-NAS as published beside TG-NAS with each
+    whole-network proxy set of `proxies` (`;`-separated sets) read as standings within each space."""
+    from zcpipe.pipeline.training.graph_scores import load_scored_graphs
+
+    pool = load_scored_graphs(str(store), ["nb101", "nds-darts"], TARGET, None)
+    test = load_scored_graphs(str(store), ["nb201"], TARGET, None)
+    counts = {s: int((pool.spaces == s).sum()) for s in ("nb101", "nds-darts")}
+    lines = [f"Train: {counts['nb101']} NB101 cells + {counts['nds-darts']} DARTS genotypes with statistics; "
+             f"test: the {len(test)} NB201 cells with statistics (`{store.name}`).", "",
+             "| model (NB101 + DARTS → NB201) | τ | ρ | fit s |", "| --- | --- | --- | --- |"]  # fmt: skip
+    for label, hp in [("tgnas", {})] + [(f"tgnas zc_proxies={p}", {"zc_proxies": p}) for p in proxies]:
+        got, seconds = [], []
+        for seed in seeds:
+            p = get_predictor("tgnas", **hp)
+            t0 = time.perf_counter()
+            p.fit(pool, seed=seed)
+            seconds.append(time.perf_counter() - t0)
+            m = rank_metrics(p.predict(test).score, test.labels)
+            got.append((m["kendall"], m["spearman"]))
+            print(f"{label} seed {seed}: τ {m['kendall']:.4f} ρ {m['spearman']:.4f}", flush=True)
+        lines.append(f"| {label} | {_cell([k for k, _ in got])} | {_cell([r for _, r in got])} | "
+                     f"{np.mean(seconds):.0f} |")  # fmt: skip
+    # What the proxies alone give on the test cells (no training), for scale.
+    for name in sorted({n for p in proxies for n in p.split(",")}):
+        m = rank_metrics(test.arch_stats[:, test.arch_stat_names.index(name)], test.labels)
+        lines.append(f"| {name} alone (no training) | {m['kendall']:.3f} | {m['spearman']:.3f} | |")
     lines.append("| published (TG-NAS paper) | 0.57 | 0.77 | |")
     return "\n".join(lines)
 
@@ -240,17 +297,24 @@ def stream(work: Path, cells: int) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--part", choices=["transfer", "zeroshot", "inspace", "prune", "stream"], required=True)
+    ap.add_argument("--part", choices=["transfer", "zeroshot", "zeroshot-zc", "inspace", "prune", "stream"],
+                    required=True)  # fmt: skip
     ap.add_argument("--store", type=Path, default=ROOT / "bench-tgnas-store")
     ap.add_argument("--stats-store", type=Path, default=ROOT / "bench-store")
     ap.add_argument("--sizes", default="78,156,469,781,1563")
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--cells", type=int, default=423_624)
+    ap.add_argument("--zc-store", type=Path, default=ROOT / "bench-tgnas-zc-store")
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--zc-sets", default="nwot;nwot,synflow,jacov;nwot,synflow,jacov,params,flops",
+                    help="zeroshot-zc: `;`-separated zc_proxies sets")  # fmt: skip
     args = ap.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
     t0 = time.perf_counter()
     if args.part == "stream":
         out = stream(ROOT / "bench-stream", args.cells)
+    elif args.part == "zeroshot-zc":
+        out = zeroshot_zc(zc_store(args.zc_store, args.workers), seeds, args.zc_sets.split(";"))
     else:
         store = label_store(args.store)
         if args.part == "transfer":

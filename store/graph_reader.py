@@ -82,7 +82,12 @@ class GraphSet:
         )
 
     def with_stats(
-        self, config_hash: str, node_stats: np.ndarray, names: list[str], arch_stats: np.ndarray, arch_names: list[str]
+        self,
+        config_hash: str,
+        node_stats: np.ndarray | None,
+        names: list[str],
+        arch_stats: np.ndarray,
+        arch_names: list[str],
     ) -> GraphSet:
         return replace(
             self,

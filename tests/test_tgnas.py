@@ -11,7 +11,7 @@ import pytest
 from scipy import stats
 
 from tests.conftest import NB201_LABELS, SHARED_DATA
-from tests.helpers import cli
+from tests.helpers import cli, nb201_labels_for
 from zcpipe.pipeline import import_labels
 from zcpipe.predictors import HyperParameterError, get_predictor, rank_metrics
 from zcpipe.predictors.protocol import split
@@ -370,3 +370,71 @@ def test_stack_chooses_its_weight_on_training_folds_and_predicts_each_cell_alone
     assert np.allclose(again.predict(test).score, score)
     with pytest.raises(HyperParameterError, match="not a member"):
         get_predictor("stack", **{"mlp.hidden": 3})
+
+
+def test_zc_proxies_reach_the_global_node_as_standings_within_each_space():
+    """`zc_proxies`: a model that learns "higher proxy, better cell" on one space ranks another space by the
+    same proxy though its values there are a million times larger and shifted (standings, not values);
+    NULL values stand in the middle; a proxy the cells lack is a one-line error."""
+    from dataclasses import replace
+
+    from zcpipe.predictors import FeatureMismatchError
+    from zcpipe.predictors.gcn import space_standings
+
+    nb201, darts = get_space("nb201"), get_space("nds-darts")
+    rng = np.random.default_rng(0)
+
+    def cells(space, archs, scale):
+        gs = [space.graph(space.spec(a)) for a in archs]
+        data = graph_set(graph_table(space.name, archs, [g.ops for g in gs], [g.adjacency for g in gs]), None)
+        score = rng.normal(size=len(archs))
+        return data, score, scale * score + 3 * scale
+
+    train, score, proxy = cells(darts, darts.sample(160, 0), 1.0)
+    train = replace(train.with_stats("h", None, [], np.stack([proxy, rng.normal(size=len(proxy))], 1),
+                                     ["nwot", "noise"]), labels=score, target="t")  # fmt: skip
+    test, score_t, proxy_t = cells(nb201, nb201.sample(120, 1), 1e6)
+    test = test.with_stats("h2", None, [], np.stack([proxy_t, np.zeros(len(proxy_t))], 1), ["nwot", "noise"])
+    p = get_predictor("tgnas", **{**FAST, "max_steps": 200}, zc_proxies="nwot")
+    assert p.input_kind == "graphs+scores"
+    p.fit(train, seed=0)
+    assert stats.kendalltau(p.predict(test).score, score_t)[0] > 0.7
+    with pytest.raises(FeatureMismatchError, match="zc_proxies meco"):
+        get_predictor("tgnas", **FAST, zc_proxies="meco").fit(train, seed=0)
+    values = np.array([[1.0], [np.nan], [3.0], [1e9], [5.0]])
+    got = space_standings(values, np.array(["a", "a", "a", "b", "b"]))
+    assert got[1, 0] == 0 and got[0, 0] < 0 < got[2, 0] and got[3, 0] == -got[4, 0]  # per space, NaN in the middle
+    with pytest.raises(HyperParameterError, match="zc_proxies is tgnas's"):
+        get_predictor("zc-gcn", zc_proxies="nwot")
+
+
+@pytest.mark.slow
+def test_zero_shot_with_proxies_from_each_space_own_statistics(tmp_path):
+    """TG-NAS with `zc_proxies` trained on DARTS genotypes and tested on NB201 cells through the CLI, each
+    space's proxies read from its own configuration in one store (real shards of the shared stores)."""
+    import shutil
+
+    store = tmp_path / "s"
+    for name, space, n in (("nb201-c10-3000", "nb201", 6), ("nb301-c10", "nds-darts", 12)):
+        src = SHARED_DATA / "stores" / name / "shards" / space
+        for shard in sorted(p for run_dir in src.iterdir() for p in run_dir.iterdir())[:n]:
+            dest = store / "shards" / space / shard.parent.name / shard.name
+            shutil.copytree(shard, dest, copy_function=shutil.copy)
+    for p in store.rglob("*"):
+        p.chmod(0o755 if p.is_dir() else 0o644)
+    run("store", "reconcile", "--store", store)
+    import_labels(str(store), "nds-darts", str(DARTS_LABELS))
+    nb201_archs = Catalog(store).query("SELECT arch FROM archs WHERE space = 'nb201'").column("arch").to_pylist()
+    import_labels(str(store), "nb201", nb201_labels_for(nb201_archs, tmp_path))
+    hp = ["--hp", "max_steps=60", "--hp", "hidden=32"]
+    out = run("train", "--store", store, "--predictor", "tgnas", "--train-spaces", "nds-darts", "--space", "nb201",
+              "--target", "cifar10_valid", "--name", "t-zc", "--hp", "zc_proxies=nwot,synflow", *hp)  # fmt: skip
+    assert f"n_test {len(nb201_archs)}" in out.stdout, out.stdout
+    ev = json.loads(run("evaluate", "--store", store, "--model", "t-zc", "--space", "nb201", "--format", "json").stdout)
+    assert ev["n_test"] == len(nb201_archs) and np.isfinite(ev["kendall"]), ev
+    bad = run("train", "--store", store, "--predictor", "tgnas", "--train-spaces", "nds-darts", "--space", "nb201",
+              "--target", "cifar10_valid", "--hp", "zc_proxies=meco", *hp, ok=False)  # fmt: skip
+    assert "zc_proxies meco" in bad.stderr and "Traceback" not in bad.stderr, bad.stderr
+    bad = run("train", "--store", store, "--predictor", "tgnas", "--train-spaces", "nds-darts", "--space", "nb201",
+              "--target", "cifar10_valid", "--config-hash", "0000", "--hp", "zc_proxies=nwot", ok=False)  # fmt: skip
+    assert "config_hash 0000" in bad.stderr and "Traceback" not in bad.stderr, bad.stderr

@@ -18,6 +18,11 @@ def parse_hparams(pairs: list[str]) -> dict[str, Any]:
     return parse_pairs(pairs, "hparams", "lr=0.001")
 
 
+# What a predictor may read to train on several spaces: graphs, and their whole-network proxies read as
+# standings within each space (pipeline/training/graph_scores.py); node-wise statistics are per network.
+CROSS_SPACE_INPUTS = ("graphs", "graphs+scores")
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """One fit: the predictor, its options, the label it ranks by, and which cells train it."""
@@ -48,9 +53,9 @@ class TrainConfig:
                 "`space` names the space to train on (or `train_spaces`, for graph predictors)",
                 options=["space", "train_spaces"],
             )
-        if self.train_spaces and predictor.input_kind != "graphs":
+        if self.train_spaces and predictor.input_kind not in CROSS_SPACE_INPUTS:
             raise ConfigError(
-                f"`train_spaces` is for predictors that read only graphs (tgnas); {self.predictor!r} reads "
+                f"`train_spaces` is for predictors that read graphs (tgnas); {self.predictor!r} reads "
                 "statistics of one space",
                 options=["train_spaces"],
             )

@@ -69,6 +69,7 @@ def predict(store: str, name: str, space: str | None = None, data: str | None = 
 def _statistics(predictor, store: str, space: str, target: str | None, config: dict, data: str | None) -> Data:
     """The cells to score: under the model's own configuration, or under `data`'s (accepted for it)."""
     if data is None or predictor.input_kind == "graphs":  # graph-only models read any task's labels
+        # (a cross-space model's hashes are its training spaces'; `space` reads its own only one)
         return load_data(predictor.input_kind, store, [space], target, config["config_hash"])
     cells = load_data(predictor.input_kind, store, [space], target, None, data)
     predictor.accept_statistics_of(cells.config_hash)

@@ -16,6 +16,7 @@ import torch
 
 from zcpipe.pipeline.errors import ConfigError
 from zcpipe.pipeline.training.config import TrainConfig
+from zcpipe.pipeline.training.graph_scores import load_scored_graphs
 from zcpipe.pipeline.training.node_stats import attach_node_stats
 from zcpipe.predictors import Predictor, get_predictor, rank_metrics
 from zcpipe.predictors.protocol import ProtocolError, carve_validation, split
@@ -41,10 +42,12 @@ def load_data(
     dataset: str | None = None,
 ) -> Data:
     """What a predictor of input `kind` reads: statistics of one space (`statistics`), graphs of any
-    (`graphs`), graphs with each node's statistics (`graphs+statistics`), or statistics with their cells'
-    graphs beside them (`statistics+graphs`)."""
+    (`graphs`), graphs of any with their whole-network proxies (`graphs+scores`), graphs with each node's
+    statistics (`graphs+statistics`), or statistics with their cells' graphs beside them (`statistics+graphs`)."""
     if kind == "graphs":
         return load_graph_set(store, list(spaces), target=target)
+    if kind == "graphs+scores":
+        return load_scored_graphs(store, list(spaces), target, config_hash, dataset)
     if len(spaces) != 1:
         raise ModelError(f"predictors that read statistics train on one space, not {', '.join(spaces)}")
     stats = load_training_set(store, spaces[0], target=target, config_hash=config_hash, dataset=dataset)

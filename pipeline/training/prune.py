@@ -37,7 +37,8 @@ def prune_search(store: str, name: str, space: str = "nb201") -> PruneResult:
     predictor, _ = load_model(store, name)
     if predictor.input_kind != "graphs":
         raise ConfigError(
-            f"the pruning search scores supernet graphs: model {name!r} needs statistics; use a tgnas model"
+            f"the pruning search scores supernet graphs, which have no statistics: model {name!r} reads "
+            f"{predictor.input_kind}; use a tgnas model without zc_proxies"
         )
     cells = get_space(space)
     try:
