@@ -12,7 +12,7 @@ Labels come from ../shared/data (NB201 15,625 cells; NB101 500 rows = 292 cells;
 ./bench-tgnas-store; the in-space part reads the statistics of ./bench-store (bench/predictors.py makes
 it) so every predictor trains and tests on the same cells: the split of the 3,000 store cells that
 `zcpipe train --train-size N --seed S` draws. zeroshot-zc makes ./bench-tgnas-zc-store: the shared NB201 and
-NB301 stores' statistics and the 292 NB101 cells' (ingested here: about an hour on 2 cores). Results are
+NB301 stores' statistics and the 292 NB101 cells' (ingested here, seven proxies: see `zc_store`). Results are
 printed as markdown and written to bench/results/tgnas-<part>.md.
 """
 
@@ -56,8 +56,9 @@ def label_store(path: Path) -> Path:
 
 def zc_store(path: Path, workers: int) -> Path:
     """The zero-shot spaces with statistics: the shared NB201 (3,000 cells) and NB301 (520 genotypes, C=32)
-    stores' shards, and the 292 labeled NB101 cells ingested here with the same proxies, images, batch and
-    seed (NB101's network as the benchmark trained it); every space's labels imported. A rerun resumes."""
+    stores' shards, and the 292 labeled NB101 cells ingested here with seven of their proxies and the same
+    images, batch and seed (NB101's network as the benchmark trained it); every space's labels imported.
+    A rerun resumes."""
     import os
     import tempfile
 
@@ -69,7 +70,10 @@ def zc_store(path: Path, workers: int) -> Path:
     with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as f:
         f.write("\n".join(specs) + "\n")
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    proxies = tuple(p for p in STORE_PROXIES if p not in ("params", "flops"))  # counted with every run
+    # The shared stores' proxies less the four that cost most on NB101's network (C=128: 22 s per cell per
+    # worker with all eleven, two hours for 292 cells here): grasp's double backward, zen's extra forwards,
+    # epe_nas's per-image Jacobians, fisher's activation gradients. params and flops come with every run.
+    proxies = tuple(p for p in STORE_PROXIES if p not in ("params", "flops", "grasp", "zen", "epe_nas", "fisher"))
     cfg = IngestConfig(space="nb101", store=str(path), archs_file=f.name, proxies=proxies, data="cifar10",
                        data_root=str(CIFAR_NPZ), batch_size=64, seed=0, workers=workers)  # fmt: skip
     summary = ingest(cfg, progress=sys.stderr.isatty())

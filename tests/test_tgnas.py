@@ -408,7 +408,6 @@ def test_zc_proxies_reach_the_global_node_as_standings_within_each_space():
         get_predictor("zc-gcn", zc_proxies="nwot")
 
 
-@pytest.mark.slow
 def test_zero_shot_with_proxies_from_each_space_own_statistics(tmp_path):
     """TG-NAS with `zc_proxies` trained on DARTS genotypes and tested on NB201 cells through the CLI, each
     space's proxies read from its own configuration in one store (real shards of the shared stores)."""
@@ -432,6 +431,8 @@ def test_zero_shot_with_proxies_from_each_space_own_statistics(tmp_path):
     assert f"n_test {len(nb201_archs)}" in out.stdout, out.stdout
     ev = json.loads(run("evaluate", "--store", store, "--model", "t-zc", "--space", "nb201", "--format", "json").stdout)
     assert ev["n_test"] == len(nb201_archs) and np.isfinite(ev["kendall"]), ev
+    bad = run("prune", "--store", store, "--model", "t-zc", ok=False)  # supernet graphs have no statistics
+    assert "without zc_proxies" in bad.stderr and "Traceback" not in bad.stderr, bad.stderr
     bad = run("train", "--store", store, "--predictor", "tgnas", "--train-spaces", "nds-darts", "--space", "nb201",
               "--target", "cifar10_valid", "--hp", "zc_proxies=meco", *hp, ok=False)  # fmt: skip
     assert "zc_proxies meco" in bad.stderr and "Traceback" not in bad.stderr, bad.stderr
