@@ -54,11 +54,11 @@ def label_store(path: Path) -> Path:
     return path
 
 
-def zc_store(path: Path, workers: int) -> Path:
+def zc_store(path: Path, workers: int) -> tuple[Path, str]:
     """The zero-shot spaces with statistics: the shared NB201 (3,000 cells) and NB301 (520 genotypes, C=32)
     stores' shards, and the 292 labeled NB101 cells ingested here with seven of their proxies and the same
     images, batch and seed (NB101's network as the benchmark trained it); every space's labels imported.
-    A rerun resumes."""
+    A rerun resumes. Returns the store and the NB101 configuration's hash."""
     import os
     import tempfile
 
@@ -79,7 +79,7 @@ def zc_store(path: Path, workers: int) -> Path:
     summary = ingest(cfg, progress=sys.stderr.isatty())
     Path(f.name).unlink()
     print(summary.line(), file=sys.stderr)
-    return path
+    return path, summary.config_hash
 
 
 def _cell(values: list[float]) -> str:
@@ -141,16 +141,16 @@ def zeroshot(store: Path, seeds: list[int]) -> str:
     return "\n".join(lines)
 
 
-def zeroshot_zc(store: Path, seeds: list[int], proxies: list[str]) -> str:
+def zeroshot_zc(store: Path, nb101_config: str, seeds: list[int], proxies: list[str]) -> str:
     """NB101 + DARTS -> NB201 on the cells with statistics, TG-NAS as published beside TG-NAS with each
     whole-network proxy set of `proxies` (`;`-separated sets) read as standings within each space."""
     from zcpipe.pipeline.training.graph_scores import load_scored_graphs
 
-    pool = load_scored_graphs(str(store), ["nb101", "nds-darts"], TARGET, None)
+    pool = load_scored_graphs(str(store), ["nb101", "nds-darts"], TARGET, nb101_config)
     test = load_scored_graphs(str(store), ["nb201"], TARGET, None)
     counts = {s: int((pool.spaces == s).sum()) for s in ("nb101", "nds-darts")}
     lines = [f"Train: {counts['nb101']} NB101 cells + {counts['nds-darts']} DARTS genotypes with statistics; "
-             f"test: the {len(test)} NB201 cells with statistics (`{store.name}`).", "",
+             f"test: the {len(test)} NB201 cells with statistics (`{store.name}`; {pool.config_hash}).", "",
              "| model (NB101 + DARTS → NB201) | τ | ρ | fit s |", "| --- | --- | --- | --- |"]  # fmt: skip
     for label, hp in [("tgnas", {})] + [(f"tgnas zc_proxies={p}", {"zc_proxies": p}) for p in proxies]:
         got, seconds = [], []
@@ -318,7 +318,7 @@ def main() -> None:
     if args.part == "stream":
         out = stream(ROOT / "bench-stream", args.cells)
     elif args.part == "zeroshot-zc":
-        out = zeroshot_zc(zc_store(args.zc_store, args.workers), seeds, args.zc_sets.split(";"))
+        out = zeroshot_zc(*zc_store(args.zc_store, args.workers), seeds, args.zc_sets.split(";"))
     else:
         store = label_store(args.store)
         if args.part == "transfer":
