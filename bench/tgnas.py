@@ -119,6 +119,20 @@ def transfer(store: Path, seeds: list[int]) -> str:
     return "\n".join(lines)
 
 
+def _zeroshot_row(label: str, hp: dict, pool, test, seeds: list[int]) -> str:
+    """One table row: TG-NAS with options `hp` fitted on `pool` once per seed, τ and ρ on `test`."""
+    got, seconds = [], []
+    for seed in seeds:
+        p = get_predictor("tgnas", **hp)
+        t0 = time.perf_counter()
+        p.fit(pool, seed=seed)
+        seconds.append(time.perf_counter() - t0)
+        m = rank_metrics(p.predict(test).score, test.labels)
+        got.append((m["kendall"], m["spearman"]))
+        print(f"{label} seed {seed}: τ {m['kendall']:.4f} ρ {m['spearman']:.4f}", flush=True)
+    return f"| {label} | {_cell([k for k, _ in got])} | {_cell([r for _, r in got])} | {np.mean(seconds):.0f} |"
+
+
 def zeroshot(store: Path, seeds: list[int]) -> str:
     """NB101 + DARTS -> every NB201 cell (the paper's zero-shot setting), TG-NAS as published and with the
     graph's operator-agnostic shape on its global node (`graph_shape=true`)."""
@@ -126,17 +140,7 @@ def zeroshot(store: Path, seeds: list[int]) -> str:
     test = load_graph_set(store, ["nb201"], target=TARGET)
     lines = ["| model (NB101 + DARTS → NB201) | τ | ρ | fit s |", "| --- | --- | --- | --- |"]
     for label, hp in (("tgnas", {}), ("tgnas graph_shape=true", {"graph_shape": True})):
-        got, seconds = [], []
-        for seed in seeds:
-            p = get_predictor("tgnas", **hp)
-            t0 = time.perf_counter()
-            p.fit(pool, seed=seed)
-            seconds.append(time.perf_counter() - t0)
-            m = rank_metrics(p.predict(test).score, test.labels)
-            got.append((m["kendall"], m["spearman"]))
-            print(f"{label} seed {seed}: τ {m['kendall']:.4f} ρ {m['spearman']:.4f}", flush=True)
-        lines.append(f"| {label} | {_cell([k for k, _ in got])} | {_cell([r for _, r in got])} | "
-                     f"{np.mean(seconds):.0f} |")  # fmt: skip
+        lines.append(_zeroshot_row(label, hp, pool, test, seeds))
     lines.append("| published (TG-NAS paper) | 0.57 | 0.77 | |")
     return "\n".join(lines)
 
@@ -153,17 +157,7 @@ def zeroshot_zc(store: Path, nb101_config: str, seeds: list[int], proxies: list[
              f"test: the {len(test)} NB201 cells with statistics (`{store.name}`; {pool.config_hash}).", "",
              "| model (NB101 + DARTS → NB201) | τ | ρ | fit s |", "| --- | --- | --- | --- |"]  # fmt: skip
     for label, hp in [("tgnas", {})] + [(f"tgnas zc_proxies={p}", {"zc_proxies": p}) for p in proxies]:
-        got, seconds = [], []
-        for seed in seeds:
-            p = get_predictor("tgnas", **hp)
-            t0 = time.perf_counter()
-            p.fit(pool, seed=seed)
-            seconds.append(time.perf_counter() - t0)
-            m = rank_metrics(p.predict(test).score, test.labels)
-            got.append((m["kendall"], m["spearman"]))
-            print(f"{label} seed {seed}: τ {m['kendall']:.4f} ρ {m['spearman']:.4f}", flush=True)
-        lines.append(f"| {label} | {_cell([k for k, _ in got])} | {_cell([r for _, r in got])} | "
-                     f"{np.mean(seconds):.0f} |")  # fmt: skip
+        lines.append(_zeroshot_row(label, hp, pool, test, seeds))
     # What the proxies alone give on the test cells (no training), for scale.
     for name in sorted({n for p in proxies for n in p.split(",")}):
         m = rank_metrics(test.arch_stats[:, test.arch_stat_names.index(name)], test.labels)
