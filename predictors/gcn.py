@@ -47,9 +47,9 @@ GCN_DEFAULTS: dict[str, Any] = {
     # count, degrees, live operators; predictors/graph_features.py), standardised within each space, so it
     # transfers across spaces whose operators differ.
     "graph_shape": False,
-    # Beyond TG-NAS: whole-network proxies on the global node (comma-separated names; none: TG-NAS as
+    # Beyond TG-NAS: whole-network proxies added to the score (comma-separated names; none: TG-NAS as
     # published), each as the cell's standing among its own space's cells at hand, so that spaces whose
-    # networks and scales differ share one meaning: "ranks high on nwot in its space".
+    # networks and scales differ share one meaning: "ranks high on nwot in its space" (see `_late`).
     "zc_proxies": "",
 }
 
@@ -270,8 +270,8 @@ class GraphRanker(Predictor):
         self.in_dim = int(self._batch(train, np.arange(1), text)[0].shape[-1])
         self.model = GraphNet(self.in_dim, h["hidden"], h["layers"], h["dropout"], len(self.zc_proxies))
         if self.zc_proxies:
-            self.model.late_weight.copy_(torch.from_numpy(ridge(self._late(train, np.arange(len(train))).numpy(),
-                                                                y.numpy())))  # fmt: skip
+            standings = self._late(train, np.arange(len(train))).numpy()
+            self.model.late_weight.copy_(torch.from_numpy(ridge(standings, y.numpy())))
         opt, sched, total, steps_per_epoch = optimiser(self.model, h, len(train))
         self.model.train()
 

@@ -372,7 +372,7 @@ def test_stack_chooses_its_weight_on_training_folds_and_predicts_each_cell_alone
         get_predictor("stack", **{"mlp.hidden": 3})
 
 
-def test_zc_proxies_reach_the_global_node_as_standings_within_each_space():
+def test_zc_proxies_reach_the_score_as_standings_within_each_space():
     """`zc_proxies`: a model that learns "higher proxy, better cell" on one space ranks another space by the
     same proxy though its values there are a million times larger and shifted (standings, not values);
     NULL values stand in the middle; a proxy the cells lack is a one-line error."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from zcpipe.store import Catalog
 from zcpipe.store.graph_reader import GraphSet, load_graph_set
 from zcpipe.store.tensor_reader import TrainingDataError, config_hashes, load_training_set
 
@@ -26,8 +27,6 @@ def _hashes_by_space(store: str, spaces: list[str], config_hash: str | None) -> 
 
 
 def _held_anywhere(store: str, config_hash: str) -> bool:
-    from zcpipe.store import Catalog
-
     with Catalog(store).reader() as con:
         return bool(con.execute("SELECT 1 FROM shards_t WHERE config_hash = ? LIMIT 1", [config_hash]).fetchall())
 
