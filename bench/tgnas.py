@@ -76,8 +76,10 @@ def zc_store(path: Path, workers: int) -> tuple[Path, str]:
     proxies = tuple(p for p in STORE_PROXIES if p not in ("params", "flops", "grasp", "zen", "epe_nas", "fisher"))
     cfg = IngestConfig(space="nb101", store=str(path), archs_file=f.name, proxies=proxies, data="cifar10",
                        data_root=str(CIFAR_NPZ), batch_size=64, seed=0, workers=workers)  # fmt: skip
-    summary = ingest(cfg, progress=sys.stderr.isatty())
-    Path(f.name).unlink()
+    try:
+        summary = ingest(cfg, progress=sys.stderr.isatty())
+    finally:
+        Path(f.name).unlink()
     print(summary.line(), file=sys.stderr)
     return path, summary.config_hash
 

@@ -84,6 +84,16 @@ def config_hashes(
     return [r[0] for r in rows]
 
 
+def configs_by_space(store: str | Path) -> dict[str, list[str]]:
+    """Every statistics configuration the store holds, by space."""
+    with Catalog(store).reader() as con:
+        rows = con.execute("SELECT DISTINCT space, config_hash FROM shards_t ORDER BY 1, 2").fetchall()
+    out: dict[str, list[str]] = {}
+    for space, config_hash in rows:
+        out.setdefault(space, []).append(config_hash)
+    return out
+
+
 def resolve_config(
     store: str | Path,
     space: str,

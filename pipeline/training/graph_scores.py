@@ -6,9 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from zcpipe.store import Catalog
 from zcpipe.store.graph_reader import GraphSet, load_graph_set
-from zcpipe.store.tensor_reader import TrainingDataError, config_hashes, load_training_set
+from zcpipe.store.tensor_reader import TrainingDataError, configs_by_space, load_training_set
 
 
 def _hashes_by_space(store: str, spaces: list[str], config_hash: str | None) -> dict[str, str | None]:
@@ -16,19 +15,15 @@ def _hashes_by_space(store: str, spaces: list[str], config_hash: str | None) -> 
     None: the space's only one. A saved model names its training spaces' hashes, which the space it is
     evaluated on ignores; a hash of no space in the store is a typo, and an error."""
     named = [h.strip() for h in config_hash.split(",")] if config_hash else []
-    held = {s: config_hashes(store, s) for s in spaces}
-    unknown = [h for h in named if not any(h in hs for hs in held.values())]
-    if unknown and not all(_held_anywhere(store, h) for h in unknown):
+    held = configs_by_space(store)
+    anywhere = {h for hs in held.values() for h in hs}
+    unknown = [h for h in named if h not in anywhere]
+    if unknown:
         raise TrainingDataError(
             f"config_hash {', '.join(unknown)}: no statistics of {', '.join(spaces)} in {store} under it; "
-            f"it has: {'; '.join(f'{s} ' + ', '.join(hs) for s, hs in held.items())}"
+            f"it has: {'; '.join(f'{s} ' + ', '.join(held.get(s, [])) for s in spaces)}"
         )
-    return {s: ",".join(h for h in named if h in held[s]) or None for s in spaces}
-
-
-def _held_anywhere(store: str, config_hash: str) -> bool:
-    with Catalog(store).reader() as con:
-        return bool(con.execute("SELECT 1 FROM shards_t WHERE config_hash = ? LIMIT 1", [config_hash]).fetchall())
+    return {s: ",".join(h for h in named if h in held.get(s, [])) or None for s in spaces}
 
 
 def load_scored_graphs(
@@ -45,15 +40,14 @@ def load_scored_graphs(
             f"{', '.join(spaces)} share no whole-network proxy in {store}: ingest the same proxies for each"
         )
     graphs = load_graph_set(store, spaces, target=target, archs={s: p.archs for s, p in parts.items()})
-    rows = {(s, a): (p, i) for s, p in parts.items() for i, a in enumerate(p.archs)}
-    missing = sorted(set(rows) - set(zip(graphs.spaces, graphs.archs, strict=True)))
+    where = {(s, a): k for k, (s, a) in enumerate(zip(graphs.spaces, graphs.archs, strict=True))}
+    missing = sorted((s, a) for s, p in parts.items() for a in p.archs if (s, a) not in where)
     if missing:
         raise TrainingDataError(
             f"{len(missing)} architectures have statistics but no graph in {store} (e.g. {' '.join(missing[0])}); "
             "a label import records the graph of every labeled architecture"
         )
     values = np.empty((len(graphs), len(names)))
-    for k, (space, arch) in enumerate(zip(graphs.spaces, graphs.archs, strict=True)):
-        part, i = rows[(space, arch)]
-        values[k] = [part.scalars[i, part.scalar_names.index(n)] for n in names]
+    for s, p in parts.items():  # each space's rows and proxy columns in one assignment
+        values[[where[(s, a)] for a in p.archs]] = p.scalars[:, [p.scalar_names.index(n) for n in names]]
     return graphs.with_stats(",".join(p.config_hash for p in parts.values()), None, [], values, names)
