@@ -10,7 +10,9 @@ DARTS network with `nb301`; the 64 real CIFAR-10 images in bench/data/cifar10-64
            nothing, are not counted), single engine vs batched at B = 1, 16, 64; a count does not
            depend on the number of images, so this part uses 2 of them;
   speed    architectures per second through `ProxyWorker.compute_many` (what ingest actors run),
-           B = 1 (the single engine) and each --arch-batch, with the ratio to B = 1;
+           B = 1 (the single engine) and each --arch-batch, with the ratio to B = 1; on the seeded
+           sample, or with `--order enumerated` on a run of consecutive cells of the space's
+           enumeration (what a worker gets when the whole space is ingested: neighbours share ops);
   breakdown  the single engine's operators per architecture for one proxy set at a time (not run by
            default): where its launches go;
   float32  each engine's float32 values against the single engine in float64 (the third reference):
@@ -24,6 +26,7 @@ The 13 proxies of the device check by default; --proxies to change.
 from __future__ import annotations
 
 import argparse
+import itertools
 import math
 import sys
 import time
@@ -67,8 +70,19 @@ class OpCounter(TorchDispatchMode):
 SPACE = "nb201"  # --space sets it
 
 
-def _cells(n: int) -> list[str]:
-    return get_space(SPACE).sample(n, 0)
+def _cells(n: int, order: str = "sample") -> list[str]:
+    """`n` seeded cells, or `n` consecutive cells of the enumeration from a seeded start."""
+    space = get_space(SPACE)
+    if order == "sample":
+        return space.sample(n, 0)
+    start = space.sample(1, 0)[0]
+    run, it = [], space.enumerate()
+    for cell in it:
+        if cell == start or run:
+            run.append(cell)
+            if len(run) == n:
+                return run
+    return run + list(itertools.islice(space.enumerate(), n - len(run)))  # wrap around
 
 
 def _models(cells: list[str], options: BuildOptions, dtype: torch.dtype = torch.float32) -> list[torch.nn.Module]:
@@ -190,6 +204,7 @@ def main() -> int:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--proxies", default=",".join(THIRTEEN))
     ap.add_argument("--parts", default="kernels,speed,float32")
+    ap.add_argument("--order", default="sample", choices=("sample", "enumerated"), help="speed part's cells")
     args = ap.parse_args()
     global SPACE
     SPACE = args.space
@@ -208,9 +223,10 @@ def main() -> int:
             print(f"| {name} | {ops:,.0f} |", flush=True)
     if "speed" in parts:
         sizes = [int(b) for b in args.arch_batch.split(",")]
-        head = f"archs per pass ({args.threads} threads, {args.device})"
+        head = f"archs per pass ({args.threads} threads, {args.device}, {args.order} cells)"
         print(f"\n| {head} | archs/s | ratio to B=1 |\n| --- | --- | --- |")
-        for b, row in speed(cells, proxies, sizes, args.threads, args.device).items():
+        run = cells if args.order == "sample" else _cells(args.cells, "enumerated")
+        for b, row in speed(run, proxies, sizes, args.threads, args.device).items():
             print(f"| B={b} | {row['archs_per_s']:.2f} | {row['ratio']:.2f} |", flush=True)
     if "float32" in parts:
         b = max(int(x) for x in args.arch_batch.split(","))

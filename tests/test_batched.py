@@ -167,6 +167,19 @@ def test_worker_chunks_fail_one_bad_architecture_alone_and_match_one_at_a_time()
             assert math.isclose(got.stats.values[name], ref.stats.values[name], rel_tol=1e-2)
 
 
+def test_worker_sorts_passes_by_spec_and_returns_records_in_the_order_asked():
+    # Out of spec order: the worker's passes are [avg, none] and [nor, skip], not the order given.
+    archs = [(f"key{i}", c) for i, c in enumerate([CELLS[0], CELLS[3], CELLS[1], CELLS[2]])]
+    batched = _worker(arch_batch=2).compute_many(archs)
+    single = _worker(arch_batch=1).compute_many(archs)
+    assert [r.arch for r in batched] == [key for key, _ in archs]
+    assert [r.spec for r in batched] == [spec for _, spec in archs]
+    for got, ref in zip(batched, single, strict=True):
+        assert got.stats.reasons == ref.stats.reasons  # the none-only cell's NULLs stay with it
+        for name in ("params", "flops", "nwot"):
+            assert got.stats.values[name] == ref.stats.values[name]
+
+
 def test_out_of_memory_halves_the_architectures_per_pass(tmp_path, monkeypatch):
     from zcpipe.settings import FAILPOINTS_ENV
 

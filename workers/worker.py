@@ -118,11 +118,16 @@ class ProxyWorker:
             self.arch_batch = self._auto_arch_batch(archs[0][1])
         if self.arch_batch <= 1:
             return [self.compute(key, spec) for key, spec in archs]
-        records: list[ArchRecord] = []
+        # Passes of architectures that share ops: sorted by spec, neighbours share their first edges (an
+        # NB201 cell string, a DARTS genotype), and a choice where a whole pass picked one op runs that op
+        # with no block moves (workers/batched/blocks.py). A pass's values do not depend on its company.
+        order = sorted(range(len(archs)), key=lambda i: archs[i][1])
+        records: list[ArchRecord | None] = [None] * len(archs)
         at = 0
-        while at < len(archs):
-            chunk = archs[at : at + self.arch_batch]
-            records += self._compute_batched(chunk)
+        while at < len(order):  # arch_batch may shrink on the way (out of memory)
+            chunk = order[at : at + max(1, self.arch_batch)]
+            for i, record in zip(chunk, self._compute_batched([archs[i] for i in chunk]), strict=True):
+                records[i] = record
             at += len(chunk)
         return records
 

@@ -3,8 +3,8 @@
 A cell's two inputs are preprocessed by layers every architecture has (a 1x1 ReLU-conv-BN, or the
 factorized reduction after a reduction cell): one grouped layer each. Each node sums two picks of an
 (op, input state) pair, so each of a cell's 2 x nodes input slots is one choice: the architectures are
-grouped by op, and one gather collects each one's input from the states it may read (concatenated
-once for the slot; their backward is one scatter). In a reduction cell an op on a cell input has
+grouped by op, and each group takes its inputs' blocks of the states it may read (concatenated once
+for the slot; `blocks.py`). In a reduction cell an op on a cell input has
 stride 2 and one on a node stride 1, so a slot's picks form up to two parts, one per input shape.
 The output concatenates the same nodes for every architecture (the spaces whose cells concatenate
 every intermediate node; loose-end spaces, whose output width differs by architecture, do not batch).

@@ -4,9 +4,9 @@ Every NB201 cell shares one skeleton, so the only thing that differs between arc
 op sits on each of the six edges: each edge is one choice (grouped by op, input fixed). The stem, the
 residual blocks, the last BatchNorm and the classifier are every architecture's, one grouped layer each.
 No FLOP is spent on an op an architecture did not choose (a masked supernet would spend 2-3x); the cost
-is two gathers per edge (and their backward), and the replicated input (`B` copies of the images, for
-per-architecture input gradients). The weights are copied from the B networks the space built, so
-initialisation is the space's own.
+is two block moves on each edge where the pass chose several ops (and their backward; `blocks.py`), and
+the replicated input (`B` copies of the images, for per-architecture input gradients). The weights are
+copied from the B networks the space built, so initialisation is the space's own.
 """
 
 from __future__ import annotations

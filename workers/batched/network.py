@@ -5,9 +5,9 @@ path"). Activations are `[N, B*C, H, W]`, each architecture's C channels side by
 that several architectures have is one grouped convolution over their channel blocks (`groups` times
 their number); BatchNorm over the stacked channels computes each architecture's statistics over its own
 images. Where the architectures differ (an NB201 edge, a DARTS node's input) they make a *choice*:
-they are grouped by the op (and input) they chose, one `index_select` lays the inputs out group after
-group, each op runs once over its group, and one `index_select` puts the outputs back in architecture
-order. Grouped convolutions never mix groups, so architecture b's outputs, gradients and second
+they are grouped by the op (and input) they chose, each group takes its architectures' input blocks,
+each op runs once over its group, and the groups' outputs are put back in architecture order
+(`blocks.py`). Grouped convolutions never mix groups, so architecture b's outputs, gradients and second
 derivatives are those of its own network.
 
 An op is compiled to a list of steps from the modules the space built (ReLU, a weight layer,
@@ -23,6 +23,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from zcpipe.workers.batched.blocks import Blocks, join_blocks, split_blocks
 from zcpipe.workers.spaces import nb201 as nb201_space
 from zcpipe.workers.spaces import nds_ops
 from zcpipe.workers.spaces.base import weight_layers
@@ -82,23 +83,22 @@ class Op:
 @dataclass
 class Part:
     """The architectures of a choice that read inputs of one shape: the states they read (concatenated
-    in this order when more than one), one gather that lays them out op group after op group (None: the
-    one source is in that order already), and the op groups."""
+    in this order when more than one), the op groups, and each group's blocks of that concatenation
+    (None: one group, every architecture, one source: the source as it is)."""
 
     sources: list[int]
-    gather: torch.Tensor | None
     ops: list[Op]
+    take: Blocks | None
 
 
 @dataclass
 class Choice:
-    """One place where architectures differ (an edge, a node's input): its parts, the gather that puts
-    the outputs back in architecture order (None: one part, one op, every architecture in order), and
-    whether some architectures chose `none` (they read a block of zeros after the last group)."""
+    """One place where architectures differ (an edge, a node's input): its parts, and where each op
+    group's outputs go, over every part's groups in order (None: one part, one op, every architecture
+    in order); an architecture that chose `none` gets zeros."""
 
     parts: list[Part]
-    order: torch.Tensor | None
-    zero_block: bool
+    put: Blocks | None
 
 
 def _cat_param(tensors: list[torch.Tensor], dtype: torch.dtype | None) -> nn.Parameter:
@@ -212,33 +212,23 @@ class BatchedNetwork(nn.Module):
 
     def _choice(self, picks: list[tuple[str, int, int, nn.Module]]) -> Choice:
         """One choice from each architecture's pick `(op name, source state, stride, module)`: parts by
-        stride (inputs of one shape), op groups by name, `none` read from a zero block."""
+        stride (inputs of one shape), op groups by name, `none` left to the zeros of the output."""
         by_stride: dict[int, dict[str, list[int]]] = {}
-        zero_block = False
         for b, (name, _, stride, _) in enumerate(picks):
-            if name == "none":
-                zero_block = True
-                continue
-            by_stride.setdefault(stride, {}).setdefault(name, []).append(b)
-        parts, where, at = [], [0] * self.n_archs, 0
+            if name != "none":
+                by_stride.setdefault(stride, {}).setdefault(name, []).append(b)
+        parts, puts = [], []
         for groups in by_stride.values():
             sources = sorted({picks[b][1] for positions in groups.values() for b in positions})
-            gathered, ops = [], []
-            for positions in groups.values():
-                ops.append(self._op([picks[b][3] for b in positions], positions))
-                for b in positions:
-                    where[b] = at
-                    at += 1
-                    gathered.append(sources.index(picks[b][1]) * self.n_archs + b)
-            as_is = len(sources) == 1 and gathered == self._every
-            parts.append(Part(sources, None if as_is else torch.tensor(gathered, device=self._device), ops))
-        for b, pick in enumerate(picks):
-            if pick[0] == "none":
-                where[b] = at  # the zero block after the last group
-        if len(parts) == 1 and parts[0].gather is None and len(parts[0].ops) == 1:
-            return Choice(parts, None, False)  # one op for every architecture
-        order = torch.tensor(where, device=self._device) if parts else None
-        return Choice(parts, order, zero_block)
+            takes = [[sources.index(picks[b][1]) * self.n_archs + b for b in pos] for pos in groups.values()]
+            ops = [self._op([picks[b][3] for b in pos], pos) for pos in groups.values()]
+            as_is = len(sources) == 1 and takes == [self._every]
+            take = None if as_is else Blocks.of(takes, len(sources) * self.n_archs, self._device)
+            parts.append(Part(sources, ops, take))
+            puts += groups.values()
+        if puts == [self._every]:
+            return Choice(parts, None)  # one op for every architecture
+        return Choice(parts, Blocks.of(puts, self.n_archs, self._device) if parts else None)
 
     def _check_order(self, nets: list[nn.Module]) -> None:
         # The per-layer values are matched to each architecture's layers by position: fail loudly
@@ -323,22 +313,19 @@ class BatchedNetwork(nn.Module):
         for part in choice.parts:
             src = states[part.sources[0]]
             n, c, h, w = src.shape[0], src.shape[1] // b, src.shape[2], src.shape[3]
-            if part.gather is not None:
-                if len(part.sources) > 1:
-                    src = torch.cat([states[s].view(n, b, c, h, w) for s in part.sources], dim=1)
-                src = src.view(n, -1, c, h, w).index_select(1, part.gather).view(n, -1, h, w)
-            # split, not slicing: its backward is one concatenation, where each slice's backward
-            # would fill a zero tensor of the whole input.
-            blocks = src.split([op.size * c for op in part.ops], 1) if len(part.ops) > 1 else [src]
+            if part.take is None:
+                blocks = [src]
+            else:
+                if len(part.sources) > 1:  # [n, S*B*c, h, w]: source after source, each in arch order
+                    src = torch.cat([states[s] for s in part.sources], dim=1)
+                blocks = [x.view(n, -1, h, w) for x in split_blocks(src.view(n, -1, c * h * w), part.take)]
             outs += [self._run(op.steps, blk, op.index) for op, blk in zip(part.ops, blocks, strict=True)]
-        if choice.order is None:
+        if choice.put is None:
             return outs[0]
         n, _, h, w = outs[0].shape
-        c = states[choice.parts[0].sources[0]].shape[1] // b  # cell ops keep the channels
-        if choice.zero_block:
-            outs.append(outs[0].new_zeros((n, c, h, w)))
-        cat = torch.cat([o.reshape(n, -1, c, h, w) for o in outs], dim=1)
-        return cat.index_select(1, choice.order).view(n, -1, h, w)
+        groups = [op.size for part in choice.parts for op in part.ops]
+        joined = join_blocks([o.reshape(n, k, -1) for o, k in zip(outs, groups, strict=True)], choice.put)
+        return joined.view(n, -1, h, w)
 
     def _zeros(self, like: torch.Tensor, stride: int) -> torch.Tensor:
         """What a choice where every architecture picked `none` gives."""
