@@ -11,8 +11,9 @@ DARTS network with `nb301`; the 64 real CIFAR-10 images in bench/data/cifar10-64
            depend on the number of images, so this part uses 2 of them;
   speed    architectures per second through `ProxyWorker.compute_many` (what ingest actors run),
            B = 1 (the single engine) and each --arch-batch, with the ratio to B = 1; on the seeded
-           sample, or with `--order enumerated` on a run of consecutive cells of the space's
-           enumeration (what a worker gets when the whole space is ingested: neighbours share ops);
+           sample, or with `--order sorted-sample` on consecutive cells of a 3,000-cell sample in spec
+           order (a chunk as a batched ingest plans it), or with `--order enumerated` on consecutive
+           cells of the space's enumeration (a chunk of a whole-space ingest);
   breakdown  the single engine's operators per architecture for one proxy set at a time (not run by
            default): where its launches go;
   float32  each engine's float32 values against the single engine in float64 (the third reference):
@@ -71,10 +72,15 @@ SPACE = "nb201"  # --space sets it
 
 
 def _cells(n: int, order: str = "sample") -> list[str]:
-    """`n` seeded cells, or `n` consecutive cells of the enumeration from a seeded start."""
+    """`n` seeded cells; `n` consecutive cells of a seeded 3,000-cell sample in spec order (a chunk as a
+    batched ingest of that sample plans it); or `n` consecutive cells of the enumeration from a seeded
+    start (a chunk of a whole-space ingest)."""
     space = get_space(SPACE)
     if order == "sample":
         return space.sample(n, 0)
+    if order == "sorted-sample":
+        plan = sorted(space.sample(max(n, 3000), 0))
+        return plan[len(plan) // 2 : len(plan) // 2 + n]
     start = space.sample(1, 0)[0]
     run, it = [], space.enumerate()
     for cell in it:
@@ -204,7 +210,7 @@ def main() -> int:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--proxies", default=",".join(THIRTEEN))
     ap.add_argument("--parts", default="kernels,speed,float32")
-    ap.add_argument("--order", default="sample", choices=("sample", "enumerated"), help="speed part's cells")
+    ap.add_argument("--order", default="sample", choices=("sample", "sorted-sample", "enumerated"), help="speed part's cells")
     args = ap.parse_args()
     global SPACE
     SPACE = args.space
@@ -225,7 +231,7 @@ def main() -> int:
         sizes = [int(b) for b in args.arch_batch.split(",")]
         head = f"archs per pass ({args.threads} threads, {args.device}, {args.order} cells)"
         print(f"\n| {head} | archs/s | ratio to B=1 |\n| --- | --- | --- |")
-        run = cells if args.order == "sample" else _cells(args.cells, "enumerated")
+        run = cells if args.order == "sample" else _cells(args.cells, args.order)
         for b, row in speed(run, proxies, sizes, args.threads, args.device).items():
             print(f"| B={b} | {row['archs_per_s']:.2f} | {row['ratio']:.2f} |", flush=True)
     if "float32" in parts:

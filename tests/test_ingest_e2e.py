@@ -77,6 +77,27 @@ def test_one_and_two_workers_give_identical_values(tmp_path, ray_session):
     assert _values(tmp_path / "one") == _values(tmp_path / "two")
 
 
+def test_a_batched_ingest_is_its_own_configuration_with_the_single_engines_values(tmp_path, ray_session):
+    # Three architectures per pass, chunks cut from the plan in spec order: every cell once, in its own row.
+    batched = ingest(_cfg(tmp_path / "batched", workers=1, arch_batch=3), progress=False)
+    single = ingest(_cfg(tmp_path / "single", workers=1), progress=False)
+    assert (batched.done, batched.failed) == (6, 0) and batched.config_hash != single.config_hash
+    (rows_b, layers_b), (rows_s, layers_s) = _values(tmp_path / "batched"), _values(tmp_path / "single")
+    assert [r["arch"] for r in rows_b] == [r["arch"] for r in rows_s]
+    assert len(layers_b) == len(layers_s)
+    for got, ref in zip(rows_b, rows_s, strict=True):
+        assert (got["params"], got["flops"]) == (ref["params"], ref["flops"])
+        for name in ("synflow", "snip", "grad_norm", "fisher"):  # float32 noise of grouped kernels
+            assert got[name] == pytest.approx(ref[name], rel=1e-2)
+    # Chunks hold neighbours in spec order (so a pass's architectures share ops): shard by shard, the
+    # specs follow one another.
+    rows = Catalog(tmp_path / "batched").query("SELECT arch_spec, shard_id FROM archs ORDER BY arch_spec").to_pylist()
+    shards = [r["shard_id"] for r in rows]
+    assert len(set(shards)) > 1 and shards == sorted(shards)
+    again = ingest(_cfg(tmp_path / "batched", workers=1, arch_batch=3), progress=False)
+    assert (again.done, again.skipped) == (0, 6)
+
+
 def test_proxies_ingested_later_as_their_own_configuration_read_beside_the_first(tmp_path, ray_session):
     from zcpipe.store.tensor_reader import TrainingDataError, load_training_set
 

@@ -202,6 +202,10 @@ def _start_actors(r: _Run) -> list:
 def _run(r: _Run) -> None:
     cfg, todo, run_id, chash, summary = r.cfg, r.todo, r.run_id, r.prepared.chash, r.summary
     actors = _start_actors(r)
+    if cfg.batched_archs != 1:
+        # Chunks of neighbours in spec order: the architectures of a batched pass then share their first
+        # edges, and an edge where a whole pass chose one op moves no blocks (docs/proxies.md).
+        todo = sorted(todo, key=lambda item: item[1])
     # At most --chunk-size per shard, but small enough that every actor gets a few chunks.
     size = max(1, min(cfg.chunk_archs, math.ceil(len(todo) / (3 * len(actors)))))
     chunks = deque((f"{run_id}-{i:05d}", todo[s : s + size]) for i, s in enumerate(range(0, len(todo), size)))
