@@ -7,7 +7,8 @@ weights (the seeded cells of --space an ingest with --seed 0 plans, NB201 by def
 DARTS network with `nb301`; the 64 real CIFAR-10 images in bench/data/cifar10-64.npz):
 
   kernels  operators dispatched per architecture (a `TorchDispatchMode` counter; views, which launch
-           nothing, are not counted), single engine vs batched at B = 1, 16, 64; a count does not
+           nothing, are not counted), single engine vs batched at B = 1, 16, 64 (stacked convolutions
+           counted as the GPU's one grouped kernel each); a count does not
            depend on the number of images, so this part uses 2 of them;
   speed    architectures per second through `ProxyWorker.compute_many` (what ingest actors run),
            B = 1 (the single engine) and each --arch-batch, with the ratio to B = 1; on the seeded
@@ -38,6 +39,7 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
+from zcpipe.workers.batched import network
 from zcpipe.workers.batched.engine import BatchedEngine
 from zcpipe.workers.data import DataSpec, load_batch, to_batch
 from zcpipe.workers.engine import ProxyEngine
@@ -114,6 +116,9 @@ def kernels(cells: list[str], proxies: tuple[str, ...], sizes: list[int]) -> dic
             single.compute(m, batch, derive_seed(0, c, "proxy"))
     out["single engine"] = counter.ops / n
     batched = BatchedEngine(ProxyEngine(get_proxies(proxies)))
+    # Counted as a GPU runs it: a stacked convolution as one grouped kernel (on the CPU the batched
+    # path runs one convolution per architecture, for float32 equal to the single engine's).
+    network.GROUPED_CONV_DEVICES.add("cpu")
     for b in sizes:
         chosen = (cells * (b // len(cells) + 1))[:b]
         models = _models(chosen, options)
@@ -121,6 +126,7 @@ def kernels(cells: list[str], proxies: tuple[str, ...], sizes: list[int]) -> dic
         with counter:
             batched.compute(models, batch, [derive_seed(0, c, "proxy") for c in chosen])
         out[f"batched B={b}"] = counter.ops / b
+    network.GROUPED_CONV_DEVICES.discard("cpu")
     return out
 
 
@@ -210,7 +216,8 @@ def main() -> int:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--proxies", default=",".join(THIRTEEN))
     ap.add_argument("--parts", default="kernels,speed,float32")
-    ap.add_argument("--order", default="sample", choices=("sample", "sorted-sample", "enumerated"), help="speed part's cells")
+    orders = ("sample", "sorted-sample", "enumerated")
+    ap.add_argument("--order", default="sample", choices=orders, help="the speed part's cells")
     args = ap.parse_args()
     global SPACE
     SPACE = args.space

@@ -95,12 +95,23 @@ def _assert_equal_in_float64(cells: list[str], make, batch) -> list:
     return batched
 
 
-def test_batched_path_equals_the_single_engine_in_float64_for_every_value_and_layer():
+@pytest.fixture(params=["per-arch", "grouped"])
+def conv_kernels(request, monkeypatch):
+    """Both ways a stacked convolution runs: one per architecture (the CPU's) and one grouped kernel
+    (the GPU's), so the GPU's stacking is checked here too."""
+    from zcpipe.workers.batched import network
+
+    devices = {"cuda", "cpu"} if request.param == "grouped" else {"cuda"}
+    monkeypatch.setattr(network, "GROUPED_CONV_DEVICES", devices)
+    return request.param
+
+
+def test_batched_path_equals_the_single_engine_in_float64_for_every_value_and_layer(conv_kernels):
     batched = _assert_equal_in_float64(CELLS, lambda: _models(CELLS, torch.float64), _batch(8, torch.float64))
     assert batched[0].values["params"] != batched[3].values["params"]  # counts are per architecture
 
 
-def test_batched_darts_networks_equal_the_single_engine_in_float64():
+def test_batched_darts_networks_equal_the_single_engine_in_float64(conv_kernels):
     space = get_space("nds-darts", width=4, depth=3)
 
     def make() -> list:
@@ -112,6 +123,28 @@ def test_batched_darts_networks_equal_the_single_engine_in_float64():
 
     batched = _assert_equal_in_float64(DARTS, make, _batch(8, torch.float64, size=16))
     assert len({st.values["params"] for st in batched}) == len(DARTS)
+
+
+def test_on_the_cpu_batched_float32_values_equal_the_single_engines():
+    # One convolution per architecture on the CPU: the single engine's kernels, so float32 agrees far
+    # below the network's own rounding noise (grouped kernels: ~1e-2 apart). grasp and plain are
+    # signed sums whose terms cancel: judged against the largest value of the cells.
+    seeds = [derive_seed(0, c, "proxy") for c in CELLS]
+    names = [*BATCHED, "zen"]
+    engine = ProxyEngine(get_proxies(names))
+    batch = _batch(32, torch.float32)  # NB201's own width: the grouped kernels differ from 16 channels on
+
+    def make() -> list:
+        return _models(CELLS, torch.float32, channels=16)
+
+    reference = [engine.compute(m, batch, s) for m, s in zip(make(), seeds, strict=True)]
+    batched = BatchedEngine(engine).compute(make(), batch, seeds)
+    for name in names:
+        refs = [r.values[name] for r in reference]
+        scale = max((abs(v) for v in refs if v is not None), default=0.0)
+        signed = name in ("grasp", "plain")
+        for got, want in zip([b.values[name] for b in batched], refs, strict=True):
+            assert _close(got, want, 1e-5, 1e-5 * scale if signed else 0.0), (name, got, want)
 
 
 def test_only_networks_of_one_shape_batch_and_loose_end_spaces_do_not():

@@ -211,8 +211,9 @@ class IngestConfig:
 
         extra: dict = {}
         if self.batched_archs != 1:
-            # Grouped kernels sum in other orders: the values equal the single engine's in float64 but
-            # differ in float32 by the network's rounding noise (docs/proxies.md), so a row of its own.
+            # Grouped kernels (a GPU's) sum in other orders: the values equal the single engine's in float64
+            # but differ in float32 by the network's rounding noise; on the CPU they come within 5e-5, not
+            # bit-equal (docs/proxies.md). So a row of its own.
             extra["arch_batch"] = "grouped"
         if self.compute_device == "cuda":
             extra |= {"device": "cuda", "precision": precision_label("cuda")}

@@ -38,6 +38,13 @@ SEQUENTIAL_WRAPPERS = (
 )
 # Stateless modules that act on each channel alone: they run as they are over stacked channels.
 CHANNELWISE = (nn.AvgPool2d, nn.MaxPool2d)
+# Devices where a stacked convolution is one grouped kernel (one launch for B architectures). Elsewhere,
+# on the CPU, it runs as one convolution per architecture, the single engine's kernels: oneDNN's
+# grouped kernels round 7-10x worse in float32 (median over cells, snip and grasp), and with them the
+# CPU batched path's float32 values were 1e-2 from the single engine's; separate, they are within
+# 2e-7 (GraSP and plain, signed sums, 5e-5), at 10-30 % of the CPU batched path's speed, which is not
+# the CPU's default (bench/README.md).
+GROUPED_CONV_DEVICES = {"cuda"}
 
 
 @dataclass
@@ -299,10 +306,26 @@ class BatchedNetwork(nn.Module):
         return x
 
     def _weight(self, index: int, x: torch.Tensor) -> torch.Tensor:
-        y = self.layout.layers[index].module(x)
+        layer = self.layout.layers[index]
+        module, n = layer.module, len(layer.archs)
+        # A depthwise convolution (DARTS's) stays one kernel: each channel is its own sum either way.
+        dense = isinstance(module, nn.Conv2d) and module.groups == n
+        if dense and n > 1 and x.device.type not in GROUPED_CONV_DEVICES:
+            y = self._conv_per_arch(layer, x)
+        else:
+            y = module(x)
         if self.hooks.on_output is not None:
             self.hooks.on_output(index, y)
         return y
+
+    def _conv_per_arch(self, layer: StackedLayer, x: torch.Tensor) -> torch.Tensor:
+        """A stacked dense convolution as one convolution per architecture over its channel block (split
+        and cat: their backward is one cat and views, no zero fills)."""
+        m, n = layer.module, len(layer.archs)
+        ws, xs = m.weight.split(layer.c_out, 0), x.split(m.in_channels // n, 1)
+        return torch.cat(
+            [F.conv2d(xi, wi, None, m.stride, m.padding, m.dilation) for xi, wi in zip(xs, ws, strict=True)], 1
+        )
 
     def _run_choice(self, choice: Choice, states: list[torch.Tensor]) -> torch.Tensor | None:
         """Every architecture's pick at one choice; None when all picked `none`."""
