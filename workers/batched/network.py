@@ -3,8 +3,9 @@
 A batched network holds B networks of one space as one module (docs/proxies.md, "The batched
 path"). Activations are `[N, B*C, H, W]`, each architecture's C channels side by side. A weight layer
 that several architectures have is one grouped convolution over their channel blocks (`groups` times
-their number); BatchNorm over the stacked channels computes each architecture's statistics over its own
-images. Where the architectures differ (an NB201 edge, a DARTS node's input) they make a *choice*:
+their number; on the CPU a dense one runs per architecture, `GROUPED_CONV_DEVICES`); BatchNorm over
+the stacked channels computes each architecture's statistics over its own images. Where the
+architectures differ (an NB201 edge, a DARTS node's input) they make a *choice*:
 they are grouped by the op (and input) they chose, each group takes its architectures' input blocks,
 each op runs once over its group, and the groups' outputs are put back in architecture order
 (`blocks.py`). Grouped convolutions never mix groups, so architecture b's outputs, gradients and second
