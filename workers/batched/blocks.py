@@ -49,6 +49,8 @@ class Blocks:
 
     @classmethod
     def of(cls, indices: list[list[int]], size: int, device: torch.device) -> Blocks:
+        """The layout of groups `indices` (each a list of block positions) in `size` blocks, its index
+        tensors on `device`, made once when a batched network is built. Refuses repeated positions."""
         flat = [i for group in indices for i in group]
         if len(set(flat)) != len(flat) or not all(0 <= i < size for i in flat):
             raise ValueError(f"block indices must be distinct and in [0, {size}): {indices}")
