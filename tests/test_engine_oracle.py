@@ -95,11 +95,14 @@ def test_a_small_memory_budget_splits_the_batch_and_accumulates_exactly(cifar_ba
         assert math.isfinite(tight.values[n]), n
     # BatchNorm sees each micro-batch alone, so the reference is the share-weighted sum of each
     # micro-batch computed on its own; `plain` is linear in the gradient, so it must match per layer.
-    expect = [0.0] * len(tight.layers)
+    expect, expect_fisher = [0.0] * len(tight.layers), [0.0] * len(tight.layers)
     for s, e in micro_batches(32, size):
         chunk = Batch(cifar_batch.images[s:e], cifar_batch.labels[s:e], 10, "chunk")
-        alone = ProxyEngine(get_proxies(["plain"])).compute(model, chunk, 0)
+        alone = ProxyEngine(get_proxies(["plain", "fisher"])).compute(model, chunk, 0)
         for i, layer in enumerate(alone.layers):
             expect[i] += (e - s) / 32 * layer.values["plain"]
+            # fisher squares the share-weighted gradient and averages over all 32 images: share³.
+            expect_fisher[i] += ((e - s) / 32) ** 3 * layer.values["fisher"]
     got = [layer.values["plain"] for layer in tight.layers]
     assert got == pytest.approx(expect, rel=1e-4, abs=5e-7)  # signed sums cancel to ~1e-6 in some layers
+    assert [layer.values["fisher"] for layer in tight.layers] == pytest.approx(expect_fisher, rel=1e-4)

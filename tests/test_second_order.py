@@ -56,6 +56,28 @@ def test_batchnorm_second_derivatives_match_finite_differences(affine, shape):
     assert gradgradcheck(f, (x, *params))
 
 
+@pytest.mark.parametrize("used", ["x", "gamma", "beta", "gamma+beta"])
+def test_batchnorm_second_derivatives_from_some_first_derivatives_equal_pytorchs(used):
+    # Autograd hands the rule None for a first derivative that the second pass does not use (GraSP
+    # never reaches ∂γ or ∂β); each combination must still give PyTorch's own double backward.
+    torch.manual_seed(0)
+    x, w, b, r = _double(5, 3, 4, 4), _double(3), _double(3), torch.randn(5, 3, 4, 4, dtype=torch.float64)
+    picked = {"x": [0], "gamma": [1], "beta": [2], "gamma+beta": [1, 2]}[used]
+
+    def second(rules: bool):
+        with SecondOrderRules() if rules else contextlib.nullcontext():
+            y = F.batch_norm(x, None, None, w, b, training=True)
+        firsts = torch.autograd.grad((y * r).sum(), (x, w, b), create_graph=True)
+        z = sum((firsts[i] * torch.cos(firsts[i].detach())).sum() for i in picked)
+        return torch.autograd.grad(z, (x, w, b), allow_unused=True)
+
+    for ours, ref in zip(second(True), second(False), strict=True):
+        if ref is None or not ref.abs().max() > 0:
+            assert ours is None or not ours.abs().max() > 1e-12
+        else:
+            torch.testing.assert_close(ours, ref, rtol=1e-9, atol=1e-12)
+
+
 def test_batchnorm_running_statistics_update_as_in_pytorch():
     torch.manual_seed(0)
     ours, ref = nn.BatchNorm2d(3), nn.BatchNorm2d(3)

@@ -9,9 +9,10 @@ from zcpipe.workers.proxies.common import layers_of
 from zcpipe.workers.proxies.registry import PROXIES
 
 
-def broadcast(per_channel: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+def broadcast(per_channel: torch.Tensor, weight: torch.Tensor, absolute: bool = False) -> torch.Tensor:
+    """|per_channel| over the weight's shape (a view); `absolute` says it is already absolute."""
     shape = (-1,) + (1,) * (weight.dim() - 1)
-    return per_channel.abs().reshape(shape).expand(weight.shape)
+    return (per_channel if absolute else per_channel.abs()).reshape(shape).expand(weight.shape)
 
 
 @PROXIES.register("fisher", scope="layer", pass_name="data", needs=("acts",))
@@ -42,7 +43,8 @@ class Fisher(Proxy):
         ]
 
     def extract(self, data):
-        return [broadcast(f, w) for f, w in zip(data.fisher, data.weights, strict=True)]
+        absolute = torch._foreach_abs(data.fisher)
+        return [broadcast(f, w, absolute=True) for f, w in zip(absolute, data.weights, strict=True)]
 
 
 def _channel_fisher(act: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:

@@ -1,5 +1,7 @@
 """grad_norm: ‖∂CE/∂θ‖₂ per layer (zero-cost-nas `grad_norm`)."""
 
+import torch
+
 from zcpipe.workers.proxies.base import Proxy
 from zcpipe.workers.proxies.common import grad_or_zeros, layers_of, loss_backward
 from zcpipe.workers.proxies.registry import PROXIES
@@ -14,7 +16,7 @@ class GradNorm(Proxy):
         return [grad_or_zeros(layer).double().norm() for layer in layers_of(net)]
 
     def extract(self, data):
-        return [g.double().norm() for g in data.grads]
+        return list(torch._foreach_norm(data.grads, 2, dtype=torch.float64))  # each g.double().norm()
 
     def elements(self, data):
         return [g.double().square() for g in data.grads]

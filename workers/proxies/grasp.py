@@ -30,4 +30,6 @@ class Grasp(Proxy):
         ]
 
     def extract(self, data):
-        return [-w * h for w, h in zip(data.weights, data.hg, strict=True)]
+        scores = torch._foreach_mul(data.weights, data.hg)
+        torch._foreach_neg_(scores)  # −(θ ⊙ Hg), bit for bit −θ ⊙ Hg
+        return scores

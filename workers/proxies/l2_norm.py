@@ -1,5 +1,7 @@
 """l2_norm: ‖θ‖₂ per layer (NAS-Bench-Suite-Zero `l2_norm`)."""
 
+import torch
+
 from zcpipe.workers.proxies.base import Proxy
 from zcpipe.workers.proxies.common import layers_of
 from zcpipe.workers.proxies.registry import PROXIES
@@ -10,7 +12,8 @@ class L2Norm(Proxy):
     finish = "sqrt"
 
     def standalone(self, net, batch, ctx):
-        return [layer.weight.detach().double().norm() for layer in layers_of(net)]
+        # Each weight's float64 norm, as `w.double().norm()`, in one multi-tensor kernel.
+        return list(torch._foreach_norm([layer.weight.detach() for layer in layers_of(net)], 2, dtype=torch.float64))
 
     def elements(self, data):
         return [w.double().square() for w in data.weights]

@@ -115,8 +115,10 @@ def run_data_pass(
     want_grads = bool(needs & {"grads", "hvp"})
     want_hvp = "hvp" in needs
     rec = _Recorder(net, layers, acts="acts" in needs, codes="relu_codes" in needs, keep_codes=not single)
-    grad_acc = [torch.zeros_like(w) for w in weights] if want_grads else None
-    fisher_acc = [torch.zeros(w.shape[0], dtype=torch.float64, device=w.device) for w in weights]
+    widths = [w.shape[0] for w in weights]
+    # Sums over micro-batches; the first micro-batch's values are taken as they are, not added to zeros.
+    grad_acc: list[torch.Tensor] | None = None
+    fisher_acc: torch.Tensor | None = None  # every layer's channels in one float64 row
     input_grads: list[torch.Tensor] = []
     code_parts: list[list[torch.Tensor]] = []
     try:
@@ -136,17 +138,20 @@ def run_data_pass(
                 )
                 g_w = _zeros_for_none(g_all[: len(weights)], weights) if want_grads else []
                 g_acts = list(g_all[len(g_w) :])
-                if grad_acc is not None:
-                    for acc, g in zip(grad_acc, g_w, strict=True):
-                        acc += g.detach()
+                if want_grads:
+                    g_det = [g.detach() for g in g_w]
+                    if grad_acc is None:
+                        grad_acc = g_det
+                    else:
+                        torch._foreach_add_(grad_acc, g_det)
                 if flat_acts:
-                    _accumulate_fisher(rec.acts, g_acts, fisher_acc)
+                    fisher_acc = _accumulate_fisher(rec.acts, g_acts, fisher_acc, widths)
             if "input_grad" in needs:
                 with rules.input_grads_only():
                     (jg,) = torch.autograd.grad(logits.sum(), xs, retain_graph=graph_for_hvp)
                 input_grads.append(jg.detach())
             if graph_for_hvp:
-                z = sum((g.detach() * g).sum() for g in g_w if g.requires_grad)
+                z = _inner([g.detach() for g in g_w], g_w)
                 with rules.second_derivative():
                     hg = torch.autograd.grad(z, weights, allow_unused=True)
                 out.hg = _zeros_for_none(hg, weights)
@@ -160,7 +165,9 @@ def run_data_pass(
     if grad_acc is not None:
         out.grads = grad_acc
     if "acts" in needs:
-        out.fisher = [0.5 * f / n for f in fisher_acc]
+        if fisher_acc is None:  # no layer output reached the loss
+            fisher_acc = torch.zeros(sum(widths), dtype=torch.float64, device=x.device)
+        out.fisher = list((0.5 * fisher_acc / n).split(widths))
     if input_grads:
         out.input_grad = torch.cat(input_grads)
     if "relu_codes" in needs:
@@ -168,17 +175,39 @@ def run_data_pass(
     return out
 
 
-def _accumulate_fisher(acts: list[list[torch.Tensor]], g_acts: list, acc: list[torch.Tensor]) -> None:
-    k = 0
-    for i, per_layer in enumerate(acts):
-        for a in per_layer:
-            g = g_acts[k]
-            k += 1
-            if g is None:
-                continue
-            prod = a.detach() * g.detach()
-            g_nk = prod.sum(dim=tuple(range(2, prod.dim()))) if prod.dim() > 2 else prod
-            acc[i] += g_nk.to(torch.float64).pow(2).sum(0)
+def _inner(fixed: list[torch.Tensor], grads: list[torch.Tensor]) -> torch.Tensor:
+    """Σ_l <fixed_l, grads_l> over the gradients still in the graph, as one dot product of two
+    concatenations: its derivative with respect to each grads_l is fixed_l, exactly, as GraSP's
+    Σ_l (fixed_l ⊙ grads_l).sum() gives it, in four kernels rather than four per layer."""
+    live = [i for i, g in enumerate(grads) if g.requires_grad]
+    flat = torch.cat([grads[i].reshape(-1) for i in live])
+    return torch.dot(torch.cat([fixed[i].reshape(-1) for i in live]), flat)
+
+
+def _accumulate_fisher(
+    acts: list[list[torch.Tensor]], g_acts: list, acc: torch.Tensor | None, widths: list[int]
+) -> torch.Tensor | None:
+    """`acc` plus this micro-batch's Σ_n (Σ_spatial a ⊙ ∂L/∂a)² per output channel of every layer, in
+    float64, with all layers' channels in one row: one squaring and one sum for every layer."""
+    owners, a_live, g_live = [], [], []
+    calls = [(i, a) for i, per_layer in enumerate(acts) for a in per_layer]  # g_acts' order
+    for (i, a), g in zip(calls, g_acts, strict=True):
+        if g is not None:
+            owners.append(i)
+            a_live.append(a.detach())
+            g_live.append(g.detach())
+    if not owners:
+        return acc
+    prods = torch._foreach_mul(a_live, g_live)
+    rows = [p.sum(dim=tuple(range(2, p.dim()))) if p.dim() > 2 else p for p in prods]  # (n, C) each
+    squares = torch.cat(rows, dim=1).to(torch.float64).pow_(2).sum(0)
+    if owners == list(range(len(widths))):  # each layer ran once: the row is already in layer order
+        return squares if acc is None else acc.add_(squares)
+    acc = squares.new_zeros(sum(widths)) if acc is None else acc
+    starts = np.cumsum([0, *widths]).tolist()
+    for i, piece in zip(owners, squares.split([r.shape[1] for r in rows]), strict=True):
+        acc[starts[i] : starts[i + 1]].add_(piece)
+    return acc
 
 
 def _split_hvp(net, x, y, ranges, weights, g_full) -> list[torch.Tensor]:
@@ -191,7 +220,7 @@ def _split_hvp(net, x, y, ranges, weights, g_full) -> list[torch.Tensor]:
             logits = net(x[s:e])
         loss = F.cross_entropy(logits, y[s:e]) * ((e - s) / n)
         g_c = _zeros_for_none(torch.autograd.grad(loss, weights, create_graph=True, allow_unused=True), weights)
-        z = sum((gf * g).sum() for gf, g in zip(g_full, g_c, strict=True) if g.requires_grad)
+        z = _inner(g_full, g_c)
         with rules.second_derivative():
             h_c = torch.autograd.grad(z, weights, allow_unused=True)
         for acc, h in zip(hg, h_c, strict=True):

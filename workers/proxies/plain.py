@@ -1,5 +1,7 @@
 """plain: ∂CE/∂θ ⊙ θ per weight, signed (zero-cost-nas `plain`)."""
 
+import torch
+
 from zcpipe.workers.proxies.base import Proxy
 from zcpipe.workers.proxies.common import grad_or_zeros, layers_of, loss_backward
 from zcpipe.workers.proxies.registry import PROXIES
@@ -12,4 +14,4 @@ class Plain(Proxy):
         return [(grad_or_zeros(layer) * layer.weight).detach() for layer in layers_of(net)]
 
     def extract(self, data):
-        return [g * w for g, w in zip(data.grads, data.weights, strict=True)]
+        return torch._foreach_mul(data.grads, data.weights)

@@ -22,6 +22,8 @@ backward exactly in exact arithmetic; `tests/test_second_order.py` checks them w
 from __future__ import annotations
 
 import contextlib
+import functools
+import operator
 from collections.abc import Iterator
 
 import torch
@@ -181,6 +183,12 @@ class _BoxPool:
     def __init__(self, k: int, count_include_pad: bool):
         self.k, self.count_include_pad = k, count_include_pad
 
+    def __eq__(self, other: object) -> bool:  # a cache key (`_reciprocal_counts`): equal boxes, equal counts
+        return isinstance(other, _BoxPool) and (self.k, self.count_include_pad) == (other.k, other.count_include_pad)
+
+    def __hash__(self) -> int:
+        return hash((self.k, self.count_include_pad))
+
     @classmethod
     def of(cls, a: dict) -> _BoxPool | None:
         k, stride, pad = a["kernel_size"], a["stride"], a["padding"]
@@ -197,22 +205,31 @@ class _BoxPool:
         return k, [1, 1], p, False, self.count_include_pad, None
 
     def box_sum(self, x: torch.Tensor) -> torch.Tensor:
+        if self.k == 1:
+            return x.clone()  # a new tensor, as for every k: `pool` scales it in place
         r, (h, w) = self.k // 2, x.shape[-2:]
         p = F.pad(x, (r, r, r, r))
-        rows = sum(p[..., :, i : i + w] for i in range(self.k))
-        return sum(rows[..., i : i + h, :] for i in range(self.k))
+        rows = functools.reduce(operator.add, (p[..., :, i : i + w] for i in range(self.k)))
+        return functools.reduce(operator.add, (rows[..., i : i + h, :] for i in range(self.k)))
 
     def scale(self, x: torch.Tensor) -> torch.Tensor:
         if self.count_include_pad:
             return torch.full((), 1.0 / self.k**2, dtype=x.dtype, device=x.device)
-        ones = torch.ones((1, 1, *x.shape[-2:]), dtype=x.dtype, device=x.device)
-        return self.box_sum(ones).reciprocal_()
+        return _reciprocal_counts(self, *x.shape[-2:], x.dtype, x.device)
 
     def pool(self, x: torch.Tensor) -> torch.Tensor:
         return self.box_sum(x).mul_(self.scale(x))
 
     def pool_backward(self, g: torch.Tensor) -> torch.Tensor:
         return self.box_sum(g * self.scale(g))
+
+
+@functools.lru_cache(maxsize=64)
+def _reciprocal_counts(box: _BoxPool, h: int, w: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """1 / (the number of cells of each window inside the map), for a pool without padded cells: a
+    constant of the map's shape, built once rather than by a box sum of ones at every call."""
+    with torch.inference_mode(False), torch.no_grad():  # a constant that any later graph may save
+        return box.box_sum(torch.ones((1, 1, h, w), dtype=dtype, device=device)).reciprocal_()
 
 
 class _AvgPool2d(torch.autograd.Function):
@@ -280,76 +297,73 @@ class _BatchNormBackward(torch.autograd.Function):
             g_out, x, _weight_or_ones(w, mean), None, None, mean, invstd, True, eps, [True, True, True]
         )
         ctx.save_for_backward(g_out, x, w, mean, invstd, gw, gb)
+        # A cotangent that autograd has no use for stays None instead of a tensor of zeros:
+        # GraSP's Hg never reaches ∂γ or ∂β, and each zero term would cost several kernels.
+        ctx.set_materialize_grads(False)
         affine = w is not None
         return gx, gw if affine else None, gb if affine else None
 
     @staticmethod
     def backward(ctx, a, a_gamma, a_beta):
         g, x, w, mean, invstd, sum_gxh, sum_g = ctx.saved_tensors
-        s = invstd
-        m = x.numel() // x.shape[1]
-        gamma = w if w is not None else torch.ones_like(s)
-        zero, one = torch.zeros_like(s), torch.ones_like(s)
-        mg, mgx = sum_g / m, sum_gxh / m
-        # Coefficients of x̂, a, g and 1 in d/dx (cx_*) and d/dg (cg_*); None until a term arrives (no
-        # zero tensors to start from: per-channel kernels are most of this backward's launches).
-        cx_h = cx_a = cx_g = cx_1 = cg_h = cg_a = cg_1 = None
-        d_w = None
+        s, m = invstd, x.numel() // x.shape[1]
+        gs = s if w is None else w * s  # γ s
+        # The per-channel algebra works on stacked rows, so each step is one kernel for every
+        # coefficient: these small kernels, not the full-size passes, are most of the launches.
+        # Rows of `c`: the coefficients of 1, x̂, a and g in d/dx, then of x̂ and 1 in d/dg.
+        neg_means = torch.stack([sum_g, sum_gxh]).div_(-m)  # −mean(g), −mean(g x̂)
         if a is not None:
-            # Per-channel sums by the fused kernel: Σ a x̂ and Σ a, then Σ a g (mean 0, invstd 1).
-            _, sx, s1 = _channel_sums(a, x, mean, invstd, [False, True, True])
-            _, s2, _ = _channel_sums(a, g, zero, one, [False, True, False])
-            q = s2 - mg * s1 - mgx * sx
-            k = -gamma * s * s
-            cx_h = k * (q - 2.0 * mgx * sx) / m
-            cx_a = k * mgx
-            cx_g = k * sx / m
-            cx_1 = -(k * (mgx * s1 + sx * mg) / m)
-            cg_a = gamma * s
-            cg_h = -(gamma * s * sx / m)
-            cg_1 = -(gamma * s * s1 / m)
-            if ctx.needs_input_grad[2]:
-                d_w = s * q
+            s_ax, s_a = _channel_sums(a, x, w, mean, invstd, [False, True, True])  # Σ a x̂, Σ a
+            one = torch.ones_like(s)
+            s_ag = _channel_sums(a, g, one, torch.zeros_like(s), one, [False, True, False])[0]  # Σ a g
+            # Rows: −mean(g)·[Σa, Σax̂], then −mean(g x̂)·[Σa, Σax̂].
+            prods = (neg_means[:, None] * torch.stack([s_a, s_ax])[None]).view(4, -1)
+            q = s_ag + prods[0::3].sum(0)  # Q = Σag − mean(g) Σa − mean(gx̂) Σax̂
+            c = torch.stack([prods[1:3].sum(0), q.add(prods[3], alpha=2.0), sum_gxh, s_ax, s_ax, s_a])
+            k = gs * (-1.0 / m)
+            c[:4].mul_(k * s)  # × (−γ s² / M); mul_ on the view, as `*=` would copy it back as well
+            c[4:].mul_(k)  # × (−γ s / M)
+        else:
+            c = s.new_zeros((6, s.numel()))
         if a_gamma is not None:
-            cg_h = _plus(cg_h, a_gamma)
-            cx_g = _plus(cx_g, a_gamma * s)
-            cx_h = _plus(cx_h, -(a_gamma * s * mgx))
-            cx_1 = _plus(cx_1, -(a_gamma * s * mg))
+            a_gamma_s = a_gamma * s
+            c[:2].addcmul_(neg_means, a_gamma_s)
+            c[3].add_(a_gamma_s)
+            c[4].add_(a_gamma)
         if a_beta is not None:
-            cg_1 = _plus(cg_1, a_beta)
+            c[5].add_(a_beta)
         shape = (1, -1) + (1,) * (x.dim() - 2)
+        # c_x̂·x̂ + c_1 = (c_x̂ s)·x + (c_1 − c_x̂ s μ), for d/dx and d/dg at once.
+        scales = c[1::3] * s
+        shifts = torch.addcmul(c[0::5], scales, mean, value=-1.0)
 
-        def affine_of_x(c_h, c_1):
-            # c_h·x̂ + c_1 = (c_h s)·x + (c_1 − c_h s μ): one pass of the eval-mode kernel.
-            c_h = zero if c_h is None else c_h
-            c_1 = zero if c_1 is None else c_1
-            scale = c_h * s
-            return aten.native_batch_norm(x, scale, c_1 - scale * mean, zero, one, False, 0.0, 0.0)[0]
+        def affine_of_x(i: int) -> torch.Tensor:
+            return torch.addcmul(shifts[i].view(shape), x, scales[i].view(shape))
 
-        def plus_scaled(out, t, c):
-            return out if c is None else out.addcmul_(t, c.view(shape))
-
-        d_g = d_x = None
+        d_g = d_x = d_w = None
         if ctx.needs_input_grad[0]:
-            d_g = affine_of_x(cg_h, cg_1)
+            d_g = affine_of_x(1)
             if a is not None:
-                d_g = plus_scaled(d_g, a, cg_a)
+                d_g.addcmul_(a, gs.view(shape))
         if ctx.needs_input_grad[1]:
-            d_x = plus_scaled(affine_of_x(cx_h, cx_1), g, cx_g)
+            d_x = affine_of_x(0).addcmul_(g, c[3].view(shape))
             if a is not None:
-                d_x = plus_scaled(d_x, a, cx_a)
+                d_x.addcmul_(a, c[2].view(shape))
+        if a is not None and ctx.needs_input_grad[2]:
+            d_w = s * q
         return d_g, d_x, d_w, None, None, None
 
 
-def _plus(acc: torch.Tensor | None, term: torch.Tensor) -> torch.Tensor:
-    return term if acc is None else acc + term
+def _channel_sums(a, x, w, mean, invstd, mask: list[bool]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(Σ a·(x − mean)·invstd, Σ a) per channel (those `mask` asks for), by the fused BatchNorm
+    backward kernel.
 
-
-def _channel_sums(a, x, mean, invstd, mask):
-    # native_batch_norm_backward's grad_weight and grad_bias are Σ a·(x − mean)·invstd and Σ a,
-    # whatever γ is. γ must still be a tensor: the CUDA kernel allocates both sums from its
-    # options (`at::empty({C}, weight.options())`) and fails on a missing weight.
-    return aten.native_batch_norm_backward(a, x, torch.ones_like(mean), None, None, mean, invstd, True, 0.0, mask)
+    Its grad_weight and grad_bias are these sums whatever γ is; γ must still be a tensor, because
+    the CUDA kernel allocates both from its options (`at::empty({C}, weight.options())`)."""
+    _, s_x, s_1 = aten.native_batch_norm_backward(
+        a, x, _weight_or_ones(w, mean), None, None, mean, invstd, True, 0.0, mask
+    )
+    return s_x, s_1
 
 
 def _weight_or_ones(w: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor:

@@ -39,4 +39,6 @@ class Synflow(Proxy):
 
     def extract(self, data):
         # The batched path's synflow pass: `weights` are |θ| in float64, `grads` those of Σ outputs.
-        return [(w * g).abs() for w, g in zip(data.weights, data.grads, strict=True)]
+        scores = torch._foreach_mul(data.weights, data.grads)
+        torch._foreach_abs_(scores)
+        return scores
