@@ -1,6 +1,7 @@
-"""The shared data pass's fisher where layers do not each run once: a layer called twice, one whose
-output never reaches the loss, and a batch split in micro-batches."""
+"""The shared data pass: fisher where layers do not each run once (a layer called twice, one whose
+output never reaches the loss, a batch split in micro-batches), and NASWOT's kernel counted exactly."""
 
+import numpy as np
 import pytest
 import torch
 import torch.nn as nn
@@ -62,3 +63,27 @@ def test_fisher_sums_each_call_and_leaves_a_layer_without_gradient_at_zero(micro
         torch.testing.assert_close(got, want, rtol=1e-6, atol=0.0)
     assert not data.fisher[1].any()  # conv_b: no gradient reaches its output
     assert data.fisher[0].abs().sum() > 0 and data.fisher[2].abs().sum() > 0
+
+
+@pytest.mark.parametrize("micro_batch", [None, 3])
+def test_naswot_kernel_counts_agreeing_codes_exactly(micro_batch):
+    # The pass counts agreements as (s sᵀ + F)/2 with s = ±1; the definition is c cᵀ + (1 − c)(1 − c)ᵀ.
+    # An all-zero input reaches the second ReLU for some images (x = 0 is "off", as in NASWOT).
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Conv2d(4, 4, 1), nn.ReLU(), nn.Flatten(), nn.LazyLinear(5))
+    x = torch.randn(8, 3, 6, 6)
+    x[:3] = 0.0
+    net(x)
+    by_hand = torch.zeros(8, 8, dtype=torch.float64)
+
+    def hook(_m, inp, _out):
+        c = (inp[0].detach().flatten(1) > 0).double()
+        by_hand.add_(c @ c.t() + (1 - c) @ (1 - c).t())
+
+    hooks = [m.register_forward_hook(hook) for m in net if isinstance(m, nn.ReLU)]
+    with torch.no_grad():
+        net(x)
+    for h in hooks:
+        h.remove()
+    data = run_data_pass(net, Batch(x, torch.zeros(8, dtype=torch.long), 5, "t"), [net[0]], {"relu_codes"}, micro_batch)
+    assert np.array_equal(data.nwot_kernel, by_hand.numpy())

@@ -78,6 +78,25 @@ def test_batchnorm_second_derivatives_from_some_first_derivatives_equal_pytorchs
             torch.testing.assert_close(ours, ref, rtol=1e-9, atol=1e-12)
 
 
+def test_relu_rule_gives_pytorchs_first_derivative_and_its_second():
+    torch.manual_seed(0)
+    x = _double(3, 4, 5, 5)
+    r = torch.randn(3, 4, 5, 5, dtype=torch.float64)
+    rules = SecondOrderRules()
+
+    def f(x):
+        with rules:
+            return F.relu(x)
+
+    (ours,) = torch.autograd.grad((f(x) * r).sum(), x)
+    (ref,) = torch.autograd.grad((F.relu(x) * r).sum(), x)
+    assert torch.equal(ours, ref)
+    assert gradcheck(f, (x,))
+    assert gradgradcheck(f, (x,))
+    with rules:  # in place, as nn.ReLU(inplace=True) asks: PyTorch's own op, not the rule
+        assert torch.equal(F.relu(x.detach().clone(), inplace=True), F.relu(x.detach()))
+
+
 def test_batchnorm_running_statistics_update_as_in_pytorch():
     torch.manual_seed(0)
     ours, ref = nn.BatchNorm2d(3), nn.BatchNorm2d(3)

@@ -9,10 +9,10 @@ from zcpipe.workers.proxies.common import layers_of
 from zcpipe.workers.proxies.registry import PROXIES
 
 
-def broadcast(per_channel: torch.Tensor, weight: torch.Tensor, absolute: bool = False) -> torch.Tensor:
-    """|per_channel| over the weight's shape (a view); `absolute` says it is already absolute."""
+def broadcast(per_channel: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """|per_channel| over the weight's shape (a view)."""
     shape = (-1,) + (1,) * (weight.dim() - 1)
-    return (per_channel if absolute else per_channel.abs()).reshape(shape).expand(weight.shape)
+    return per_channel.abs().reshape(shape).expand(weight.shape)
 
 
 @PROXIES.register("fisher", scope="layer", pass_name="data", needs=("acts",))
@@ -43,8 +43,15 @@ class Fisher(Proxy):
         ]
 
     def extract(self, data):
-        absolute = torch._foreach_abs(data.fisher)
-        return [broadcast(f, w, absolute=True) for f, w in zip(absolute, data.weights, strict=True)]
+        # A layer's value is Σ over its weights of their channel's value, Σ_c fan-in·|f_c|: per channel,
+        # so the engine's float64 sum reads C values, not a broadcast copied to the weight's size.
+        scores = torch._foreach_abs(data.fisher)
+        torch._foreach_mul_(scores, [float(w[0].numel()) for w in data.weights])
+        return scores
+
+    def elements(self, data):
+        # The batched path sums each architecture's rows of a stacked layer: per weight, as the definition.
+        return [broadcast(f, w) for f, w in zip(data.fisher, data.weights, strict=True)]
 
 
 def _channel_fisher(act: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:

@@ -51,7 +51,9 @@ class _Recorder:
     def __init__(self, net: nn.Module, layers: list[nn.Module], acts: bool, codes: bool, keep_codes: bool):
         self.handles = []
         self.acts: list[list[torch.Tensor]] = [[] for _ in layers]
-        self.kernel: torch.Tensor | None = None
+        self.sign_sum: torch.Tensor | None = None  # Σ over ReLUs of s sᵀ, s the ±1 codes (float64)
+        self.features = 0  # the codes' length summed over ReLUs
+        self.plus_minus: tuple[torch.Tensor, torch.Tensor] | None = None
         self.codes: list[torch.Tensor] = []
         self.keep_codes = keep_codes
         if acts:
@@ -74,8 +76,17 @@ class _Recorder:
         if self.keep_codes:
             self.codes.append(x)
             return
-        k = _hamming_kernel(x)
-        self.kernel = k if self.kernel is None else self.kernel + k
+        if self.plus_minus is None:  # 0-d ±1 for `torch.where`: Python scalars would be lifted at every call
+            self.plus_minus = (torch.ones((), device=x.device), torch.full((), -1.0, device=x.device))
+        s = torch.where(x, *self.plus_minus)
+        prod = s @ s.t()
+        self.sign_sum = prod.to(torch.float64) if self.sign_sum is None else self.sign_sum.add_(prod)
+        self.features += x.shape[1]
+
+    @property
+    def kernel(self) -> torch.Tensor | None:
+        """NASWOT's kernel over every ReLU so far: the number of codes on which two images agree."""
+        return None if self.sign_sum is None else (self.sign_sum + self.features) / 2
 
     def reset(self) -> None:
         for a in self.acts:
@@ -87,9 +98,16 @@ class _Recorder:
             h.remove()
 
 
+def _signs(codes: torch.Tensor) -> torch.Tensor:
+    """Binary codes as ±1 in float32. With s = 2c − 1, c cᵀ + (1 − c)(1 − c)ᵀ, the number of agreeing
+    codes (NASWOT's kernel), is (s sᵀ + F)/2 for F codes: one matrix product rather than two, and exact,
+    as the counts are integers below 2²⁴ per ReLU and are summed over ReLUs in float64."""
+    return torch.where(codes, 1.0, -1.0)
+
+
 def _hamming_kernel(codes: torch.Tensor) -> torch.Tensor:
-    x = codes.to(torch.float32)
-    return (x @ x.t() + (1.0 - x) @ (1.0 - x).t()).to(torch.float64)
+    s = _signs(codes)
+    return (s @ s.t()).to(torch.float64).add_(codes.shape[1]).div_(2)
 
 
 def _zeros_for_none(grads: tuple, like: list[torch.Tensor]) -> list[torch.Tensor]:

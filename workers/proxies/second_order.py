@@ -41,7 +41,7 @@ _POOL_DEFAULTS = {"stride": None, "padding": 0, "ceil_mode": False, "count_inclu
 
 
 class SecondOrderRules(TorchFunctionMode):
-    """Routes Conv2d, training BatchNorm and stride-1 average pooling through functions whose
+    """Routes Conv2d, training BatchNorm, stride-1 average pooling and ReLU through functions whose
     second derivative is written out; everything else runs as usual."""
 
     def __init__(self) -> None:
@@ -85,6 +85,10 @@ class SecondOrderRules(TorchFunctionMode):
             box = _BoxPool.of(a)
             if box is not None:
                 return _AvgPool2d.apply(a["input"], box, self)
+        elif func is F.relu:
+            a = _bind(("input", "inplace"), {"inplace": False}, args, kwargs)
+            if not a["inplace"]:
+                return _ReLU.apply(a["input"])
         elif func is F.batch_norm:
             a = _bind(_BN_ARGS, _BN_DEFAULTS, args, kwargs)
             if a["training"]:
@@ -258,6 +262,38 @@ class _AvgPool2dBackward(torch.autograd.Function):
         return ctx.box.pool(gg_x), None, None
 
 
+# ---------------------------------------------------------------- relu
+
+
+class _ReLU(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        y = torch.relu(x)
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, g_out):
+        (y,) = ctx.saved_tensors
+        return _ReLUBackward.apply(g_out, y)
+
+
+class _ReLUBackward(torch.autograd.Function):
+    """relu's backward, PyTorch's kernel. PyTorch's own double backward of it also differentiates with
+    respect to the mask's input, which is zero almost everywhere: a zero tensor per ReLU, then added
+    into that input's gradient. Here that term is left out (the mask is constant where it is defined)."""
+
+    @staticmethod
+    def forward(ctx, g_out, y):
+        ctx.save_for_backward(y)
+        return aten.threshold_backward(g_out, y, 0)
+
+    @staticmethod
+    def backward(ctx, gg):
+        (y,) = ctx.saved_tensors
+        return aten.threshold_backward(gg, y, 0), None
+
+
 # ---------------------------------------------------------------- batch norm
 
 
@@ -307,22 +343,22 @@ class _BatchNormBackward(torch.autograd.Function):
     def backward(ctx, a, a_gamma, a_beta):
         g, x, w, mean, invstd, sum_gxh, sum_g = ctx.saved_tensors
         s, m = invstd, x.numel() // x.shape[1]
-        gs = s if w is None else w * s  # γ s
+        zero, one = _unit_rows(s.numel(), s.dtype, s.device)
         # The per-channel algebra works on stacked rows, so each step is one kernel for every
         # coefficient: these small kernels, not the full-size passes, are most of the launches.
         # Rows of `c`: the coefficients of 1, x̂, a and g in d/dx, then of x̂ and 1 in d/dg.
         neg_means = torch.stack([sum_g, sum_gxh]).div_(-m)  # −mean(g), −mean(g x̂)
         if a is not None:
             s_ax, s_a = _channel_sums(a, x, w, mean, invstd, [False, True, True])  # Σ a x̂, Σ a
-            one = torch.ones_like(s)
-            s_ag = _channel_sums(a, g, one, torch.zeros_like(s), one, [False, True, False])[0]  # Σ a g
+            s_ag = _channel_sums(a, g, one, zero, one, [False, True, False])[0]  # Σ a g
             # Rows: −mean(g)·[Σa, Σax̂], then −mean(g x̂)·[Σa, Σax̂].
             prods = (neg_means[:, None] * torch.stack([s_a, s_ax])[None]).view(4, -1)
             q = s_ag + prods[0::3].sum(0)  # Q = Σag − mean(g) Σa − mean(gx̂) Σax̂
             c = torch.stack([prods[1:3].sum(0), q.add(prods[3], alpha=2.0), sum_gxh, s_ax, s_ax, s_a])
-            k = gs * (-1.0 / m)
-            c[:4].mul_(k * s)  # × (−γ s² / M); mul_ on the view, as `*=` would copy it back as well
-            c[4:].mul_(k)  # × (−γ s / M)
+            k = torch.addcmul(zero, one if w is None else w, s, value=-1.0 / m)  # −γ s / M
+            # Rows 0-3 × (−γ s² / M), rows 4-5 × (−γ s / M). mul_ on the view: `*=` would copy it back too.
+            c[:4].mul_(s)
+            c.mul_(k)
         else:
             c = s.new_zeros((6, s.numel()))
         if a_gamma is not None:
@@ -344,7 +380,7 @@ class _BatchNormBackward(torch.autograd.Function):
         if ctx.needs_input_grad[0]:
             d_g = affine_of_x(1)
             if a is not None:
-                d_g.addcmul_(a, gs.view(shape))
+                d_g.addcmul_(a, k.view(shape), value=-m)  # + γ s a
         if ctx.needs_input_grad[1]:
             d_x = affine_of_x(0).addcmul_(g, c[3].view(shape))
             if a is not None:
@@ -364,6 +400,14 @@ def _channel_sums(a, x, w, mean, invstd, mask: list[bool]) -> tuple[torch.Tensor
         a, x, _weight_or_ones(w, mean), None, None, mean, invstd, True, 0.0, mask
     )
     return s_x, s_1
+
+
+@functools.lru_cache(maxsize=64)
+def _unit_rows(c: int, dtype: torch.dtype, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Zeros and ones of one channel count, the mean and scale that make the fused kernel sum a plain
+    product: constants (no kernel reads them to write), built once rather than twice per BatchNorm."""
+    with torch.inference_mode(False), torch.no_grad():
+        return torch.zeros(c, dtype=dtype, device=device), torch.ones(c, dtype=dtype, device=device)
 
 
 def _weight_or_ones(w: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor:

@@ -38,26 +38,60 @@ def zen_inputs(x: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, tor
 def _gaussian_copy(net: nn.Module, gen: torch.Generator) -> nn.Module:
     """A copy of `net` with zen's initialisation: Gaussian weights (drawn in `gaussian_weights`' order),
     zero biases, BatchNorm and GroupNorm affine at (1, 0), BatchNorm running statistics at their defaults.
-    The new tensors are handed to the copy directly, not copied in and then overwritten."""
+    The new tensors are handed to the copy directly, not copied in and then overwritten; the constant
+    ones are views of one filled tensor per value, not a fill per tensor."""
     drawn = iter(gaussian_weights(net, gen))
     fresh: dict[int, object] = {}
-
-    def param(old: torch.Tensor, value: torch.Tensor) -> None:
-        fresh[id(old)] = nn.Parameter(value, requires_grad=old.requires_grad)
-
+    zeros: list[torch.Tensor] = []  # tensors to replace by zeros, then by ones
+    ones: list[torch.Tensor] = []
+    params: set[int] = set()
     for m in net.modules():
         if isinstance(m, (nn.Conv2d, nn.Linear)):
-            param(m.weight, next(drawn).to(m.weight.device))
+            fresh[id(m.weight)] = nn.Parameter(next(drawn).to(m.weight.device), m.weight.requires_grad)
             if m.bias is not None:
-                param(m.bias, torch.zeros_like(m.bias))
+                zeros.append(m.bias)
+                params.add(id(m.bias))
         elif isinstance(m, (nn.BatchNorm2d, nn.GroupNorm)) and m.weight is not None:
-            param(m.weight, torch.ones_like(m.weight))
-            param(m.bias, torch.zeros_like(m.bias))
+            ones.append(m.weight)
+            zeros.append(m.bias)
+            params.update((id(m.weight), id(m.bias)))
         if isinstance(m, nn.BatchNorm2d) and m.running_mean is not None:
-            fresh[id(m.running_mean)] = torch.zeros_like(m.running_mean)
-            fresh[id(m.running_var)] = torch.ones_like(m.running_var)
-            fresh[id(m.num_batches_tracked)] = torch.zeros_like(m.num_batches_tracked)
+            zeros.append(m.running_mean)
+            ones.append(m.running_var)
+            if m.momentum is None:  # a cumulative average reads the count
+                zeros.append(m.num_batches_tracked)
+            else:  # a fixed momentum never reads it: the copy does not count batches (a kernel per forward)
+                fresh[id(m.num_batches_tracked)] = None
+    for olds, value in ((zeros, 0.0), (ones, 1.0)):
+        for old, new in zip(olds, _filled(olds, value), strict=True):
+            fresh[id(old)] = nn.Parameter(new, old.requires_grad) if id(old) in params else new
     return copy_with(net, fresh)
+
+
+def _filled(like: list[torch.Tensor], value: float) -> list[torch.Tensor]:
+    """Tensors of `like`'s shapes, dtypes and devices, all `value`: views, none overlapping another, of
+    one filled tensor per (dtype, device)."""
+    groups: dict[tuple, list[int]] = {}
+    for i, t in enumerate(like):
+        groups.setdefault((t.dtype, t.device), []).append(i)
+    out: list[torch.Tensor] = [torch.empty(0)] * len(like)
+    for (dtype, device), members in groups.items():
+        sizes = [like[i].numel() for i in members]
+        flat = torch.full((sum(sizes),), value, dtype=dtype, device=device)
+        for i, part in zip(members, flat.split(sizes), strict=True):
+            out[i] = part.view(like[i].shape)
+    return out
+
+
+def log_bn_scaling(net: nn.Module) -> torch.Tensor:
+    """Σ over the BatchNorms of log √mean(running var), in their dtype: all layers in one
+    concatenation and one segmented mean, not three kernels and an addition per layer."""
+    variances = [m.running_var for m in net.modules() if isinstance(m, nn.BatchNorm2d)]
+    if not variances:
+        return torch.zeros(())
+    flat = torch.cat(variances)
+    lengths = torch.tensor([v.numel() for v in variances], device=flat.device)
+    return torch.segment_reduce(flat, "mean", lengths=lengths).sqrt_().log_().sum()
 
 
 # Version 2: `--micro-batch` splits its passes too (BatchNorm sees each micro-batch alone), as it does the
@@ -84,9 +118,7 @@ class Zen(Proxy):
             else:
                 parts = [_feature_distance(net, a[s : s + step], b[s : s + step]).sum() for s in range(0, n, step)]
                 nas_score = torch.stack(parts).sum() / n
-            log_bn = sum(
-                torch.log(torch.sqrt(torch.mean(m.running_var))) for m in net.modules() if isinstance(m, nn.BatchNorm2d)
-            )
+            log_bn = log_bn_scaling(net)
             return zen_value(float(torch.log(nas_score.double()) + log_bn))
 
 
