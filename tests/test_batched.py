@@ -147,6 +147,42 @@ def test_on_the_cpu_batched_float32_values_equal_the_single_engines():
             assert _close(got, want, 1e-5, 1e-5 * scale if signed else 0.0), (name, got, want)
 
 
+def test_with_the_gpus_grouped_kernels_a_pass_of_16_dispatches_fewer_operators_per_architecture(monkeypatch):
+    # Launches per architecture are the GPU's cost (issue "gpu busy"); counted here as on a GPU, each stacked
+    # convolution one grouped kernel. 16 cells drawn at random, so the edges' op groups differ; NB201's
+    # depth (the operators do not depend on width or image size).
+    from torch.utils._python_dispatch import TorchDispatchMode
+    from torch.utils._pytree import tree_leaves
+
+    from zcpipe.workers.batched import network
+
+    class Count(TorchDispatchMode):
+        ops = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            out = func(*args, **(kwargs or {}))
+            on_meta = any(isinstance(t, torch.Tensor) and t.is_meta for t in tree_leaves((args, kwargs, out)))
+            Count.ops += not (func.is_view or on_meta)  # neither launches a kernel
+            return out
+
+    monkeypatch.setattr(network, "GROUPED_CONV_DEVICES", {"cuda", "cpu"})
+    cells = get_space("nb201").sample(16, 1)
+    names = [*BATCHED, "zen"]
+    batch, seeds = _batch(2, torch.float32, size=8), [derive_seed(0, c, "proxy") for c in cells]
+    single, batched = ProxyEngine(get_proxies(names)), BatchedEngine(ProxyEngine(get_proxies(names)))
+    models = _models(cells, torch.float32, cells_per_stage=5)
+    single.compute(models[0], batch, seeds[0])  # warm-up: lazy state, caches
+    with Count():
+        for m, seed in zip(models, seeds, strict=True):
+            single.compute(m, batch, seed)
+    one_at_a_time, Count.ops = Count.ops / len(cells), 0
+    with Count():
+        batched.compute(_models(cells, torch.float32, cells_per_stage=5), batch, seeds)
+    # 0.55 measured (torch 2.13): 16 random cells still make several op groups per edge (bench/batched.py,
+    # 64 architectures: 0.12).
+    assert Count.ops / len(cells) < 0.7 * one_at_a_time
+
+
 def test_only_networks_of_one_shape_batch_and_loose_end_spaces_do_not():
     from zcpipe.workers.batched.build import can_batch
 

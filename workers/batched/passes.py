@@ -17,7 +17,7 @@ import torch.nn.functional as F
 
 from zcpipe.workers.batched.network import BatchedNetwork
 from zcpipe.workers.proxies.inputs import Batch, Need
-from zcpipe.workers.proxies.passes import DataPass
+from zcpipe.workers.proxies.passes import DataPass, accumulate_fisher, gradient_inner
 from zcpipe.workers.proxies.second_order import SecondOrderRules
 
 
@@ -52,6 +52,7 @@ class _Recorder:
         if codes:
             device = net.layout.layers[0].module.weight.device
             self.kernels = torch.zeros((net.n_archs, n_images, n_images), dtype=torch.float64, device=device)
+        self.plus_minus: tuple[torch.Tensor, torch.Tensor] | None = None
         net.hooks.on_output = self._output if acts else None
         net.hooks.on_relu = self._relu if codes else None
 
@@ -59,15 +60,24 @@ class _Recorder:
         self.acts[index] = out
 
     def _relu(self, x: torch.Tensor, index: torch.Tensor | None) -> None:
-        # NASWOT's binary codes of the ReLU's input, each architecture's channels its own code.
+        # NASWOT's binary codes of the ReLU's input, each architecture's channels its own code, as ±1:
+        # `kernels` sums s sᵀ (exact integers), turned into agreement counts at the end (`naswot_kernels`).
         n = x.shape[0]
         groups = self.n_archs if index is None else len(index)
-        c = (x.detach() > 0).to(torch.float32).view(n, groups, -1).transpose(0, 1)
-        k = (torch.bmm(c, c.transpose(1, 2)) + torch.bmm(1.0 - c, (1.0 - c).transpose(1, 2))).to(torch.float64)
+        if self.plus_minus is None:
+            self.plus_minus = (torch.ones((), device=x.device), torch.full((), -1.0, device=x.device))
+        s = torch.where(x.detach() > 0, *self.plus_minus).view(n, groups, -1).transpose(0, 1)
+        k = torch.bmm(s, s.transpose(1, 2))
         if index is None:
-            self.kernels += k
+            self.kernels.add_(k)
         else:
-            self.kernels.index_add_(0, index, k)
+            self.kernels.index_add_(0, index, k.to(torch.float64))
+
+
+def naswot_kernels(sign_sums: torch.Tensor) -> torch.Tensor:
+    """[B, N, N] agreement counts from Σ s sᵀ over ReLUs: (S + F)/2, F the number of codes of the
+    architecture, which is every diagonal entry of its S (each image agrees with itself everywhere)."""
+    return (sign_sums + sign_sums.diagonal(dim1=1, dim2=2)[:, :1, None]) / 2
 
 
 def _losses(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -114,29 +124,29 @@ def run_data_pass(net: BatchedNetwork, batch: Batch, needs: set[Need]) -> Batche
                 (jg,) = torch.autograd.grad(logits.sum(), x_rep, retain_graph=want_hvp)
             result.input_grad = jg.detach().view(n, net.n_archs, -1, *x.shape[2:]).cpu()
         if want_hvp:
-            z = sum((g.detach() * g).sum() for g in g_w if g.requires_grad)
+            z = gradient_inner([g.detach() for g in g_w], g_w)
             with rules.second_derivative():
                 hg = torch.autograd.grad(z, weights, allow_unused=True)
             out.hg = [torch.zeros_like(w) if h is None else h for h, w in zip(hg, weights, strict=True)]
     finally:
         net.hooks.on_output = net.hooks.on_relu = None
     if rec.kernels is not None:
-        result.kernels = rec.kernels.cpu()
+        result.kernels = naswot_kernels(rec.kernels).cpu()
     return result
 
 
 def _fisher(net: BatchedNetwork, ids: list[int], acts: dict, grads: tuple, n: int) -> list[torch.Tensor]:
-    """Per output channel, 0.5/N Σ_n (Σ_hw a·∂L/∂a)², as the single engine's data pass takes it."""
-    by_layer = {}
-    for i, g in zip(ids, grads, strict=True):
-        a = acts[i]
-        if g is None:
-            by_layer[i] = torch.zeros(a.shape[1], dtype=torch.float64, device=a.device)
-            continue
-        prod = a.detach() * g.detach()
-        g_nk = prod.sum(dim=tuple(range(2, prod.dim()))) if prod.dim() > 2 else prod
-        by_layer[i] = 0.5 * g_nk.to(torch.float64).pow(2).sum(0) / n
-    return [by_layer[i] for i in range(len(net.layout.layers))]
+    """Per output channel, 0.5/N Σ_n (Σ_hw a·∂L/∂a)², by the single engine's data pass's own sum (each
+    stacked layer's output once: all its architectures' channels side by side)."""
+    widths = [layer.module.weight.shape[0] for layer in net.layout.layers]
+    per_layer: list[list[torch.Tensor]] = [[] for _ in widths]
+    for i in ids:
+        per_layer[i].append(acts[i])
+    device = net.layout.layers[0].module.weight.device
+    acc = accumulate_fisher(per_layer, list(grads), None, widths)
+    if acc is None:  # no layer output reached the loss
+        acc = torch.zeros(sum(widths), dtype=torch.float64, device=device)
+    return list((0.5 * acc / n).split(widths))
 
 
 def run_synflow_pass(net64: BatchedNetwork, batch: Batch) -> DataPass:

@@ -51,3 +51,12 @@ def copy_with(net: nn.Module, replacements: dict[int, object]) -> nn.Module:
 def without_batchnorm(net: nn.Module) -> dict[int, object]:
     """Replacements for `copy_with` that make every BatchNorm an identity (synflow's 'BN bypassed')."""
     return {id(m): nn.Identity() for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)}
+
+
+def float64_squares(tensors: list[torch.Tensor]) -> list[torch.Tensor]:
+    """Each tensor's elements squared in float64 (as `t.double().square()`), as views of one
+    concatenation: three kernels for all the tensors rather than two per tensor."""
+    if not tensors:
+        return []
+    flat = torch.cat([t.reshape(-1) for t in tensors]).to(torch.float64).square_()
+    return [part.view(t.shape) for part, t in zip(flat.split([t.numel() for t in tensors]), tensors, strict=True)]

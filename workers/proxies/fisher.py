@@ -44,14 +44,11 @@ class Fisher(Proxy):
 
     def extract(self, data):
         # A layer's value is Σ over its weights of their channel's value, Σ_c fan-in·|f_c|: per channel,
-        # so the engine's float64 sum reads C values, not a broadcast copied to the weight's size.
+        # so the float64 sums read C values, not a broadcast copied to the weight's size. Also the batched
+        # path's elements: a stacked layer's channels are its architectures' blocks, one after another.
         scores = torch._foreach_abs(data.fisher)
         torch._foreach_mul_(scores, [float(w[0].numel()) for w in data.weights])
         return scores
-
-    def elements(self, data):
-        # The batched path sums each architecture's rows of a stacked layer: per weight, as the definition.
-        return [broadcast(f, w) for f, w in zip(data.fisher, data.weights, strict=True)]
 
 
 def _channel_fisher(act: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:

@@ -3,7 +3,7 @@
 import torch
 
 from zcpipe.workers.proxies.base import Proxy
-from zcpipe.workers.proxies.common import grad_or_zeros, layers_of, loss_backward
+from zcpipe.workers.proxies.common import float64_squares, grad_or_zeros, layers_of, loss_backward
 from zcpipe.workers.proxies.registry import PROXIES
 
 
@@ -19,4 +19,4 @@ class GradNorm(Proxy):
         return list(torch._foreach_norm(data.grads, 2, dtype=torch.float64))  # each g.double().norm()
 
     def elements(self, data):
-        return [g.double().square() for g in data.grads]
+        return float64_squares(data.grads)

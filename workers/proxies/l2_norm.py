@@ -3,7 +3,7 @@
 import torch
 
 from zcpipe.workers.proxies.base import Proxy
-from zcpipe.workers.proxies.common import layers_of
+from zcpipe.workers.proxies.common import float64_squares, layers_of
 from zcpipe.workers.proxies.registry import PROXIES
 
 
@@ -16,4 +16,4 @@ class L2Norm(Proxy):
         return list(torch._foreach_norm([layer.weight.detach() for layer in layers_of(net)], 2, dtype=torch.float64))
 
     def elements(self, data):
-        return [w.double().square() for w in data.weights]
+        return float64_squares(data.weights)

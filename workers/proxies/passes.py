@@ -52,7 +52,6 @@ class _Recorder:
         self.handles = []
         self.acts: list[list[torch.Tensor]] = [[] for _ in layers]
         self.sign_sum: torch.Tensor | None = None  # Σ over ReLUs of s sᵀ, s the ±1 codes (float64)
-        self.features = 0  # the codes' length summed over ReLUs
         self.plus_minus: tuple[torch.Tensor, torch.Tensor] | None = None
         self.codes: list[torch.Tensor] = []
         self.keep_codes = keep_codes
@@ -81,12 +80,12 @@ class _Recorder:
         s = torch.where(x, *self.plus_minus)
         prod = s @ s.t()
         self.sign_sum = prod.to(torch.float64) if self.sign_sum is None else self.sign_sum.add_(prod)
-        self.features += x.shape[1]
 
     @property
     def kernel(self) -> torch.Tensor | None:
-        """NASWOT's kernel over every ReLU so far: the number of codes on which two images agree."""
-        return None if self.sign_sum is None else (self.sign_sum + self.features) / 2
+        """NASWOT's kernel over every ReLU so far: the number of codes on which two images agree,
+        (S + F)/2 with F the number of codes, which is every diagonal entry of S."""
+        return None if self.sign_sum is None else (self.sign_sum + self.sign_sum[0, 0]) / 2
 
     def reset(self) -> None:
         for a in self.acts:
@@ -163,13 +162,13 @@ def run_data_pass(
                     else:
                         torch._foreach_add_(grad_acc, g_det)
                 if flat_acts:
-                    fisher_acc = _accumulate_fisher(rec.acts, g_acts, fisher_acc, widths)
+                    fisher_acc = accumulate_fisher(rec.acts, g_acts, fisher_acc, widths)
             if "input_grad" in needs:
                 with rules.input_grads_only():
                     (jg,) = torch.autograd.grad(logits.sum(), xs, retain_graph=graph_for_hvp)
                 input_grads.append(jg.detach())
             if graph_for_hvp:
-                z = _inner([g.detach() for g in g_w], g_w)
+                z = gradient_inner([g.detach() for g in g_w], g_w)
                 with rules.second_derivative():
                     hg = torch.autograd.grad(z, weights, allow_unused=True)
                 out.hg = _zeros_for_none(hg, weights)
@@ -193,8 +192,8 @@ def run_data_pass(
     return out
 
 
-def _inner(fixed: list[torch.Tensor], grads: list[torch.Tensor]) -> torch.Tensor:
-    """Σ_l <fixed_l, grads_l> over the gradients still in the graph, as one dot product of two
+def gradient_inner(fixed: list[torch.Tensor], grads: list[torch.Tensor]) -> torch.Tensor:
+    """GraSP's z: Σ_l <fixed_l, grads_l> over the gradients still in the graph, as one dot product of two
     concatenations: its derivative with respect to each grads_l is fixed_l, exactly, as GraSP's
     Σ_l (fixed_l ⊙ grads_l).sum() gives it, in four kernels rather than four per layer."""
     live = [i for i, g in enumerate(grads) if g.requires_grad]
@@ -202,7 +201,7 @@ def _inner(fixed: list[torch.Tensor], grads: list[torch.Tensor]) -> torch.Tensor
     return torch.dot(torch.cat([fixed[i].reshape(-1) for i in live]), flat)
 
 
-def _accumulate_fisher(
+def accumulate_fisher(
     acts: list[list[torch.Tensor]], g_acts: list, acc: torch.Tensor | None, widths: list[int]
 ) -> torch.Tensor | None:
     """`acc` plus this micro-batch's Σ_n (Σ_spatial a ⊙ ∂L/∂a)² per output channel of every layer, in
@@ -238,7 +237,7 @@ def _split_hvp(net, x, y, ranges, weights, g_full) -> list[torch.Tensor]:
             logits = net(x[s:e])
         loss = F.cross_entropy(logits, y[s:e]) * ((e - s) / n)
         g_c = _zeros_for_none(torch.autograd.grad(loss, weights, create_graph=True, allow_unused=True), weights)
-        z = _inner(g_full, g_c)
+        z = gradient_inner(g_full, g_c)
         with rules.second_derivative():
             h_c = torch.autograd.grad(z, weights, allow_unused=True)
         for acc, h in zip(hg, h_c, strict=True):
