@@ -144,15 +144,21 @@ def test_per_layer_values_cross_to_the_host_in_one_copy_not_one_sync_per_layer()
     assert reads.n <= 4, f"{reads.n} scalar reads for {len(stats.layers)} layers"
 
 
-def test_zen_draws_on_the_cpu_generator():
+@pytest.mark.parametrize("momentum", [0.1, None])
+def test_zen_draws_on_the_cpu_generator(momentum):
     # The draws, written out independently: weights in module order, then the two inputs, from one CPU
     # generator seeded with the proxy seed. A device generator gives another sample for that seed.
+    # momentum None: BatchNorm's cumulative average, which reads the batch count zen's copy starts at 0.
     import copy
 
     from zcpipe.workers.proxies.zen import MIXUP_GAMMA
 
     torch.manual_seed(0)
     net = get_space("nb201").build(NB201_CELL, BuildOptions())
+    for m in net.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.momentum = momentum
+            m.num_batches_tracked.fill_(5)  # what earlier passes left: the copy must start from 0
     batch = _batch(8)
     got = ProxyEngine(get_proxies(["zen"])).compute(net, batch, 1234).values["zen"]
 

@@ -1,4 +1,4 @@
-"""Cheaper second derivatives for Conv2d and training-mode BatchNorm, for GraSP's Hg.
+"""Cheaper second derivatives for Conv2d, training-mode BatchNorm, pooling and ReLU, for GraSP's Hg.
 
 GraSP differentiates the weight gradient once more (a double backward). PyTorch's
 built-in double backward of a convolution computes the weight term as a convolution
@@ -10,10 +10,17 @@ written out:
 - convolution: every term is one forward convolution or one `convolution_backward`
   call, the kernels that are tuned;
 - BatchNorm: the derivative reduces to four per-channel sums (taken by the fused
-  `native_batch_norm_backward` kernel) and three fused full-size passes.
+  `native_batch_norm_backward` kernel), a few kernels on stacked per-channel rows, and
+  five fused multiply-add passes over the full tensors;
+- stride-1 average pooling: box sums of shifted slices;
+- ReLU: PyTorch's own kernel, without the derivative of its mask (zero).
+
+On a GPU the small per-channel kernels, not the full-size passes, are most of the
+launches, so each rule is written to launch few of them (bench/README.md counts them).
 
 `SecondOrderRules` is a `TorchFunctionMode`: inside `with SecondOrderRules():` the
-forward's `F.conv2d` and training-mode `F.batch_norm` calls record these functions;
+forward's `F.conv2d`, `F.avg_pool2d`, `F.relu` and training-mode `F.batch_norm` calls
+record these functions;
 the model and its modules are left untouched. The values equal PyTorch's double
 backward exactly in exact arithmetic; `tests/test_second_order.py` checks them with
 `gradgradcheck` and against the native double backward in float64.
@@ -329,8 +336,9 @@ class _BatchNormBackward(torch.autograd.Function):
     def forward(ctx, g_out, x, w, mean, invstd, eps):
         # A BatchNorm without affine parameters is one with γ = 1; the kernel is handed that γ
         # explicitly, because CUDA's allocates ∂γ and ∂β from the weight's options.
+        gamma = w if w is not None else _unit_rows(mean.numel(), mean.dtype, mean.device)[1]
         gx, gw, gb = aten.native_batch_norm_backward(
-            g_out, x, _weight_or_ones(w, mean), None, None, mean, invstd, True, eps, [True, True, True]
+            g_out, x, gamma, None, None, mean, invstd, True, eps, [True, True, True]
         )
         ctx.save_for_backward(g_out, x, w, mean, invstd, gw, gb)
         # A cotangent that autograd has no use for stays None instead of a tensor of zeros:
@@ -349,7 +357,7 @@ class _BatchNormBackward(torch.autograd.Function):
         # Rows of `c`: the coefficients of 1, x̂, a and g in d/dx, then of x̂ and 1 in d/dg.
         neg_means = torch.stack([sum_g, sum_gxh]).div_(-m)  # −mean(g), −mean(g x̂)
         if a is not None:
-            s_ax, s_a = _channel_sums(a, x, w, mean, invstd, [False, True, True])  # Σ a x̂, Σ a
+            s_ax, s_a = _channel_sums(a, x, one if w is None else w, mean, invstd, [False, True, True])  # Σ a x̂, Σ a
             s_ag = _channel_sums(a, g, one, zero, one, [False, True, False])[0]  # Σ a g
             # Rows: −mean(g)·[Σa, Σax̂], then −mean(g x̂)·[Σa, Σax̂].
             prods = (neg_means[:, None] * torch.stack([s_a, s_ax])[None]).view(4, -1)
@@ -396,9 +404,7 @@ def _channel_sums(a, x, w, mean, invstd, mask: list[bool]) -> tuple[torch.Tensor
 
     Its grad_weight and grad_bias are these sums whatever γ is; γ must still be a tensor, because
     the CUDA kernel allocates both from its options (`at::empty({C}, weight.options())`)."""
-    _, s_x, s_1 = aten.native_batch_norm_backward(
-        a, x, _weight_or_ones(w, mean), None, None, mean, invstd, True, 0.0, mask
-    )
+    _, s_x, s_1 = aten.native_batch_norm_backward(a, x, w, None, None, mean, invstd, True, 0.0, mask)
     return s_x, s_1
 
 
@@ -408,7 +414,3 @@ def _unit_rows(c: int, dtype: torch.dtype, device: torch.device) -> tuple[torch.
     product: constants (no kernel reads them to write), built once rather than twice per BatchNorm."""
     with torch.inference_mode(False), torch.no_grad():
         return torch.zeros(c, dtype=dtype, device=device), torch.ones(c, dtype=dtype, device=device)
-
-
-def _weight_or_ones(w: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor:
-    return torch.ones_like(like) if w is None else w

@@ -42,8 +42,8 @@ def _gaussian_copy(net: nn.Module, gen: torch.Generator) -> nn.Module:
     ones are views of one filled tensor per value, not a fill per tensor."""
     drawn = iter(gaussian_weights(net, gen))
     fresh: dict[int, object] = {}
-    zeros: list[torch.Tensor] = []  # tensors to replace by zeros, then by ones
-    ones: list[torch.Tensor] = []
+    zeros: list[torch.Tensor] = []  # the tensors whose copies are zeros
+    ones: list[torch.Tensor] = []  # and ones
     params: set[int] = set()
     for m in net.modules():
         if isinstance(m, (nn.Conv2d, nn.Linear)):
@@ -74,16 +74,16 @@ def _filled(like: list[torch.Tensor], value: float) -> list[torch.Tensor]:
     groups: dict[tuple, list[int]] = {}
     for i, t in enumerate(like):
         groups.setdefault((t.dtype, t.device), []).append(i)
-    out: list[torch.Tensor] = [torch.empty(0)] * len(like)
+    out: list[torch.Tensor | None] = [None] * len(like)
     for (dtype, device), members in groups.items():
         sizes = [like[i].numel() for i in members]
         flat = torch.full((sum(sizes),), value, dtype=dtype, device=device)
         for i, part in zip(members, flat.split(sizes), strict=True):
             out[i] = part.view(like[i].shape)
-    return out
+    return out  # type: ignore[return-value]: every index is some group's member
 
 
-def log_bn_scaling(net: nn.Module) -> torch.Tensor:
+def _log_bn_scaling(net: nn.Module) -> torch.Tensor:
     """Σ over the BatchNorms of log √mean(running var), in their dtype: all layers in one
     concatenation and one segmented mean, not three kernels and an addition per layer."""
     variances = [m.running_var for m in net.modules() if isinstance(m, nn.BatchNorm2d)]
@@ -118,7 +118,7 @@ class Zen(Proxy):
             else:
                 parts = [_feature_distance(net, a[s : s + step], b[s : s + step]).sum() for s in range(0, n, step)]
                 nas_score = torch.stack(parts).sum() / n
-            log_bn = log_bn_scaling(net)
+            log_bn = _log_bn_scaling(net)
             return zen_value(float(torch.log(nas_score.double()) + log_bn))
 
 
