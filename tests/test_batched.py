@@ -84,6 +84,9 @@ def _assert_equal_in_float64(cells: list[str], make, batch) -> list:
         for name in names:
             assert _close(got.values[name], ref.values[name], 1e-9), (cell, name, got.values[name], ref.values[name])
         assert [layer.slot for layer in got.layers] == [layer.slot for layer in ref.layers]
+        # Counted from one forward of the batched network, not a count pass each: the same integers.
+        assert [layer.flops for layer in got.layers] == [layer.flops for layer in ref.layers]
+        assert (got.values["params"], got.values["flops"]) == (ref.values["params"], ref.values["flops"])
         for name in BATCHED[2:]:
             ref_layers = [layer.values.get(name) for layer in ref.layers]
             # plain is a signed sum: a layer near zero is judged against the network's largest layer.

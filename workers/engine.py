@@ -165,16 +165,19 @@ class ProxyEngine:
 
     # ------------------------------------------------------------------ internals
 
-    def skeleton(self, model: nn.Module, batch: Batch) -> tuple[ArchStats, list[tuple[str, nn.Module]]]:
-        """The network's layers with their counts (the count pass), no proxy values yet."""
+    def skeleton(
+        self, model: nn.Module, batch: Batch, counts: CountPass | None = None
+    ) -> tuple[ArchStats, list[tuple[str, nn.Module]]]:
+        """The network's layers with their counts (the count pass, or `counts` where the caller took
+        them another way: the batched path), no proxy values yet."""
         self._bytes_per_image = None
         named = weight_layers(model)
         stats = ArchStats(values={}, reasons={}, layers=[], seconds={})
         counters = [p for p in self.proxies if p.pass_name == "count"]
-        counts: CountPass | None = None
         if counters:
             t0 = time.perf_counter()
-            counts = count_pass(model, tuple(batch.images.shape[1:]), batch.images.dtype)
+            if counts is None:
+                counts = count_pass(model, tuple(batch.images.shape[1:]), batch.images.dtype)
             self._bytes_per_image = counts.bytes_per_image
             share = (time.perf_counter() - t0) / len(counters)
             for p in counters:

@@ -18,7 +18,8 @@ import torch
 import torch.nn as nn
 
 from zcpipe.workers.batched.build import batched_network
-from zcpipe.workers.batched.network import Layout
+from zcpipe.workers.batched.counts import batched_counts
+from zcpipe.workers.batched.network import BatchedNetwork, Layout
 from zcpipe.workers.batched.passes import BatchedPass, run_data_pass, run_synflow_pass, weights_pass
 from zcpipe.workers.batched.zen import run_zen_pass
 from zcpipe.workers.device import synchronize
@@ -55,20 +56,34 @@ class BatchedEngine:
         self.proxies = single.proxies
         self.batched = [p for p in self.proxies if p.pass_name in BATCHED_PASSES]
         self.own = [p for p in self.proxies if p.pass_name not in (*BATCHED_PASSES, "count")]
+        self.counters = [p for p in self.proxies if p.pass_name == "count"]
 
     def compute(self, models: list[nn.Module], batch: Batch, generator_seeds: list[int]) -> list[ArchStats]:
         """Every proxy of each of `models` on `batch`; equal to `ProxyEngine.compute` per architecture
         within float32 rounding (tests/test_batched.py)."""
-        stats = [self.single.skeleton(m, batch)[0] for m in models]
         by_pass: dict[str, list[Proxy]] = {}
         for p in self.batched:
             by_pass.setdefault(p.pass_name, []).append(p)
+        stats: list[ArchStats] = []
+
+        def skeletons(net: BatchedNetwork | None) -> None:
+            # Once, from the first batched network built: one forward of one image counts every
+            # architecture's FLOPs (workers/batched/counts.py), not a count pass per architecture.
+            if not stats:
+                counts = batched_counts(net, models, tuple(batch.images.shape[1:])) if net and self.counters else None
+                stats.extend(
+                    self.single.skeleton(m, batch, None if counts is None else counts[b])[0]
+                    for b, m in enumerate(models)
+                )
+
         if "synflow" in by_pass:
             net64 = batched_network(models, dtype=torch.float64, absolute=True)
+            skeletons(net64)
             self._timed(stats, by_pass["synflow"], net64.layout, lambda: BatchedPass(run_synflow_pass(net64, batch)))
             del net64
         if by_pass.keys() & {"data", "weights", "zen"}:
             net = batched_network(models)  # one float32 network for these passes; zen, which redraws its weights, last
+            skeletons(net)
             if "data" in by_pass:
                 needs = {need for p in by_pass["data"] for need in p.needs}
                 self._timed(stats, by_pass["data"], net.layout, lambda: run_data_pass(net, batch, needs))
@@ -82,6 +97,7 @@ class BatchedEngine:
                     for p in by_pass["zen"]:
                         self.single.record(st, p, lambda v=v: zen_value(v), share)
             del net
+        skeletons(None)  # no batched pass: each architecture's own count pass
         for model, st, seed in zip(models, stats, generator_seeds, strict=True):
             ctx = ProxyContext(layers=[m for _, m in weight_layers(model)], generator_seed=seed)
             for p in self.own:
