@@ -17,6 +17,11 @@ DARTS network with `nb301`; the 64 real CIFAR-10 images in bench/data/cifar10-64
            cells of the space's enumeration (a chunk of a whole-space ingest);
   breakdown  the single engine's operators per architecture for one proxy set at a time (not run by
            default): where its launches go;
+  host     milliseconds per architecture on a batch whose kernels cost next to nothing (2 images of
+           8x8), single engine vs batched at the kernel sizes, stacked convolutions grouped as on a
+           GPU (not run by default): the host's share (dispatch, Python, and on a CPU the
+           parameter-sized copies a GPU makes at memory speed), which bounds what one GPU actor can
+           reach whatever its kernels cost;
   float32  each engine's float32 values against the single engine in float64 (the third reference):
            the largest relative difference per proxy, and Kendall τ of the cells' ranking against
            float64's. The batched path passes where it is no farther from float64 than 3x the single
@@ -43,7 +48,7 @@ from zcpipe.workers.batched import network
 from zcpipe.workers.batched.engine import BatchedEngine
 from zcpipe.workers.data import DataSpec, load_batch, to_batch
 from zcpipe.workers.engine import ProxyEngine
-from zcpipe.workers.proxies import get_proxies
+from zcpipe.workers.proxies import Batch, get_proxies
 from zcpipe.workers.seeding import derive_seed
 from zcpipe.workers.spaces import BuildOptions, get_space
 from zcpipe.workers.worker import ProxyWorker, WorkerConfig
@@ -152,6 +157,37 @@ def breakdown(cells: list[str]) -> dict[str, float]:
     return out
 
 
+def host(proxies: tuple[str, ...], sizes: list[int]) -> dict[str, float]:
+    """Milliseconds per architecture, single engine and batched at each of `sizes`, on 2 random images
+    of 8x8: the kernels do almost nothing, so what is left is the host's cost per architecture."""
+    n = max(sizes)
+    cells = get_space(SPACE).sample(n, 3)
+    gen = torch.Generator().manual_seed(0)
+    batch = Batch(torch.randn((2, 3, 8, 8), generator=gen), torch.tensor([0, 1]), 10, "host")
+    options = BuildOptions(num_classes=10, input_shape=(3, 8, 8))
+    seeds = [derive_seed(0, c, "proxy") for c in cells]
+    single, batched = ProxyEngine(get_proxies(proxies)), BatchedEngine(ProxyEngine(get_proxies(proxies)))
+    single.compute(_models(cells[:1], options)[0], batch, seeds[0])  # warm-up: lazy state, caches
+    batched.compute(_models(cells[:2], options), batch, seeds[:2])
+    out = {}
+    few = min(8, n)
+    models = _models(cells[:few], options)
+    t0 = time.perf_counter()
+    for m, seed in zip(models, seeds, strict=False):
+        single.compute(m, batch, seed)
+    out["single engine"] = (time.perf_counter() - t0) / few * 1e3
+    network.GROUPED_CONV_DEVICES.add("cpu")
+    try:
+        for b in sizes:
+            models = _models(cells[:b], options)
+            t0 = time.perf_counter()
+            batched.compute(models, batch, seeds[:b])
+            out[f"batched B={b}"] = (time.perf_counter() - t0) / b * 1e3
+    finally:
+        network.GROUPED_CONV_DEVICES.discard("cpu")
+    return out
+
+
 def speed(cells: list[str], proxies: tuple[str, ...], sizes: list[int], threads: int, device: str) -> dict:
     images, labels, n_cls = load_batch(DataSpec("cifar10", str(BATCH_NPZ), 64, 0))
     out = {}
@@ -236,6 +272,14 @@ def main() -> int:
         print("\n| single engine, proxies | operators per architecture |\n| --- | --- |")
         for name, ops in breakdown(cells).items():
             print(f"| {name} | {ops:,.0f} |", flush=True)
+    if "host" in parts:
+        sizes = [int(b) for b in args.kernel_sizes.split(",")]
+        rows = host(proxies, sizes)
+        base = rows["single engine"]
+        print(f"\n| {SPACE}, 2 images of 8x8 | host ms per architecture | archs/s it allows | ratio to single |")
+        print("| --- | --- | --- | --- |")
+        for name, ms in rows.items():
+            print(f"| {name} | {ms:.1f} | {1e3 / ms:.0f} | {base / ms:.2f} |", flush=True)
     if "speed" in parts:
         sizes = [int(b) for b in args.arch_batch.split(",")]
         head = f"archs per pass ({args.threads} threads, {args.device}, {args.order} cells)"
