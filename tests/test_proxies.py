@@ -10,7 +10,7 @@ from torch.func import functional_call, grad, jvp
 
 from tests.tiny import TinyNet, tiny_batch
 from zcpipe.workers.engine import ProxyEngine
-from zcpipe.workers.proxies import get_proxies
+from zcpipe.workers.proxies import Batch, get_proxies
 
 LAYERS = ("c1.weight", "c2.weight", "fc.weight")
 
@@ -107,6 +107,27 @@ def test_l2_norm_params_and_flops_by_hand():
     # 2 FLOPs per multiply-add for one 6×6 image: conv 3×3 (pad 1), conv 1×1, linear.
     assert [layer.flops for layer in stats.layers] == [2 * 4 * 36 * 27, 2 * 5 * 36 * 4, 2 * 3 * 5]
     assert stats.values["params"] == sum(p.numel() for p in net.parameters())
+
+
+def test_flops_from_one_forward_equal_the_meta_count_in_every_space():
+    # Without a memory budget the engine counts FLOPs from one forward of one image (~17x less host
+    # time); the meta-device pass under torch's counter stays the reference, here and as the oracle.
+    from zcpipe.workers.proxies.counts import count_flops, weight_layer_flops
+    from zcpipe.workers.spaces import BuildOptions, available_spaces, get_space
+
+    for name in available_spaces():
+        space = get_space(name)
+        for cell in space.sample(2, 1):
+            torch.manual_seed(0)
+            net = space.build(cell, BuildOptions())
+            per_layer, total, _ = count_flops(net, (3, 32, 32))
+            assert weight_layer_flops(net, (3, 32, 32), torch.float32) == (per_layer, total), (name, cell)
+            before = {k: v.clone() for k, v in net.state_dict().items()}
+            stats = ProxyEngine(get_proxies(["params", "flops"])).compute(
+                net, Batch(torch.zeros(2, 3, 32, 32), torch.zeros(2, dtype=torch.long), 10, "z"), 0
+            )
+            assert stats.values["flops"] == total and [layer.flops for layer in stats.layers] == per_layer
+            assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())  # no statistic moved
 
 
 def test_jacov_and_nwot_match_their_formulas():

@@ -176,8 +176,9 @@ class ProxyEngine:
         counters = [p for p in self.proxies if p.pass_name == "count"]
         if counters:
             t0 = time.perf_counter()
-            if counts is None:
-                counts = count_pass(model, tuple(batch.images.shape[1:]), batch.images.dtype)
+            if counts is None:  # activation bytes only where a memory budget needs a plan
+                budget = self.memory_budget_bytes is not None
+                counts = count_pass(model, tuple(batch.images.shape[1:]), batch.images.dtype, activation_bytes=budget)
             self._bytes_per_image = counts.bytes_per_image
             share = (time.perf_counter() - t0) / len(counters)
             for p in counters:
