@@ -5,7 +5,7 @@ about 0.1 s of host time per NB201 architecture (meta BatchNorm decomposes in Py
 would hold a GPU actor under 10 architectures per second. Here one forward of one image through the
 batched network, in eval mode without autograd (no statistic moves, nothing is saved), gives every
 stacked layer's output shape; each layer's FLOPs are torch's counter's own formulas for that shape
-(`conv_flop_count`, `mm_flop`), split evenly among the layer's architectures, which all have its
+(`counts.layer_flops`), split evenly among the layer's architectures, which all have its
 shape. The values equal the count pass's (tests/test_batched.py).
 """
 
@@ -13,10 +13,9 @@ from __future__ import annotations
 
 import torch
 import torch.nn as nn
-from torch.utils.flop_counter import conv_flop_count, mm_flop
 
 from zcpipe.workers.batched.network import BatchedNetwork
-from zcpipe.workers.proxies.counts import CountPass
+from zcpipe.workers.proxies.counts import CountPass, layer_flops
 
 
 def batched_counts(net: BatchedNetwork, models: list[nn.Module], image_shape: tuple[int, ...]) -> list[CountPass]:
@@ -25,15 +24,9 @@ def batched_counts(net: BatchedNetwork, models: list[nn.Module], image_shape: tu
     flops_of: dict[int, int] = {}
 
     def on_output(index: int, y: torch.Tensor) -> None:
-        layer = net.layout.layers[index]
-        m = layer.module
-        if isinstance(m, nn.Conv2d):  # one grouped convolution: its FLOPs are its architectures' sum
-            flops = conv_flop_count(list(y.shape), list(m.weight.shape), list(y.shape))
-        else:  # the classifier: one matrix product per architecture
-            n = len(layer.archs)
-            k, c = m.weight.shape[0] // n, m.weight.shape[1]
-            flops = n * mm_flop([y.shape[0], c], [c, k])
-        flops_of[index] = flops_of.get(index, 0) + int(flops)
+        # A stacked layer (one grouped convolution; the classifier, `in_features` C and B·K outputs) counts
+        # its architectures' sum, as the counter would for that one call.
+        flops_of[index] = flops_of.get(index, 0) + layer_flops(net.layout.layers[index].module, y.shape)
 
     first = net.layout.layers[0].module.weight
     x = torch.zeros((1, *image_shape), dtype=first.dtype, device=first.device)
@@ -48,7 +41,7 @@ def batched_counts(net: BatchedNetwork, models: list[nn.Module], image_shape: tu
         net.hooks.on_output = hook
     out = []
     for b, model in enumerate(models):
-        layer_flops = [flops_of[i] // len(net.layout.layers[i].archs) for i, _ in net.layout.of_arch[b]]
+        per_layer = [flops_of[i] // len(net.layout.layers[i].archs) for i, _ in net.layout.of_arch[b]]
         params = float(sum(p.numel() for p in model.parameters()))  # as the count pass: every parameter
-        out.append(CountPass(params, float(sum(layer_flops)), layer_flops, None))
+        out.append(CountPass(params, float(sum(per_layer)), per_layer, None))
     return out

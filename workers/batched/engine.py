@@ -98,10 +98,12 @@ class BatchedEngine:
                         self.single.record(st, p, lambda v=v: zen_value(v), share)
             del net
         skeletons(None)  # no batched pass: each architecture's own count pass
-        for model, st, seed in zip(models, stats, generator_seeds, strict=True) if self.own else ():
-            ctx = ProxyContext(layers=[m for _, m in weight_layers(model)], generator_seed=seed)  # a walk per arch
-            for p in self.own:
-                self.single.record(st, p, lambda p=p, m=model, c=ctx: self.single.standalone_with_split(p, m, batch, c))
+        own = self.single.standalone_with_split
+        if self.own:  # the layers' walk below is host time per architecture: only for proxies that need it
+            for model, st, seed in zip(models, stats, generator_seeds, strict=True):
+                ctx = ProxyContext(layers=[m for _, m in weight_layers(model)], generator_seed=seed)
+                for p in self.own:
+                    self.single.record(st, p, lambda p=p, m=model, c=ctx: own(p, m, batch, c))
         return stats
 
     def _timed(self, stats: list[ArchStats], proxies: list[Proxy], layout: Layout, run) -> None:

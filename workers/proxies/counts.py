@@ -6,6 +6,7 @@ gives each weight layer's own counts (weights + bias; its FLOPs), which every ro
 facts beside its shape, and the activation bytes per image that micro-batch planning needs.
 """
 
+import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -99,6 +100,16 @@ def count_pass(
     return CountPass(params, float(total), per_layer, None)
 
 
+def layer_flops(m: nn.Module, out_shape: torch.Size) -> int:
+    """What torch's counter counts for one call of a Conv2d or Linear `m` whose output has `out_shape`:
+    its formulas, `conv_flop_count` (the batch size and output positions are the output's) and `mm_flop`
+    (one row per output row). A grouped or stacked layer counts every group's share, as the counter does."""
+    if isinstance(m, nn.Conv2d):
+        return int(conv_flop_count(list(out_shape), list(m.weight.shape), list(out_shape)))
+    rows = math.prod(out_shape[:-1])
+    return int(mm_flop([rows, m.in_features], [m.in_features, m.out_features]))
+
+
 def weight_layer_flops(net: nn.Module, input_shape: tuple[int, ...], dtype: torch.dtype) -> tuple[list[int], int]:
     """(FLOPs per weight layer in module order, total FLOPs) of one image, as `count_flops` counts them:
     torch's counter's formulas (`conv_flop_count`, `mm_flop`) for the shapes each Conv2d and Linear
@@ -107,14 +118,8 @@ def weight_layer_flops(net: nn.Module, input_shape: tuple[int, ...], dtype: torc
     layers' sum; tests/test_proxies.py checks both against `count_flops` in every space."""
     flops: dict[int, int] = {}
 
-    def hook(m: nn.Module, inputs: tuple, out: torch.Tensor) -> None:
-        x = inputs[0]
-        if isinstance(m, nn.Conv2d):
-            f = conv_flop_count(list(x.shape), list(m.weight.shape), list(out.shape))
-        else:
-            rows = x.numel() // x.shape[-1]
-            f = mm_flop([rows, m.in_features], [m.in_features, m.out_features])
-        flops[id(m)] = flops.get(id(m), 0) + int(f)
+    def hook(m: nn.Module, _inputs: tuple, out: torch.Tensor) -> None:
+        flops[id(m)] = flops.get(id(m), 0) + layer_flops(m, out.shape)
 
     counted = [m for m in net.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
     handles = [m.register_forward_hook(hook) for m in counted]
