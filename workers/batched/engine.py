@@ -19,7 +19,7 @@ import torch.nn as nn
 
 from zcpipe.workers.batched.build import batched_network
 from zcpipe.workers.batched.counts import batched_counts
-from zcpipe.workers.batched.network import BatchedNetwork, Layout
+from zcpipe.workers.batched.network import Layout
 from zcpipe.workers.batched.passes import BatchedPass, run_data_pass, run_synflow_pass, weights_pass
 from zcpipe.workers.batched.zen import run_zen_pass
 from zcpipe.workers.device import synchronize
@@ -64,26 +64,16 @@ class BatchedEngine:
         by_pass: dict[str, list[Proxy]] = {}
         for p in self.batched:
             by_pass.setdefault(p.pass_name, []).append(p)
-        stats: list[ArchStats] = []
-
-        def skeletons(net: BatchedNetwork | None) -> None:
-            # Once, from the first batched network built: one forward of one image counts every
-            # architecture's FLOPs (workers/batched/counts.py), not a count pass per architecture.
-            if not stats:
-                counts = batched_counts(net, models, tuple(batch.images.shape[1:])) if net and self.counters else None
-                stats.extend(
-                    self.single.skeleton(m, batch, None if counts is None else counts[b])[0]
-                    for b, m in enumerate(models)
-                )
-
-        if "synflow" in by_pass:
-            net64 = batched_network(models, dtype=torch.float64, absolute=True)
-            skeletons(net64)
-            self._timed(stats, by_pass["synflow"], net64.layout, lambda: BatchedPass(run_synflow_pass(net64, batch)))
-            del net64
-        if by_pass.keys() & {"data", "weights", "zen"}:
-            net = batched_network(models)  # one float32 network for these passes; zen, which redraws its weights, last
-            skeletons(net)
+        # One network for every batched pass: synflow's |θ| in float64 is substituted for its call
+        # alone; zen, which redraws the weights, goes last.
+        net = batched_network(models) if by_pass else None
+        # One forward of one image through the batched network counts every architecture's FLOPs
+        # (workers/batched/counts.py); without one, each architecture has its own count pass.
+        counts = batched_counts(net, models, tuple(batch.images.shape[1:])) if net and self.counters else None
+        stats = [self.single.skeleton(m, batch, None if counts is None else counts[b])[0] for b, m in enumerate(models)]
+        if net is not None:
+            if "synflow" in by_pass:
+                self._timed(stats, by_pass["synflow"], net.layout, lambda: BatchedPass(run_synflow_pass(net, batch)))
             if "data" in by_pass:
                 needs = {need for p in by_pass["data"] for need in p.needs}
                 self._timed(stats, by_pass["data"], net.layout, lambda: run_data_pass(net, batch, needs))
@@ -97,7 +87,6 @@ class BatchedEngine:
                     for p in by_pass["zen"]:
                         self.single.record(st, p, lambda v=v: zen_value(v), share)
             del net
-        skeletons(None)  # no batched pass: each architecture's own count pass
         own = self.single.standalone_with_split
         if self.own:  # the layers' walk below is host time per architecture: only for proxies that need it
             for model, st, seed in zip(models, stats, generator_seeds, strict=True):

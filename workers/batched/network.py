@@ -109,9 +109,8 @@ class Choice:
     put: Blocks | None
 
 
-def _cat_param(tensors: list[torch.Tensor], dtype: torch.dtype | None) -> nn.Parameter:
-    t = torch.cat([x.detach() for x in tensors])
-    return nn.Parameter(t if dtype is None else t.to(dtype))
+def _cat_param(tensors: list[torch.Tensor]) -> nn.Parameter:
+    return nn.Parameter(torch.cat([x.detach() for x in tensors]))
 
 
 class BatchedNetwork(nn.Module):
@@ -122,14 +121,12 @@ class BatchedNetwork(nn.Module):
     the logits as `[N, B, classes]`. With `batchnorm=False` every BatchNorm is bypassed (synflow).
     """
 
-    def __init__(self, nets: list[nn.Module], dtype: torch.dtype | None, absolute: bool):
+    def __init__(self, nets: list[nn.Module]):
         """Stacks what every network here starts with, its stem (`net.stem`: a conv and a BatchNorm); the
         subclass stacks the rest, in the order of the network's modules."""
         super().__init__()
         self.n_archs = len(nets)
-        self.dtype = dtype
         self._device = nets[0].stem[0].weight.device
-        self.absolute = absolute  # synflow's |θ|
         self.layout = Layout(of_arch=[[] for _ in nets])
         self.hooks = Hooks()
         self.batchnorm = True
@@ -159,12 +156,8 @@ class BatchedNetwork(nn.Module):
             )
         else:
             module = nn.Linear(first.in_features, first.out_features * len(layers), device="meta")
-            module.bias = _cat_param([m.bias for m in layers], self.dtype)
-        module.weight = _cat_param([m.weight for m in layers], self.dtype)
-        if self.absolute:
-            with torch.no_grad():
-                for p in module.parameters():
-                    p.abs_()
+            module.bias = _cat_param([m.bias for m in layers])
+        module.weight = _cat_param([m.weight for m in layers])
         index = len(self.layout.layers)
         c_out = first.weight.shape[0]
         self.layout.layers.append(
@@ -178,15 +171,11 @@ class BatchedNetwork(nn.Module):
     def _stacked_bn(self, bns: list[nn.BatchNorm2d], positions: list[int]) -> nn.BatchNorm2d:
         channels = sum(m.num_features for m in bns)
         bn = nn.BatchNorm2d(channels, eps=bns[0].eps, momentum=bns[0].momentum, device="meta")
-        bn.weight = _cat_param([m.weight for m in bns], self.dtype)
-        bn.bias = _cat_param([m.bias for m in bns], self.dtype)
-        bn.running_mean = torch.cat([m.running_mean for m in bns]).to(bn.weight.dtype)
-        bn.running_var = torch.cat([m.running_var for m in bns]).to(bn.weight.dtype)
+        bn.weight = _cat_param([m.weight for m in bns])
+        bn.bias = _cat_param([m.bias for m in bns])
+        bn.running_mean = torch.cat([m.running_mean for m in bns])
+        bn.running_var = torch.cat([m.running_var for m in bns])
         bn.num_batches_tracked = bns[0].num_batches_tracked.clone()
-        if self.absolute:
-            with torch.no_grad():
-                bn.weight.abs_()
-                bn.bias.abs_()
         self._bns.append(bn)
         self._bn_archs.append((positions, self._index(positions, every=False)))
         return bn

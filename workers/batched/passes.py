@@ -14,11 +14,13 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from torch.func import functional_call
 
 from zcpipe.workers.batched.network import BatchedNetwork
 from zcpipe.workers.proxies.inputs import Batch, Need
 from zcpipe.workers.proxies.passes import DataPass, accumulate_fisher, gradient_inner
 from zcpipe.workers.proxies.second_order import SecondOrderRules
+from zcpipe.workers.proxies.synflow import absolute_float64
 
 
 @dataclass
@@ -149,14 +151,22 @@ def _fisher(net: BatchedNetwork, ids: list[int], acts: dict, grads: tuple, n: in
     return list((0.5 * acc / n).split(widths))
 
 
-def run_synflow_pass(net64: BatchedNetwork, batch: Batch) -> DataPass:
-    """synflow's pass: |θ| in float64 (`net64` was built with `absolute=True`), no BatchNorm, one input
-    of ones; the gradient of the summed outputs of every architecture."""
-    net64.batchnorm = False
-    layers = [layer.module for layer in net64.layout.layers]
-    weights = [m.weight for m in layers]
+def run_synflow_pass(net: BatchedNetwork, batch: Batch) -> DataPass:
+    """synflow's pass over `net` with its weight layers' parameters replaced by |θ| in float64 for the
+    call (`functional_call`; the network keeps its own, so the other passes need no second network),
+    no BatchNorm, one input of ones: the gradient of the summed outputs of every architecture."""
+    layers = [layer.module for layer in net.layout.layers]
+    params = [p for m in layers for p in m.parameters(recurse=False)]
+    absolute = absolute_float64(params)
+    names = {id(p): name for name, p in net.named_parameters()}
+    weights = [absolute[id(m.weight)] for m in layers]
     x = torch.ones((1, *batch.images.shape[1:]), dtype=torch.float64, device=batch.images.device)
-    grads = torch.autograd.grad(net64(x).sum(), weights, allow_unused=True)
+    net.batchnorm = False
+    try:
+        out = functional_call(net, {names[id(p)]: absolute[id(p)] for p in params}, (x,))
+    finally:
+        net.batchnorm = True
+    grads = torch.autograd.grad(out.sum(), weights, allow_unused=True)
     return DataPass(
         layers=layers,
         weights=[w.detach() for w in weights],

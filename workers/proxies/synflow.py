@@ -19,7 +19,7 @@ class Synflow(Proxy):
         # BatchNorm, so no tensor is copied only to be converted or dropped.
         bypassed = without_batchnorm(net)
         params = [p for m in net.modules() if id(m) not in bypassed for p in m.parameters(recurse=False)]
-        net = copy_with(net, {**_absolute_float64(params), **bypassed}).double()
+        net = copy_with(net, {**absolute_float64(params), **bypassed}).double()
         with torch.no_grad():
             for t in net.buffers():  # none in the spaces' networks once BatchNorm is gone
                 t.abs_()
@@ -35,9 +35,10 @@ class Synflow(Proxy):
         return _abs_products(data.weights, data.grads)
 
 
-def _absolute_float64(params: list[nn.Parameter]) -> dict[int, object]:
-    """Replacements for `copy_with`: |θ| in float64 for each parameter, views of one tensor made by one
-    concatenation, one conversion and one absolute value rather than two kernels per parameter."""
+def absolute_float64(params: list[nn.Parameter]) -> dict[int, nn.Parameter]:
+    """|θ| in float64 for each parameter, by `id`: views of one tensor made by one concatenation, one
+    conversion and one absolute value rather than two kernels per parameter (the single engine's copy
+    takes them as `copy_with` replacements, the batched path's pass as substitutes)."""
     if not params:
         return {}
     flat = torch.cat([p.detach().reshape(-1) for p in params]).to(torch.float64).abs_()
