@@ -16,6 +16,7 @@ import torch
 
 from zcpipe.workers.batched.engine import BatchedEngine
 from zcpipe.workers.batched.nb201 import BatchedNB201
+from zcpipe.workers.batched.stacked import StackedBatchNorm2d, StackedConv2d
 from zcpipe.workers.data import to_batch
 from zcpipe.workers.engine import ProxyEngine
 from zcpipe.workers.proxies import get_proxies
@@ -209,6 +210,37 @@ def test_batched_forward_keeps_each_architectures_batchnorm_to_its_own_images():
     for b, m in enumerate(models):
         alone = m.train()(x)
         assert torch.allclose(together[:, b], alone, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("momentum", [0.1, None])
+def test_stacked_layers_built_from_their_tensors_compute_what_each_architectures_layer_does(momentum):
+    # The stacked layers skip torch's constructors and keep torch's forward: a forward that reads an
+    # attribute they did not set fails here, and so does a statistic or batch count kept wrongly
+    # (momentum None averages over the count).
+    gen = torch.Generator().manual_seed(0)
+    convs = [torch.nn.Conv2d(4, 6, 3, padding=1, bias=False).double() for _ in range(3)]
+    bns = [torch.nn.BatchNorm2d(6, momentum=momentum).double() for _ in range(3)]
+    with torch.no_grad():
+        for bn in bns:
+            for t in (bn.weight, bn.bias, bn.running_mean):
+                t.copy_(torch.randn(6, generator=gen, dtype=torch.float64))
+            bn.running_var.uniform_(0.5, 2.0, generator=gen)
+    conv, bn = StackedConv2d(convs), StackedBatchNorm2d(bns).train()
+    x = torch.randn((5, 12, 8, 8), generator=gen, dtype=torch.float64)
+    y = conv(x)
+    assert torch.equal(y, torch.cat([c(xj) for c, xj in zip(convs, x.split(4, 1), strict=True)], 1))
+    for _ in range(2):
+        together = bn(y)
+        alone = [b.train()(yj) for b, yj in zip(bns, y.split(6, 1), strict=True)]
+    assert torch.allclose(together, torch.cat(alone, 1), rtol=1e-12, atol=1e-12)
+    assert torch.allclose(bn.running_var, torch.cat([b.running_var for b in bns]), rtol=1e-12)
+    assert torch.allclose(bn.running_mean, torch.cat([b.running_mean for b in bns]), rtol=1e-12, atol=1e-12)
+    assert int(bn.num_batches_tracked) == 2
+    evaluated = [b.eval()(yj) for b, yj in zip(bns, y.split(6, 1), strict=True)]
+    assert torch.allclose(bn.eval()(y), torch.cat(evaluated, 1), rtol=1e-12, atol=1e-12)
+    assert "StackedConv2d(12, 18" in repr(conv) and "StackedBatchNorm2d(18" in repr(bn)
+    with pytest.raises(TypeError, match="without bias"):
+        StackedConv2d([torch.nn.Conv2d(4, 6, 3)])
 
 
 def _worker(arch_batch: int) -> ProxyWorker:

@@ -25,6 +25,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from zcpipe.workers.batched.blocks import Blocks, join_blocks, split_blocks
+from zcpipe.workers.batched.stacked import StackedBatchNorm2d, StackedConv2d, stacked_parameter
 from zcpipe.workers.spaces import nb201 as nb201_space
 from zcpipe.workers.spaces import nds_ops
 from zcpipe.workers.spaces.base import weight_layers
@@ -109,10 +110,6 @@ class Choice:
     put: Blocks | None
 
 
-def _cat_param(tensors: list[torch.Tensor]) -> nn.Parameter:
-    return nn.Parameter(torch.cat([x.detach() for x in tensors]))
-
-
 class BatchedNetwork(nn.Module):
     """B networks of one space computed together; subclasses wire the space's network.
 
@@ -135,6 +132,7 @@ class BatchedNetwork(nn.Module):
         self._bns = nn.ModuleList()
         self._bn_archs: list[tuple[list[int], torch.Tensor]] = []
         self._every = list(range(len(nets)))
+        self._indices: dict[tuple[int, ...], torch.Tensor] = {}
         self._stem = self._compile([n.stem for n in nets], self._every)
 
     # ------------------------------------------------------------------ construction
@@ -143,21 +141,11 @@ class BatchedNetwork(nn.Module):
         """Stack one weight layer (Conv2d or Linear) of the architectures at `positions`."""
         first = layers[0]
         if isinstance(first, nn.Conv2d):
-            module = nn.Conv2d(
-                first.in_channels * len(layers),
-                first.out_channels * len(layers),
-                first.kernel_size,
-                stride=first.stride,
-                padding=first.padding,
-                dilation=first.dilation,
-                groups=first.groups * len(layers),
-                bias=False,
-                device="meta",  # no initialisation: the weights are the architectures'
-            )
-        else:
+            module: nn.Module = StackedConv2d(layers)
+        else:  # the classifier, once per network
             module = nn.Linear(first.in_features, first.out_features * len(layers), device="meta")
-            module.bias = _cat_param([m.bias for m in layers])
-        module.weight = _cat_param([m.weight for m in layers])
+            module.weight = stacked_parameter([m.weight for m in layers])
+            module.bias = stacked_parameter([m.bias for m in layers])
         index = len(self.layout.layers)
         c_out = first.weight.shape[0]
         self.layout.layers.append(
@@ -169,13 +157,7 @@ class BatchedNetwork(nn.Module):
         return index
 
     def _stacked_bn(self, bns: list[nn.BatchNorm2d], positions: list[int]) -> nn.BatchNorm2d:
-        channels = sum(m.num_features for m in bns)
-        bn = nn.BatchNorm2d(channels, eps=bns[0].eps, momentum=bns[0].momentum, device="meta")
-        bn.weight = _cat_param([m.weight for m in bns])
-        bn.bias = _cat_param([m.bias for m in bns])
-        bn.running_mean = torch.cat([m.running_mean for m in bns])
-        bn.running_var = torch.cat([m.running_var for m in bns])
-        bn.num_batches_tracked = bns[0].num_batches_tracked.clone()
+        bn = StackedBatchNorm2d(bns)
         self._bns.append(bn)
         self._bn_archs.append((positions, self._index(positions, every=False)))
         return bn
@@ -242,11 +224,14 @@ class BatchedNetwork(nn.Module):
         return [(bn, positions, index) for bn, (positions, index) in zip(self._bns, self._bn_archs, strict=True)]
 
     def _index(self, positions: list[int], every: bool = True) -> torch.Tensor | None:
-        """`positions` as a device tensor, made once here rather than on every pass; None for every
-        architecture in order where `every` allows it."""
+        """`positions` as a device tensor, made once per network rather than on every pass (and once for
+        an op's layers, BatchNorms and group); None for every architecture in order where `every` allows it."""
         if every and positions == self._every:
             return None
-        return torch.tensor(positions, device=self._device)
+        key = tuple(positions)
+        if key not in self._indices:
+            self._indices[key] = torch.tensor(positions, device=self._device)
+        return self._indices[key]
 
     # ------------------------------------------------------------------ forward
 
