@@ -15,7 +15,8 @@ does), and the 64 real CIFAR-10 images in bench/data/cifar10-64.npz (the seed-0 
   (d) speed: synchronised seconds per architecture on NB201 and DARTS cells, peak memory, and the
       ranking of the NB201 cells by every proxy against the CPU's;
   (e) concurrency: K worker processes on the one device, total architectures per second, without
-      and (where `nvidia-cuda-mps-control` exists) under CUDA MPS, started and stopped here;
+      and (where `nvidia-cuda-mps-control` exists) under CUDA MPS, started and stopped here; and
+      K batched-path processes under MPS, each with B from its share of the memory;
   (f) a profile of one DARTS architecture (per-proxy seconds, the top kernels);
   (g) a real `zcpipe ingest --gpus 1` where Ray, DuckDB and Zarr are installed;
   (h) the batched path, the 13 proxies: archs/s at B = 1, 16, 64, 256 on NB201 and 1, 16, 64 on NB301's
@@ -116,6 +117,8 @@ class Sizes:
     speed: dict[str, int] = field(default_factory=lambda: {"nb201": 30, "nds-darts": 6})
     workers: tuple[int, ...] = (1, 4, 8, 16)
     concurrency_cells: int = 32
+    batched_workers: tuple[int, ...] = (4, 16)  # batched-path processes under MPS
+    concurrency_batched_cells: int = 128
     arch_batches: tuple[int, ...] = (1, 16, 64, 256)
     darts_arch_batches: tuple[int, ...] = (1, 16, 64)
     darts: tuple[str, dict] = ("nb301", {})  # NB301's network (DARTS cells, C=32), the batched part's DARTS
@@ -128,6 +131,8 @@ QUICK = Sizes(  # the suite's dry run: every part runs, on the least that exerci
     speed={"nb201": 2},
     workers=(1, 2),
     concurrency_cells=2,
+    batched_workers=(2,),
+    concurrency_batched_cells=4,
     arch_batches=(1, 2),
     darts_arch_batches=(1, 2),
     darts=("nds-darts", {"width": 4, "depth": 3}),  # the same code path on the smallest DARTS network
@@ -322,30 +327,36 @@ def part_speed(device: str, sizes: Sizes, report: dict) -> None:
 # ---------------------------------------------------------------- (e) concurrency
 
 
-def _concurrent_worker(device, archs, batch, barrier, out) -> None:
+def _concurrent_worker(device, archs, batch, barrier, out, k: int, batched: bool) -> None:
     images, labels, n_cls = batch_arrays(batch)
-    worker = ProxyWorker(WorkerConfig(space="nb201", proxies=PROXIES, device=device), images, labels, n_cls)
-    worker.compute(*archs[0])  # warm-up outside the timed window
+    if batched:  # as an ingest actor among k on one GPU: the 13 proxies, B from its share of the memory
+        cfg = WorkerConfig(space="nb201", proxies=THIRTEEN, device=device, arch_batch=0, device_share=k)
+    else:
+        cfg = WorkerConfig(space="nb201", proxies=PROXIES, device=device)
+    worker = ProxyWorker(cfg, images, labels, n_cls)
+    worker.compute_many(archs[:2])  # warm-up outside the timed window (and the batched path's B chosen)
     barrier.wait(timeout=600)
     t0 = time.perf_counter()
-    for key, spec in archs:
-        worker.compute(key, spec)
+    worker.compute_many(archs)
     synchronize(device)
-    out.put((t0, time.perf_counter()))
+    out.put((t0, time.perf_counter(), worker.arch_batch))
 
 
-def _k_processes(device: str, archs: list, k: int, batch: int) -> dict:
+def _k_processes(device: str, archs: list, k: int, batch: int, batched: bool = False) -> dict:
     ctx = mp.get_context("spawn")  # CUDA cannot be forked
     barrier, out = ctx.Barrier(k), ctx.Queue()
     share = [archs[i::k] for i in range(k)]
-    procs = [ctx.Process(target=_concurrent_worker, args=(device, s, batch, barrier, out)) for s in share]
+    procs = [ctx.Process(target=_concurrent_worker, args=(device, s, batch, barrier, out, k, batched)) for s in share]
     for p in procs:
         p.start()
     spans = [out.get(timeout=900) for _ in procs]
     for p in procs:
         p.join(timeout=60)
-    wall = max(e for _, e in spans) - min(s for s, _ in spans)
-    return {"archs": len(archs), "wall_s": round(wall, 2), "archs_per_s": len(archs) / wall}
+    wall = max(e for _, e, _ in spans) - min(s for s, _, _ in spans)
+    row = {"archs": len(archs), "wall_s": round(wall, 2), "archs_per_s": len(archs) / wall}
+    if batched:
+        row["arch_batch"] = sorted({b for _, _, b in spans})
+    return row
 
 
 def _mps_daemon(tmp: Path):
@@ -364,6 +375,9 @@ def _mps_daemon(tmp: Path):
 
 
 def part_concurrency(device: str, sizes: Sizes, report: dict, out_dir: Path | None = None) -> None:
+    """K single-engine processes without and under MPS; then K batched-path processes under MPS, each
+    choosing its B from its share of the GPU's memory (as `--actors-per-gpu K` ingest actors do):
+    whether the batched path still gains from K > 1."""
     archs = cells("nb201", sizes.concurrency_cells)
     rows = {}
     for k in sizes.workers:
@@ -376,10 +390,17 @@ def part_concurrency(device: str, sizes: Sizes, report: dict, out_dir: Path | No
         try:
             for k in sizes.workers:
                 rows[f"K={k} MPS"] = _k_processes(device, archs, k, sizes.batch)
+            many = cells("nb201", sizes.concurrency_batched_cells)
+            for k in sizes.batched_workers:
+                rows[f"K={k} MPS, batched"] = _k_processes(device, many, k, sizes.batch, batched=True)
         finally:
             stop()
     else:
         rows["MPS"] = {"skipped": "no CUDA device or no nvidia-cuda-mps-control here"}
+        if device == "cpu":  # the dry run: the batched processes' code path, without MPS
+            many = cells("nb201", sizes.concurrency_batched_cells)
+            for k in sizes.batched_workers:
+                rows[f"K={k}, batched"] = _k_processes(device, many, k, sizes.batch, batched=True)
     report["concurrency"] = rows
 
 
@@ -670,6 +691,8 @@ def markdown(report: dict) -> str:
         )
     for k, c in report.get("concurrency", {}).items():
         text = c.get("skipped") or f"{c['archs_per_s']:.1f} archs/s total ({c['archs']} NB201 archs, {c['wall_s']} s)"
+        if "arch_batch" in c:
+            text += f", B chosen {'/'.join(map(str, c['arch_batch']))}"
         lines.append(f"| {k} worker processes | {text} |")
     if "split" in report:
         lines.append(f"| split micro_batch=8 | {report['split']['micro_batches']} micro-batches |")

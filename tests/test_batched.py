@@ -243,7 +243,7 @@ def test_stacked_layers_built_from_their_tensors_compute_what_each_architectures
         StackedConv2d([torch.nn.Conv2d(4, 6, 3)])
 
 
-def _worker(arch_batch: int) -> ProxyWorker:
+def _worker(arch_batch: int, device_share: int = 1) -> ProxyWorker:
     rng = np.random.default_rng(0)
     images = rng.standard_normal((8, 3, 32, 32)).astype(np.float32)
     cfg = WorkerConfig(
@@ -251,6 +251,7 @@ def _worker(arch_batch: int) -> ProxyWorker:
         proxies=("snip", "synflow", "nwot", "params", "flops"),
         space_params={"channels": 8, "cells_per_stage": 1},
         arch_batch=arch_batch,
+        device_share=device_share,
     )
     return ProxyWorker(cfg, images, rng.integers(0, 10, 8), 10)
 
@@ -293,6 +294,23 @@ def test_out_of_memory_halves_the_architectures_per_pass(tmp_path, monkeypatch):
     assert (tmp_path / "fired").exists()
     assert worker.arch_batch == 2
     assert [r.status for r in records] == ["ok", "ok", "ok", "partial"]  # the `none` cell: nwot NULL
+
+
+def test_processes_sharing_a_device_each_plan_their_arch_batch_for_their_part_of_its_memory(tmp_path):
+    # K actors on one GPU start together and each sees nearly all its memory free: planning for all of it,
+    # each would pick the largest B and all would run out of memory. A tiny network fits 64 per pass in
+    # all of this machine's memory, and 1 in a millionth of it.
+    from zcpipe.pipeline.ingest.config import IngestConfig
+
+    archs = [(c, c) for c in CELLS[:2]]
+    alone, crowded = _worker(arch_batch=0), _worker(arch_batch=0, device_share=10**6)
+    alone.compute_many(archs)
+    crowded.compute_many(archs)
+    assert (alone.arch_batch, crowded.arch_batch) == (64, 1)
+    # A cluster's address: its GPUs need not be this machine's.
+    cfg = IngestConfig(space="nb201", store=str(tmp_path), limit=4, gpus=1, actors_per_gpu=4, ray_address="auto")
+    assert cfg.worker_config("cuda", 1, None).device_share == 4
+    assert cfg.worker_config("cpu", 1, None).device_share == 1
 
 
 @pytest.mark.parametrize("arch_batch, expected", [(None, 1), (8, 8)])

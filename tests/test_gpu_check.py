@@ -50,6 +50,7 @@ def test_the_cpu_dry_run_meets_its_targets_and_writes_its_table(tmp_path):
     assert set(report["values"]["whole"]["shared"]) == set(report["ranking"]) == set(all_proxies())
     assert report["split"]["micro_batches"] > 1
     assert {"K=1", "K=2"} <= set(report["concurrency"]) and (tmp_path / "profile.txt").stat().st_size > 0
+    assert report["concurrency"]["K=2, batched"]["arch_batch"]  # each process chose its B from its share
     assert not report["errors"]
     # The batched path ran at each B and its operators were counted. Not compared here: on the CPU a
     # stacked convolution runs per architecture, so a pass of two dispatches about what the single engine

@@ -93,13 +93,24 @@ def release_cached_memory(device: torch.device | str) -> None:
         torch.cuda.empty_cache()
 
 
-def free_memory_bytes(device: torch.device | str) -> float:
-    """Free memory on `device`: the GPU's as CUDA reports it; on the CPU, what the OS says is available."""
+def memory_bytes(device: torch.device | str) -> tuple[float, float]:
+    """(free, total) memory of `device`: the GPU's as CUDA reports them; on the CPU, what the OS says is
+    available and the physical memory."""
     device = torch.device(device)
     if device.type == "cuda":
-        free, _total = torch.cuda.mem_get_info(device)
-        return float(free)
-    return float(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+        free, total = torch.cuda.mem_get_info(device)
+        return float(free), float(total)
+    page = os.sysconf("SC_PAGE_SIZE")
+    return float(os.sysconf("SC_AVPHYS_PAGES") * page), float(os.sysconf("SC_PHYS_PAGES") * page)
+
+
+def share_of_memory(device: torch.device | str, share: int) -> float:
+    """The bytes one of `share` processes on `device` may plan for: 80 % (the caching allocator keeps
+    some) of the smaller of the free memory and its part of the total. The part matters when the
+    processes start together: each sees nearly all memory free, and each taking it all would leave all
+    of them out of memory."""
+    free, total = memory_bytes(device)
+    return 0.8 * min(free, total / max(1, share))
 
 
 MPS_PIPE_DEFAULT = "/tmp/nvidia-mps"

@@ -17,10 +17,10 @@ from zcpipe.workers.data import to_batch
 from zcpipe.workers.device import (
     DeviceFault,
     configure_precision,
-    free_memory_bytes,
     is_device_fault,
     is_out_of_memory,
     release_cached_memory,
+    share_of_memory,
 )
 from zcpipe.workers.engine import ArchStats, ProxyEngine
 from zcpipe.workers.proxies import get_proxies
@@ -45,6 +45,9 @@ class WorkerConfig:
     # 1 computes one architecture at a time, 0 chooses from the memory budget. Out of memory halves it
     # before images are split.
     arch_batch: int = 1
+    # Processes that share this device (--actors-per-gpu): without a memory budget, the automatic
+    # arch_batch plans for this part of the device's memory.
+    device_share: int = 1
 
 
 @dataclass
@@ -132,11 +135,11 @@ class ProxyWorker:
         return records
 
     def _auto_arch_batch(self, spec: str) -> int:
-        """`arch_batch` 0: as many architectures as fit the memory budget, or 80 % of the device's free
-        memory (the caching allocator keeps some), up to `MAX_ARCH_BATCH`."""
+        """`arch_batch` 0: as many architectures as fit the memory budget, or this process's share of the
+        device's memory (`share_of_memory`), up to `MAX_ARCH_BATCH`."""
         budget = self.engine.memory_budget_bytes
         if budget is None:
-            budget = 0.8 * free_memory_bytes(self.device)
+            budget = share_of_memory(self.device, self.cfg.device_share)
         try:
             model = self.space.build(spec, self.options)
         except ArchError:

@@ -150,7 +150,8 @@ class IngestConfig:
 
     def worker_config(self, device: str, threads: int, memory_budget_mb: float | None) -> WorkerConfig:
         """The worker side's configuration, on `device` with `threads` and the memory budget the driver
-        gives each actor (it knows how many share a machine)."""
+        gives each actor (it knows how many share a machine); actors that share a GPU each plan for
+        their part of its memory."""
         from zcpipe.workers.worker import WorkerConfig
 
         return WorkerConfig(
@@ -163,6 +164,7 @@ class IngestConfig:
             micro_batch=self.micro_batch,
             memory_budget_mb=memory_budget_mb,
             arch_batch=self.batched_archs,
+            device_share=self.actors_per_gpu if device == "cuda" else 1,
         )
 
     @property
