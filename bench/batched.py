@@ -18,7 +18,8 @@ DARTS network with `nb301`; the 64 real CIFAR-10 images in bench/data/cifar10-64
   breakdown  the single engine's operators per architecture for one proxy set at a time (not run by
            default): where its launches go;
   host     milliseconds per architecture on a batch whose kernels cost next to nothing (2 images of
-           8x8), single engine vs batched at the kernel sizes, stacked convolutions grouped as on a
+           8x8), single engine vs batched at --host-sizes (cells of --order, sorted as a worker sorts
+           a chunk), stacked convolutions grouped as on a
            GPU (not run by default): the host's share (dispatch, Python, and on a CPU the
            parameter-sized copies a GPU makes at memory speed), with and without building each
            network (the space's `build`, which an ingest actor runs too), which bounds what one GPU
@@ -158,13 +159,14 @@ def breakdown(cells: list[str]) -> dict[str, float]:
     return out
 
 
-def host(proxies: tuple[str, ...], sizes: list[int]) -> dict[str, tuple[float, float]]:
+def host(proxies: tuple[str, ...], sizes: list[int], order: str) -> dict[str, tuple[float, float]]:
     """(milliseconds per architecture, the same with building its network) for the single engine and
     batched at each of `sizes`, on 2 random images of 8x8: the kernels do almost nothing, so what is left
     is the host's cost per architecture. Building is the space's `build` (what an ingest actor runs for
-    each architecture before the engine sees it), timed apart."""
+    each architecture before the engine sees it), timed apart. The cells (`order`, as the speed part's)
+    are sorted by spec, as a worker sorts a chunk before cutting it into passes."""
     n = max(sizes)
-    cells = get_space(SPACE).sample(n, 3)
+    cells = sorted(_cells(n, order))
     gen = torch.Generator().manual_seed(0)
     batch = Batch(torch.randn((2, 3, 8, 8), generator=gen), torch.tensor([0, 1]), 10, "host")
     options = BuildOptions(num_classes=10, input_shape=(3, 8, 8))
@@ -176,18 +178,18 @@ def host(proxies: tuple[str, ...], sizes: list[int]) -> dict[str, tuple[float, f
     models = _models(cells, options)
     build = (time.perf_counter() - t0) / n * 1e3
     out = {}
-    few = min(8, n)
     t0 = time.perf_counter()
-    for m, seed in zip(models[:few], seeds, strict=False):
+    for m, seed in zip(models, seeds, strict=True):
         single.compute(m, batch, seed)
-    out["single engine"] = (time.perf_counter() - t0) / few * 1e3
+    out["single engine"] = (time.perf_counter() - t0) / n * 1e3
     network.GROUPED_CONV_DEVICES.add("cpu")
     try:
-        for b in sizes:
-            models = _models(cells[:b], options)
+        for b in sizes:  # every size over the same n cells, in passes of b
+            models = _models(cells, options)
             t0 = time.perf_counter()
-            batched.compute(models, batch, seeds[:b])
-            out[f"batched B={b}"] = (time.perf_counter() - t0) / b * 1e3
+            for i in range(0, n, b):
+                batched.compute(models[i : i + b], batch, seeds[i : i + b])
+            out[f"batched B={b}"] = (time.perf_counter() - t0) / n * 1e3
     finally:
         network.GROUPED_CONV_DEVICES.discard("cpu")
     return {name: (ms, ms + build) for name, ms in out.items()}
@@ -255,12 +257,13 @@ def main() -> int:
     ap.add_argument("--cells", type=int, default=16, help="seeded cells for speed and float32")
     ap.add_argument("--arch-batch", default="4,8", help="batched sizes for the speed part")
     ap.add_argument("--kernel-sizes", default="1,16,64", help="batched sizes for the kernel count")
+    ap.add_argument("--host-sizes", default="1,4,16,64", help="batched sizes for the host part")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--proxies", default=",".join(THIRTEEN))
     ap.add_argument("--parts", default="kernels,speed,float32")
     orders = ("sample", "sorted-sample", "enumerated")
-    ap.add_argument("--order", default="sample", choices=orders, help="the speed part's cells")
+    ap.add_argument("--order", default="sample", choices=orders, help="the speed and host parts' cells")
     args = ap.parse_args()
     global SPACE
     SPACE = args.space
@@ -278,11 +281,11 @@ def main() -> int:
         for name, ops in breakdown(cells).items():
             print(f"| {name} | {ops:,.0f} |", flush=True)
     if "host" in parts:
-        sizes = [int(b) for b in args.kernel_sizes.split(",")]
-        rows = host(proxies, sizes)
+        sizes = [int(b) for b in args.host_sizes.split(",")]
+        rows = host(proxies, sizes, args.order)
         base = rows["single engine"][1]
-        print(f"\n| {SPACE}, 2 images of 8x8 | host ms per architecture | with its network's build | archs/s it "
-              "allows | ratio to single |\n| --- | --- | --- | --- | --- |")  # fmt: skip
+        print(f"\n| {SPACE}, 2 images of 8x8, {args.order} cells | host ms per architecture | with its network's "
+              "build | archs/s it allows | ratio to single |\n| --- | --- | --- | --- | --- |")  # fmt: skip
         for name, (ms, built) in rows.items():
             print(f"| {name} | {ms:.1f} | {built:.1f} | {1e3 / built:.0f} | {base / built:.2f} |", flush=True)
     if "speed" in parts:

@@ -115,6 +115,18 @@ def test_batched_path_equals_the_single_engine_in_float64_for_every_value_and_la
     assert batched[0].values["params"] != batched[3].values["params"]  # counts are per architecture
 
 
+def test_a_pass_whose_every_cell_outputs_zeros_equals_the_single_engine(conv_kernels):
+    # Every architecture of the pass picks `none` on all of a node's inputs: the node is zeros that stay in
+    # the graph (the single engine's `Zero` is x·0), so the input gradients are zeros and jacov and epe_nas
+    # are NULL with their reasons, not an error about an input the graph never used.
+    cells = [CELLS[3], "|nor_conv_3x3~0|+|skip_connect~0|none~1|+|none~0|none~1|none~2|"]
+    for some in (cells[:1], cells):
+        batched = _assert_equal_in_float64(
+            some, lambda some=some: _models(some, torch.float64), _batch(8, torch.float64)
+        )
+        assert all(st.values["jacov"] is None and st.reasons["jacov"] for st in batched)
+
+
 def test_batched_darts_networks_equal_the_single_engine_in_float64(conv_kernels):
     space = get_space("nds-darts", width=4, depth=3)
 

@@ -63,7 +63,9 @@ class BatchedNB201(BatchedNetwork):
                 if y is not None:
                     total = y if total is None else total + y
                 k += 1
-            nodes.append(total if total is not None else torch.zeros_like(x))
+            # Every architecture picked `none` into this node: zeros that stay in the graph, as the
+            # single engine's `Zero` (x·0) does, so gradients with respect to the input are zeros, not undefined.
+            nodes.append(total if total is not None else self._zeros(x, 1))
         return nodes[-1]
 
 
