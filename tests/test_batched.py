@@ -255,12 +255,12 @@ def test_stacked_layers_built_from_their_tensors_compute_what_each_architectures
         StackedConv2d([torch.nn.Conv2d(4, 6, 3)])
 
 
-def _worker(arch_batch: int, device_share: int = 1) -> ProxyWorker:
+def _worker(arch_batch: int, device_share: int = 1, proxies: tuple[str, ...] = ()) -> ProxyWorker:
     rng = np.random.default_rng(0)
     images = rng.standard_normal((8, 3, 32, 32)).astype(np.float32)
     cfg = WorkerConfig(
         space="nb201",
-        proxies=("snip", "synflow", "nwot", "params", "flops"),
+        proxies=("snip", "synflow", "nwot", "params", "flops", *proxies),
         space_params={"channels": 8, "cells_per_stage": 1},
         arch_batch=arch_batch,
         device_share=device_share,
@@ -282,6 +282,20 @@ def test_worker_chunks_fail_one_bad_architecture_alone_and_match_one_at_a_time()
             assert got.stats.values[name] == ref.stats.values[name]
         for name in ("snip", "synflow"):  # float32 rounding noise of the network (docs/proxies.md)
             assert math.isclose(got.stats.values[name], ref.stats.values[name], rel_tol=1e-2)
+
+
+def test_a_worker_says_when_a_batched_pass_fails_and_a_pass_of_none_cells_does_not(caplog):
+    # A pass that fails for all its architectures falls back to one at a time (slower, the same values):
+    # said in the log, so a fault of the batched path cannot hide behind its fallback.
+    zeros = [(c, c) for c in (CELLS[3], "|none~0|+|skip_connect~0|none~1|+|none~0|none~1|none~2|")]
+    with caplog.at_level("WARNING", logger="zcpipe.workers.worker"):
+        records = _worker(arch_batch=2, proxies=("jacov",)).compute_many(zeros)
+    assert [r.status for r in records] == ["partial", "partial"] and "batched pass" not in caplog.text
+    worker = _worker(arch_batch=2)
+    worker.batch = replace(worker.batch, labels=worker.batch.labels[:3])  # labels that do not fit the images
+    with caplog.at_level("WARNING", logger="zcpipe.workers.worker"):
+        worker.compute_many([(c, c) for c in CELLS[:2]])
+    assert "a batched pass of 2 architectures failed" in caplog.text
 
 
 def test_worker_sorts_passes_by_spec_and_returns_records_in_the_order_asked():

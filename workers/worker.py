@@ -170,6 +170,7 @@ class ProxyWorker:
             if is_device_fault(e):
                 raise DeviceFault(f"{type(e).__name__} on {self.device_name} in a batched pass: {e}"[:500]) from e
             oom = is_out_of_memory(e)
+            failure = f"{type(e).__name__}: {e}"[:300]
         else:
             seconds = (time.perf_counter() - t0) / len(archs)
             return [
@@ -186,5 +187,7 @@ class ProxyWorker:
             log.warning("out of memory at %d architectures per pass; trying %d", len(archs), self.arch_batch)
             half = len(archs) // 2
             return self._compute_batched(archs[:half]) + self._compute_batched(archs[half:])
-        # Anything else: one at a time, so the architecture that fails fails alone.
+        # Anything else: one at a time, so the architecture that fails fails alone. Said, because a pass
+        # that fails for every architecture in it is the batched path's fault and costs its speed.
+        log.warning("a batched pass of %d architectures failed (%s); computing them one at a time", len(archs), failure)
         return [self.compute(key, spec) for key, spec in archs]
