@@ -18,12 +18,11 @@ DARTS network with `nb301`; the 64 real CIFAR-10 images in bench/data/cifar10-64
   breakdown  the single engine's operators per architecture for one proxy set at a time (not run by
            default): where its launches go;
   host     milliseconds per architecture on a batch whose kernels cost next to nothing (2 images of
-           8x8), single engine vs batched at --host-sizes (cells of --order, sorted as a worker sorts
-           a chunk), stacked convolutions grouped as on a
-           GPU (not run by default): the host's share (dispatch, Python, and on a CPU the
-           parameter-sized copies a GPU makes at memory speed), with and without building each
-           network (the space's `build`, which an ingest actor runs too), which bounds what one GPU
-           actor can reach whatever its kernels cost;
+           8x8, networks of 4 channels at the stem: the same layers and operators), single engine vs
+           batched at --host-sizes (cells of --order, sorted as a worker sorts a chunk), stacked
+           convolutions grouped as on a GPU (not run by default): the host's share (dispatch and
+           Python), with and without building each network (the space's `build`, which an ingest
+           actor runs too), which bounds what one GPU actor can reach whatever its kernels cost;
   float32  each engine's float32 values against the single engine in float64 (the third reference):
            the largest relative difference per proxy, and Kendall τ of the cells' ranking against
            float64's. The batched path passes where it is no farther from float64 than 3x the single
@@ -100,8 +99,17 @@ def _cells(n: int, order: str = "sample") -> list[str]:
     return run + list(itertools.islice(space.enumerate(), n - len(run)))  # wrap around
 
 
-def _models(cells: list[str], options: BuildOptions, dtype: torch.dtype = torch.float32) -> list[torch.nn.Module]:
-    space = get_space(SPACE)
+def _models(
+    cells: list[str], options: BuildOptions, dtype: torch.dtype = torch.float32, narrow: bool = False
+) -> list[torch.nn.Module]:
+    """The networks of `cells` as a seeded ingest builds them; `narrow`: 4 channels at the stem (the
+    host part, whose kernels, parameter-sized ones too, should cost next to nothing; the same layers)."""
+    if not narrow:
+        space = get_space(SPACE)
+    elif SPACE == "nb201":
+        space = get_space("nb201", channels=4)
+    else:  # NB301's network is nds-darts at width 32, depth 8
+        space = get_space("nds-darts", width=4, depth=8)
     out = []
     for cell in cells:
         torch.manual_seed(derive_seed(0, cell))
@@ -161,8 +169,9 @@ def breakdown(cells: list[str]) -> dict[str, float]:
 
 def host(proxies: tuple[str, ...], sizes: list[int], order: str) -> dict[str, tuple[float, float]]:
     """(milliseconds per architecture, the same with building its network) for the single engine and
-    batched at each of `sizes`, on 2 random images of 8x8: the kernels do almost nothing, so what is left
-    is the host's cost per architecture. Building is the space's `build` (what an ingest actor runs for
+    batched at each of `sizes`, on 2 random images of 8x8 and networks of 4 channels at the stem (the
+    same layers, so the same operators): the kernels do almost nothing, so what is left is the host's
+    cost per architecture. Building is the space's `build` (what an ingest actor runs for
     each architecture before the engine sees it), timed apart. The cells (`order`, as the speed part's)
     are sorted by spec, as a worker sorts a chunk before cutting it into passes."""
     n = max(sizes)
@@ -172,10 +181,10 @@ def host(proxies: tuple[str, ...], sizes: list[int], order: str) -> dict[str, tu
     options = BuildOptions(num_classes=10, input_shape=(3, 8, 8))
     seeds = [derive_seed(0, c, "proxy") for c in cells]
     single, batched = ProxyEngine(get_proxies(proxies)), BatchedEngine(ProxyEngine(get_proxies(proxies)))
-    single.compute(_models(cells[:1], options)[0], batch, seeds[0])  # warm-up: lazy state, caches
-    batched.compute(_models(cells[:2], options), batch, seeds[:2])
+    single.compute(_models(cells[:1], options, narrow=True)[0], batch, seeds[0])  # warm-up: lazy state, caches
+    batched.compute(_models(cells[:2], options, narrow=True), batch, seeds[:2])
     t0 = time.perf_counter()
-    models = _models(cells, options)
+    models = _models(cells, options, narrow=True)
     build = (time.perf_counter() - t0) / n * 1e3
     out = {}
     t0 = time.perf_counter()
@@ -185,7 +194,7 @@ def host(proxies: tuple[str, ...], sizes: list[int], order: str) -> dict[str, tu
     network.GROUPED_CONV_DEVICES.add("cpu")
     try:
         for b in sizes:  # every size over the same n cells, in passes of b
-            models = _models(cells, options)
+            models = _models(cells, options, narrow=True)
             t0 = time.perf_counter()
             for i in range(0, n, b):
                 batched.compute(models[i : i + b], batch, seeds[i : i + b])
@@ -284,7 +293,7 @@ def main() -> int:
         sizes = [int(b) for b in args.host_sizes.split(",")]
         rows = host(proxies, sizes, args.order)
         base = rows["single engine"][1]
-        print(f"\n| {SPACE}, 2 images of 8x8, {args.order} cells | host ms per architecture | with its network's "
+        print(f"\n| {SPACE} (C=4), 2 images of 8x8, {args.order} cells | host ms per architecture | with its network's "
               "build | archs/s it allows | ratio to single |\n| --- | --- | --- | --- | --- |")  # fmt: skip
         for name, (ms, built) in rows.items():
             print(f"| {name} | {ms:.1f} | {built:.1f} | {1e3 / built:.0f} | {base / built:.2f} |", flush=True)
