@@ -69,7 +69,9 @@ class BatchedEngine:
         net = batched_network(models) if by_pass else None
         # One forward of one image through the batched network counts every architecture's FLOPs
         # (workers/batched/counts.py); without one, each architecture has its own count pass.
-        counts = batched_counts(net, models, tuple(batch.images.shape[1:])) if net and self.counters else None
+        counts = None
+        if net is not None and self.counters:
+            counts = batched_counts(net, models, tuple(batch.images.shape[1:]))
         stats = [self.single.skeleton(m, batch, None if counts is None else counts[b])[0] for b, m in enumerate(models)]
         if net is not None:
             if "synflow" in by_pass:
