@@ -128,6 +128,43 @@ def test_flops_from_one_forward_equal_the_meta_count_in_every_space():
             )
             assert stats.values["flops"] == total and [layer.flops for layer in stats.layers] == per_layer
             assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())  # no statistic moved
+            # With a data pass, its own forward counts (no forward of the count's own), in micro-batches too.
+            for micro in (None, 1):
+                stats = ProxyEngine(get_proxies(["params", "flops", "snip"]), micro_batch=micro).compute(
+                    net, Batch(torch.randn(2, 3, 32, 32), torch.zeros(2, dtype=torch.long), 10, "z"), 0
+                )
+                assert stats.values["flops"] == total and [layer.flops for layer in stats.layers] == per_layer
+
+
+def test_forward_flops_count_the_first_forward_that_completes_for_one_image():
+    # A forward that fails part-way (out of memory) is forgotten; later ones (micro-batches, GraSP's split
+    # passes) are not counted again; a batch of 5 counts as one image.
+    from zcpipe.workers.proxies.counts import forward_flops, weight_layer_flops
+
+    class Flaky(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.net, self.fail = TinyNet(bias=True), True
+
+        def forward(self, x):
+            self.net.c1(x)  # counted (in a completed forward, twice), then the failure
+            if self.fail:
+                self.fail = False
+                raise RuntimeError("out of memory (simulated)")
+            return self.net(x)
+
+    torch.manual_seed(0)
+    net, x = Flaky(), tiny_batch().images
+    with forward_flops(net) as counted:
+        assert counted.result(net) is None
+        with pytest.raises(RuntimeError, match="simulated"):
+            net(x[:5])
+        net(x[:5])
+        net(x)
+    net.fail = False
+    per_layer, total = weight_layer_flops(net, tuple(x.shape[1:]), x.dtype)
+    c1 = weight_layer_flops(net.net, tuple(x.shape[1:]), x.dtype)[0][0]
+    assert counted.result(net) == (per_layer, total) and per_layer[0] == 2 * c1  # c1 runs twice a forward
 
 
 def test_jacov_and_nwot_match_their_formulas():

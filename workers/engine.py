@@ -7,6 +7,7 @@ per proxy, kept as the oracle that tests compare against.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import time
@@ -18,7 +19,15 @@ import torch.nn.functional as F
 
 from zcpipe.workers.device import is_out_of_memory, release_cached_memory, synchronize
 from zcpipe.workers.proxies import Batch, Proxy, ProxyContext, ProxyUndefined
-from zcpipe.workers.proxies.counts import CountPass, count_pass, layer_params, saved_bytes
+from zcpipe.workers.proxies.counts import (
+    CountPass,
+    count_pass,
+    counts_of,
+    forward_flops,
+    layer_params,
+    saved_bytes,
+    weight_layer_flops,
+)
 from zcpipe.workers.proxies.passes import DataPass, run_data_pass
 from zcpipe.workers.spaces.base import weight_layers
 
@@ -125,18 +134,29 @@ class ProxyEngine:
     def compute(self, model: nn.Module, batch: Batch, generator_seed: int) -> ArchStats:
         """Every proxy of `model` on `batch`, sharing one data pass among the data proxies."""
         self._device = batch.images.device
-        stats, named = self.skeleton(model, batch)
-        layers = [m for _, m in named]
         data_proxies = [p for p in self.proxies if p.pass_name == "data"]
+        # Without a memory budget (whose plan needs the meta pass's activation bytes), params and flops
+        # come from the data pass's own forward: no forward of their own (~270 launches on NB201).
+        later = bool(data_proxies) and self.memory_budget_bytes is None and self._counters()
+        stats, named = self.skeleton(model, batch, count=not later)
+        layers = [m for _, m in named]
         if data_proxies:
             needs = {need for p in data_proxies for need in p.needs}
             t0 = time.perf_counter()
-            data = self._data_pass_with_split(model, batch, layers, needs)
+            with forward_flops(model) if later else contextlib.nullcontext() as counted:
+                data = self._data_pass_with_split(model, batch, layers, needs)
             stats.micro_batches = max(1, data.micro_batches)
             share = (time.perf_counter() - t0) / len(data_proxies)
             for p in data_proxies:
                 self.record(stats, p, lambda p=p: p.extract(data), share)
             del data
+            if later:
+                t0 = time.perf_counter()
+                # A data pass that returned ran a forward; should a pass not, a forward of its own.
+                flops = counted.result(model)
+                if flops is None:
+                    flops = weight_layer_flops(model, tuple(batch.images.shape[1:]), batch.images.dtype)
+                self._record_counts(stats, counts_of(model, flops), time.perf_counter() - t0)
         # Standalone passes start on the whole batch (zen's no-grad forward needs far less memory
         # than the data pass) and split only when the device runs out of memory.
         # `--micro-batch` reaches the passes that split (zen) too; out of memory may split them further.
@@ -165,25 +185,19 @@ class ProxyEngine:
 
     # ------------------------------------------------------------------ internals
 
+    def _counters(self) -> list[Proxy]:
+        return [p for p in self.proxies if p.pass_name == "count"]
+
     def skeleton(
-        self, model: nn.Module, batch: Batch, counts: CountPass | None = None
+        self, model: nn.Module, batch: Batch, counts: CountPass | None = None, count: bool = True
     ) -> tuple[ArchStats, list[tuple[str, nn.Module]]]:
         """The network's layers with their counts (the count pass, or `counts` where the caller took
-        them another way: the batched path), no proxy values yet."""
+        them another way: the batched path), no proxy values yet; with `count` False, no counts either
+        (the caller records them with `_record_counts`)."""
         self._bytes_per_image = None
         named = weight_layers(model)
         stats = ArchStats(values={}, reasons={}, layers=[], seconds={})
-        counters = [p for p in self.proxies if p.pass_name == "count"]
-        if counters:
-            t0 = time.perf_counter()
-            if counts is None:  # activation bytes only where a memory budget needs a plan
-                budget = self.memory_budget_bytes is not None
-                counts = count_pass(model, tuple(batch.images.shape[1:]), batch.images.dtype, activation_bytes=budget)
-            self._bytes_per_image = counts.bytes_per_image
-            share = (time.perf_counter() - t0) / len(counters)
-            for p in counters:
-                self.record(stats, p, lambda p=p: p.extract(counts), share)
-        for i, (_, m) in enumerate(named):
+        for _, m in named:
             stats.layers.append(
                 LayerStat(
                     slot=m.zc_slot,
@@ -192,10 +206,25 @@ class ProxyEngine:
                     shape=list(m.weight.shape),
                     numel=m.weight.numel(),
                     params=layer_params(m),
-                    flops=None if counts is None else counts.layer_flops[i],
+                    flops=None,
                 )
             )
+        if count and self._counters():
+            t0 = time.perf_counter()
+            if counts is None:  # activation bytes only where a memory budget needs a plan
+                budget = self.memory_budget_bytes is not None
+                counts = count_pass(model, tuple(batch.images.shape[1:]), batch.images.dtype, activation_bytes=budget)
+            self._bytes_per_image = counts.bytes_per_image
+            self._record_counts(stats, counts, time.perf_counter() - t0)
         return stats, named
+
+    def _record_counts(self, stats: ArchStats, counts: CountPass, seconds: float) -> None:
+        """The count proxies' values and each layer's FLOPs, from `counts`."""
+        for layer, flops in zip(stats.layers, counts.layer_flops, strict=True):
+            layer.flops = flops
+        counters = self._counters()
+        for p in counters:
+            self.record(stats, p, lambda p=p: p.extract(counts), seconds / len(counters))
 
     def record(self, stats: ArchStats, proxy: Proxy, fn, extra_seconds: float = 0.0) -> None:
         """Run `fn` (one proxy's scores) and store its values, or NULL with the reason it gave."""

@@ -92,12 +92,10 @@ def count_pass(
     """The count pass: params are every trainable parameter, as benchmarks report. With
     `activation_bytes` (what micro-batch planning needs), on the meta device under torch's counter
     (`count_flops`); without, from one forward of one image (`weight_layer_flops`), ~17x less host time."""
-    params = float(sum(p.numel() for p in net.parameters()))
     if activation_bytes:
         per_layer, total, saved = count_flops(net, input_shape, dtype=dtype)
-        return CountPass(params, float(total), per_layer, saved)
-    per_layer, total = weight_layer_flops(net, input_shape, dtype)
-    return CountPass(params, float(total), per_layer, None)
+        return CountPass(float(sum(p.numel() for p in net.parameters())), float(total), per_layer, saved)
+    return counts_of(net, weight_layer_flops(net, input_shape, dtype))
 
 
 def layer_flops(m: nn.Module, out_shape: torch.Size) -> int:
@@ -110,31 +108,72 @@ def layer_flops(m: nn.Module, out_shape: torch.Size) -> int:
     return int(mm_flop([rows, m.in_features], [m.in_features, m.out_features]))
 
 
+class ForwardFlops:
+    """FLOPs of one image per Conv2d and Linear (by `id`), from the output shapes of the first forward of a
+    network that completes; see `forward_flops`."""
+
+    def __init__(self) -> None:
+        self.by_module: dict[int, int] = {}
+        self.done = False
+
+    def result(self, net: nn.Module) -> tuple[list[int], int] | None:
+        """(FLOPs per weight layer in module order, total), or None where no forward completed."""
+        if not self.done:
+            return None
+        return [self.by_module.get(id(m), 0) for _, m in weight_layers(net)], sum(self.by_module.values())
+
+
+@contextmanager
+def forward_flops(net: nn.Module) -> Iterator[ForwardFlops]:
+    """Count, inside the block, the FLOPs of one image in the first forward of `net` that completes: torch's
+    counter's formulas (`layer_flops`) for the shape each Conv2d and Linear gives, with the batch taken
+    as one image (both formulas are linear in it). A forward that fails part-way (out of memory) is
+    forgotten, and later forwards (micro-batches, GraSP's split passes) are not counted again. The
+    spaces' networks have no other op the counter counts, so the total is these layers' sum."""
+    counted = ForwardFlops()
+
+    def start(_net: nn.Module, _inputs: tuple) -> None:
+        if not counted.done:
+            counted.by_module.clear()
+
+    def end(_net: nn.Module, _inputs: tuple, _out: object) -> None:
+        counted.done = True
+
+    def layer(m: nn.Module, _inputs: tuple, out: torch.Tensor) -> None:
+        if not counted.done:
+            counted.by_module[id(m)] = counted.by_module.get(id(m), 0) + layer_flops(m, (1, *out.shape[1:]))
+
+    handles = [net.register_forward_pre_hook(start), net.register_forward_hook(end)]
+    handles += [m.register_forward_hook(layer) for m in net.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    try:
+        yield counted
+    finally:
+        for h in handles:
+            h.remove()
+
+
 def weight_layer_flops(net: nn.Module, input_shape: tuple[int, ...], dtype: torch.dtype) -> tuple[list[int], int]:
-    """(FLOPs per weight layer in module order, total FLOPs) of one image, as `count_flops` counts them:
-    torch's counter's formulas (`conv_flop_count`, `mm_flop`) for the shapes each Conv2d and Linear
-    sees in one forward of one image on the network's device, in eval mode without autograd (no
-    statistic moves). The spaces' networks have no other op the counter counts, so the total is these
-    layers' sum; tests/test_proxies.py checks both against `count_flops` in every space."""
-    flops: dict[int, int] = {}
-
-    def hook(m: nn.Module, _inputs: tuple, out: torch.Tensor) -> None:
-        flops[id(m)] = flops.get(id(m), 0) + layer_flops(m, out.shape)
-
-    counted = [m for m in net.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
-    handles = [m.register_forward_hook(hook) for m in counted]
+    """(FLOPs per weight layer in module order, total FLOPs) of one image, as `count_flops` counts them,
+    from one forward of one image on the network's device, in eval mode without autograd (no statistic
+    moves; `forward_flops`). tests/test_proxies.py checks both against `count_flops` in every space."""
     first = next(net.parameters())
     was_training = net.training
     net.eval()
     try:
-        with torch.no_grad():
+        with forward_flops(net) as counted, torch.no_grad():
             net(torch.zeros((1, *input_shape), dtype=dtype, device=first.device))
     finally:
         net.train(was_training)
-        for h in handles:
-            h.remove()
-    per_layer = [flops.get(id(m), 0) for _, m in weight_layers(net)]
-    return per_layer, sum(flops.values())
+    result = counted.result(net)
+    if result is None:  # cannot happen: the forward above returned, so its hook ran
+        raise RuntimeError("the count's forward did not complete")
+    return result
+
+
+def counts_of(net: nn.Module, flops: tuple[list[int], int]) -> CountPass:
+    """The count pass's result from FLOPs counted elsewhere (`forward_flops`): params as `count_pass`."""
+    per_layer, total = flops
+    return CountPass(float(sum(p.numel() for p in net.parameters())), float(total), per_layer, None)
 
 
 class _Count(Proxy):
