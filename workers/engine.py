@@ -15,17 +15,16 @@ from dataclasses import dataclass, field
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from zcpipe.workers.device import is_out_of_memory, release_cached_memory, synchronize
 from zcpipe.workers.proxies import Batch, Proxy, ProxyContext, ProxyUndefined
 from zcpipe.workers.proxies.counts import (
     CountPass,
+    activation_bytes_per_image,
     count_pass,
     counts_of,
     forward_flops,
     layer_params,
-    saved_bytes,
     weight_layer_flops,
 )
 from zcpipe.workers.proxies.passes import DataPass, run_data_pass
@@ -125,8 +124,6 @@ class ProxyEngine:
         self.proxies = proxies
         self.micro_batch = micro_batch
         self.memory_budget_bytes = memory_budget_bytes
-        # Activation bytes per image of the network being computed, from its FLOP-counting pass.
-        self._bytes_per_image: int | None = None
         self._device: torch.device | None = None
 
     # ------------------------------------------------------------------ public
@@ -135,9 +132,9 @@ class ProxyEngine:
         """Every proxy of `model` on `batch`, sharing one data pass among the data proxies."""
         self._device = batch.images.device
         data_proxies = [p for p in self.proxies if p.pass_name == "data"]
-        # Without a memory budget (whose plan needs the meta pass's activation bytes), params and flops
-        # come from the data pass's own forward: no forward of their own (~270 launches on NB201).
-        later = bool(data_proxies) and self.memory_budget_bytes is None and self._counters()
+        # params and flops come from the data pass's own forward: no forward of their own (~270 launches
+        # on NB201).
+        later = bool(data_proxies) and bool(self._counters())
         stats, named = self.skeleton(model, batch, count=not later)
         layers = [m for _, m in named]
         if data_proxies:
@@ -194,7 +191,6 @@ class ProxyEngine:
         """The network's layers with their counts (the count pass, or `counts` where the caller took
         them another way: the batched path), no proxy values yet; with `count` False, no counts either
         (the caller records them with `_record_counts`)."""
-        self._bytes_per_image = None
         named = weight_layers(model)
         stats = ArchStats(values={}, reasons={}, layers=[], seconds={})
         for _, m in named:
@@ -211,10 +207,8 @@ class ProxyEngine:
             )
         if count and self._counters():
             t0 = time.perf_counter()
-            if counts is None:  # activation bytes only where a memory budget needs a plan
-                budget = self.memory_budget_bytes is not None
-                counts = count_pass(model, tuple(batch.images.shape[1:]), batch.images.dtype, activation_bytes=budget)
-            self._bytes_per_image = counts.bytes_per_image
+            if counts is None:
+                counts = count_pass(model, tuple(batch.images.shape[1:]), batch.images.dtype, activation_bytes=False)
             self._record_counts(stats, counts, time.perf_counter() - t0)
         return stats, named
 
@@ -250,7 +244,7 @@ class ProxyEngine:
     def _data_pass_with_split(self, model, batch, layers, needs) -> DataPass:
         micro = self.micro_batch
         if micro is None and self.memory_budget_bytes is not None:
-            micro = plan_micro_batch(model, batch, self.memory_budget_bytes, "hvp" in needs, self._bytes_per_image)
+            micro = plan_micro_batch(model, batch, self.memory_budget_bytes, "hvp" in needs)
         while True:
             try:
                 return run_data_pass(model, batch, layers, needs, micro)
@@ -284,20 +278,12 @@ class ProxyEngine:
             ctx.micro_batch = current // 2
 
 
-def plan_micro_batch(
-    model: nn.Module, batch: Batch, budget_bytes: int, hvp: bool, bytes_per_image: int | None = None
-) -> int | None:
-    """Largest micro-batch whose saved activations fit `budget_bytes`.
-
-    `bytes_per_image` comes free from the FLOP-counting pass; without it, two images are probed.
-    """
-    if bytes_per_image is None:
-        probe = min(2, batch.images.shape[0])
-        model.train()
-        with saved_bytes() as saved:
-            loss = F.cross_entropy(model(batch.images[:probe]), batch.labels[:probe])
-        del loss
-        bytes_per_image = saved.total / probe
+def plan_micro_batch(model: nn.Module, batch: Batch, budget_bytes: int, hvp: bool) -> int | None:
+    """Largest micro-batch whose saved activations fit `budget_bytes` (None: the whole batch fits), from
+    the bytes one image saves in a train-mode forward (`activation_bytes_per_image`; no statistic moves).
+    The budget is the machine's share, so a plan is the machine's, not the configuration's: each row
+    records the micro-batches it ran in."""
+    bytes_per_image = activation_bytes_per_image(model, tuple(batch.images.shape[1:]), batch.images.dtype)
     per_image = bytes_per_image * (HVP_FACTOR if hvp else PLAIN_FACTOR)
     fits = max(1, int(budget_bytes // max(per_image, 1.0)))
     return None if fits >= batch.images.shape[0] else fits

@@ -25,7 +25,7 @@ from zcpipe.workers.batched.zen import run_zen_pass
 from zcpipe.workers.device import synchronize
 from zcpipe.workers.engine import HVP_FACTOR, PLAIN_FACTOR, ArchStats, ProxyEngine, record_layer_values, segment_sums
 from zcpipe.workers.proxies import Batch, Proxy, ProxyContext
-from zcpipe.workers.proxies.counts import count_pass
+from zcpipe.workers.proxies.counts import activation_bytes_per_image
 from zcpipe.workers.proxies.passes import DataPass
 from zcpipe.workers.proxies.zen import zen_value
 from zcpipe.workers.spaces.base import weight_layers
@@ -41,9 +41,9 @@ BATCHED_PASSES = ("data", "synflow", "weights", "zen")
 
 def choose_arch_batch(model: nn.Module, batch: Batch, budget_bytes: float, hvp: bool) -> int:
     """How many architectures like `model` one batched pass can take within `budget_bytes`: the
-    activation bytes per image (from the count pass) times the images, times the factor the data pass
+    activation bytes per image (`activation_bytes_per_image`) times the images, times the factor the data pass
     needs (GraSP's differentiable backward keeps about twice the plain one), up to `MAX_ARCH_BATCH`."""
-    per_image = count_pass(model, tuple(batch.images.shape[1:]), batch.images.dtype).bytes_per_image
+    per_image = activation_bytes_per_image(model, tuple(batch.images.shape[1:]), batch.images.dtype)
     per_arch = per_image * batch.images.shape[0] * (HVP_FACTOR if hvp else PLAIN_FACTOR)
     return max(1, min(MAX_ARCH_BATCH, int(budget_bytes // max(per_arch, 1))))
 

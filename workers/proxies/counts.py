@@ -3,7 +3,9 @@
 The whole-network `params` is every trainable parameter (what benchmarks report, BN included); the
 whole-network `flops` is everything torch's counter sees in one forward of one image. The pass also
 gives each weight layer's own counts (weights + bias; its FLOPs), which every row carries as layer
-facts beside its shape, and the activation bytes per image that micro-batch planning needs.
+facts beside its shape. The reference is a forward on the meta device under torch's counter
+(`count_flops`); the engines count from the shapes of a real forward (`forward_flops`), and plan their
+memory from the bytes a real forward of one image saves (`activation_bytes_per_image`).
 """
 
 import math
@@ -55,8 +57,9 @@ def count_flops(
     time is not small (about 0.1 s per NB201 network, most of it meta BatchNorm and the counter's
     dispatch; the batched path counts B networks from one forward instead, workers/batched/counts.py).
     It runs in train mode with autograd on, as the data pass does, so it also
-    tells how much activation memory an image costs (what micro-batch planning needs). `device` is
-    accepted for callers of the earlier signature; the count does not depend on it.
+    tells how many bytes the meta decompositions save for an image (more than the kernels do, see
+    `activation_bytes_per_image`). `device` is accepted for callers of the earlier signature; the count
+    does not depend on it.
     """
     del device
     meta = {name: torch.empty_like(t, device="meta") for name, t in [*net.named_parameters(), *net.named_buffers()]}
@@ -75,6 +78,25 @@ def count_flops(
     return per_layer, int(counter.get_total_flops()), saved.total
 
 
+def activation_bytes_per_image(net: nn.Module, input_shape: tuple[int, ...], dtype: torch.dtype) -> int:
+    """The bytes autograd saves for backward in one forward of one image in train mode, as the data
+    pass runs it, on the network's device (its BatchNorm statistics are copies, so none moves): what
+    micro-batch and arch-batch planning multiply by the images and a factor for the backward. It is what
+    the kernels save; the meta pass of `count_flops` measures 3-13 % more (its decompositions save
+    more), at about ten times the host time."""
+    first = next(net.parameters())
+    copies = {name: t.clone() for name, t in net.named_buffers()}
+    was_training = net.training
+    net.train()
+    try:
+        with saved_bytes() as saved:
+            out = functional_call(net, copies, (torch.zeros((1, *input_shape), dtype=dtype, device=first.device),))
+        del out
+    finally:
+        net.train(was_training)
+    return saved.total
+
+
 @dataclass
 class CountPass:
     """What the count pass found: whole-network params and FLOPs, FLOPs per weight layer (module order)
@@ -90,8 +112,9 @@ def count_pass(
     net: nn.Module, input_shape: tuple[int, ...], dtype: torch.dtype, activation_bytes: bool = True
 ) -> CountPass:
     """The count pass: params are every trainable parameter, as benchmarks report. With
-    `activation_bytes` (what micro-batch planning needs), on the meta device under torch's counter
-    (`count_flops`); without, from one forward of one image (`weight_layer_flops`), ~17x less host time."""
+    `activation_bytes`, the reference: on the meta device under torch's counter (`count_flops`, with the
+    bytes its decompositions save); without, from one forward of one image (`weight_layer_flops`), ~17x
+    less host time."""
     if activation_bytes:
         per_layer, total, saved = count_flops(net, input_shape, dtype=dtype)
         return CountPass(float(sum(p.numel() for p in net.parameters())), float(total), per_layer, saved)
