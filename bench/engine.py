@@ -1,6 +1,6 @@
 """Engine throughput: shared passes vs one proxy at a time (zero-cost-nas), same cells, batch, threads.
 
-    python bench/engine.py [--cells 8] [--batch-size 64] [--threads 1] [--device cpu]
+    python bench/engine.py [--cells 8] [--batch-size 64] [--threads 1] [--device cpu] [--memory-budget-mb MB]
 
 Values are checked identical (relative 1e-6) for every cell, then the seconds per architecture of
 both paths are printed with their ratio. The last line is `speedup <ratio>` for the seven
@@ -62,13 +62,16 @@ def _timed(fn, models, batch) -> tuple[float, list]:
     return time.perf_counter() - t0, out
 
 
-def bench(names, archs, batch, space, device, interleave: bool) -> tuple[float, float]:
-    """Seconds per architecture of (shared passes, one at a time) on the same models.
+def bench(names, archs, batch, space, device, interleave: bool, budget_mb: float | None = None) -> tuple[float, float]:
+    """Seconds per architecture of (shared passes, one at a time) on the same models; `budget_mb` is the
+    shared engine's memory budget (a CPU ingest gives each actor 60 % of the machine's memory over the
+    actors: its plan's cost is then in the figure).
 
     By default each path runs over all cells in a row, as it would in a worker; interleaving
     them per cell makes each path start on the other's heap and cache state.
     """
-    engine = ProxyEngine(get_proxies(list(names)))
+    budget = None if budget_mb is None else int(budget_mb * 2**20)
+    engine = ProxyEngine(get_proxies(list(names)), memory_budget_bytes=budget)
     models = []
     for arch in archs:
         torch.manual_seed(derive_seed(0, arch))
@@ -98,6 +101,7 @@ def main() -> None:
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--interleave", action="store_true", help="alternate the two paths per cell")
+    ap.add_argument("--memory-budget-mb", type=float, default=None, help="the shared engine's budget, as ingest's")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     if args.device == "cpu":
@@ -110,17 +114,19 @@ def main() -> None:
     print(
         f"# engine benchmark: {args.cells} seeded NB201 cells, real CIFAR-10 batch {args.batch_size}, "
         f"{args.threads} thread(s), device {args.device}, paths "
-        f"{'interleaved per cell' if args.interleave else 'each over all cells in a row'}; {machine()}"
+        f"{'interleaved per cell' if args.interleave else 'each over all cells in a row'}, memory budget "
+        f"{args.memory_budget_mb or 'none'} MB; {machine()}"
     )
     results = {}
     without_grasp = tuple(n for n in ZC_NAS_PROXIES if n != "grasp")
     sets = (
         ("card five", DEFAULT_PROXIES),
+        ("ingest's default", (*DEFAULT_PROXIES, "params", "flops")),  # what `zcpipe ingest` computes by default
         ("zero-cost-nas seven", ZC_NAS_PROXIES),
         ("seven minus grasp", without_grasp),
     )
     for label, names in sets:
-        shared, oracle = bench(names, archs[1:], batch, space, args.device, args.interleave)
+        shared, oracle = bench(names, archs[1:], batch, space, args.device, args.interleave, args.memory_budget_mb)
         results[label] = oracle / shared
         print(
             f"{label:20s} shared {shared:7.3f} s/arch   one-at-a-time {oracle:7.3f} s/arch   "
