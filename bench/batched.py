@@ -48,6 +48,7 @@ from torch.utils._pytree import tree_leaves
 from zcpipe.workers.batched import network
 from zcpipe.workers.batched.engine import BatchedEngine
 from zcpipe.workers.data import DataSpec, load_batch, to_batch
+from zcpipe.workers.device import synchronize
 from zcpipe.workers.engine import ProxyEngine
 from zcpipe.workers.proxies import Batch, get_proxies
 from zcpipe.workers.seeding import derive_seed
@@ -167,40 +168,48 @@ def breakdown(cells: list[str]) -> dict[str, float]:
     return out
 
 
-def host(proxies: tuple[str, ...], sizes: list[int], order: str) -> dict[str, tuple[float, float]]:
+def host(proxies: tuple[str, ...], sizes: list[int], order: str, device: str) -> dict[str, tuple[float, float]]:
     """(milliseconds per architecture, the same with building its network) for the single engine and
     batched at each of `sizes`, on 2 random images of 8x8 and networks of 4 channels at the stem (the
     same layers, so the same operators): the kernels do almost nothing, so what is left is the host's
-    cost per architecture. Building is the space's `build` (what an ingest actor runs for
-    each architecture before the engine sees it), timed apart. The cells (`order`, as the speed part's)
-    are sorted by spec, as a worker sorts a chunk before cutting it into passes."""
+    cost per architecture. Building is the space's `build` and the move to `device` (what an ingest actor
+    runs for each architecture before the engine sees it), timed apart. The cells (`order`, as the speed
+    part's) are sorted by spec, as a worker sorts a chunk before cutting it into passes. On the CPU the
+    stacked convolutions are grouped, as a GPU runs them."""
     n = max(sizes)
     cells = sorted(_cells(n, order))
     gen = torch.Generator().manual_seed(0)
-    batch = Batch(torch.randn((2, 3, 8, 8), generator=gen), torch.tensor([0, 1]), 10, "host")
+    batch = Batch(torch.randn((2, 3, 8, 8), generator=gen).to(device), torch.tensor([0, 1]).to(device), 10, "host")
     options = BuildOptions(num_classes=10, input_shape=(3, 8, 8))
     seeds = [derive_seed(0, c, "proxy") for c in cells]
     single, batched = ProxyEngine(get_proxies(proxies)), BatchedEngine(ProxyEngine(get_proxies(proxies)))
-    single.compute(_models(cells[:1], options, narrow=True)[0], batch, seeds[0])  # warm-up: lazy state, caches
-    batched.compute(_models(cells[:2], options, narrow=True), batch, seeds[:2])
-    t0 = time.perf_counter()
-    models = _models(cells, options, narrow=True)
-    build = (time.perf_counter() - t0) / n * 1e3
-    out = {}
-    t0 = time.perf_counter()
-    for m, seed in zip(models, seeds, strict=True):
-        single.compute(m, batch, seed)
-    out["single engine"] = (time.perf_counter() - t0) / n * 1e3
-    network.GROUPED_CONV_DEVICES.add("cpu")
+
+    def built(some: list[str]) -> list[torch.nn.Module]:
+        return [m.to(device) for m in _models(some, options, narrow=True)]
+
+    def timed(fn) -> float:
+        synchronize(device)
+        t0 = time.perf_counter()
+        fn()
+        synchronize(device)
+        return (time.perf_counter() - t0) / n * 1e3
+
+    single.compute(built(cells[:1])[0], batch, seeds[0])  # warm-up: lazy state, caches, kernels
+    batched.compute(built(cells[:2]), batch, seeds[:2])
+    models: list[torch.nn.Module] = []
+    build = timed(lambda: models.extend(built(cells)))
+    out = {"single engine": timed(lambda: [single.compute(m, batch, s) for m, s in zip(models, seeds, strict=True)])}
+    grouped_here = device == "cpu" and "cpu" not in network.GROUPED_CONV_DEVICES
+    if grouped_here:
+        network.GROUPED_CONV_DEVICES.add("cpu")
     try:
         for b in sizes:  # every size over the same n cells, in passes of b
-            models = _models(cells, options, narrow=True)
-            t0 = time.perf_counter()
-            for i in range(0, n, b):
-                batched.compute(models[i : i + b], batch, seeds[i : i + b])
-            out[f"batched B={b}"] = (time.perf_counter() - t0) / n * 1e3
+            models = built(cells)
+            passes = [(models[i : i + b], seeds[i : i + b]) for i in range(0, n, b)]
+            out[f"batched B={b}"] = timed(lambda passes=passes: [batched.compute(m, batch, s) for m, s in passes])
     finally:
-        network.GROUPED_CONV_DEVICES.discard("cpu")
+        if grouped_here:
+            network.GROUPED_CONV_DEVICES.discard("cpu")
     return {name: (ms, ms + build) for name, ms in out.items()}
 
 
@@ -291,10 +300,11 @@ def main() -> int:
             print(f"| {name} | {ops:,.0f} |", flush=True)
     if "host" in parts:
         sizes = [int(b) for b in args.host_sizes.split(",")]
-        rows = host(proxies, sizes, args.order)
+        rows = host(proxies, sizes, args.order, args.device)
         base = rows["single engine"][1]
-        print(f"\n| {SPACE} (C=4), 2 images of 8x8, {args.order} cells | host ms per architecture | with its network's "
-              "build | archs/s it allows | ratio to single |\n| --- | --- | --- | --- | --- |")  # fmt: skip
+        head = f"{SPACE} (C=4), 2 images of 8x8, {args.order} cells, {args.device}"
+        print(f"\n| {head} | host ms per arch | with its network's build | archs/s it allows | ratio to single |")
+        print("| --- | --- | --- | --- | --- |")
         for name, (ms, built) in rows.items():
             print(f"| {name} | {ms:.1f} | {built:.1f} | {1e3 / built:.0f} | {base / built:.2f} |", flush=True)
     if "speed" in parts:

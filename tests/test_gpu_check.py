@@ -68,3 +68,17 @@ def test_the_cpu_dry_run_meets_its_targets_and_writes_its_table(tmp_path):
     # largest difference over 2 cells is too small a sample (plain: 3.6e-5 against the CPU's 7.9e-6;
     # over 16 cells the batched path is as far as the single engine, bench/README.md).
     assert all(math.isfinite(r["batched"]["max_rel"]) for r in rows.values())
+
+
+def test_the_host_part_of_the_batched_bench_runs_on_the_given_device():
+    # What a session lent a GPU runs after the check (`--parts host --device cuda`): here its CPU dry run,
+    # so that the part cannot rot; the table has the single engine and each size, with the build added.
+    script = ROOT / "bench" / "batched.py"
+    r = subprocess.run([sys.executable, str(script), "--parts", "host", "--host-sizes", "1,2", "--device", "cpu"],
+                       capture_output=True, text=True, timeout=300, cwd=ROOT)  # fmt: skip
+    assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
+    rows = {line.split("|")[1].strip(): line.split("|")[2:4] for line in r.stdout.splitlines() if line.count("|") == 6}
+    assert {"single engine", "batched B=1", "batched B=2"} <= set(rows)
+    for engine_ms, built_ms in rows.values():
+        if engine_ms.strip().replace(".", "").isdigit():
+            assert 0 < float(engine_ms) < float(built_ms)  # the build adds to the engine's time
