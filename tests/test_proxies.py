@@ -109,49 +109,51 @@ def test_l2_norm_params_and_flops_by_hand():
     assert stats.values["params"] == sum(p.numel() for p in net.parameters())
 
 
-def test_flops_from_one_forward_equal_the_meta_count_in_every_space():
-    # Without a memory budget the engine counts FLOPs from one forward of one image (~17x less host
-    # time); the meta-device pass under torch's counter stays the reference, here and as the oracle.
-    from zcpipe.workers.proxies.counts import count_flops, weight_layer_flops
+def _networks_of_every_space():
+    """(space, cell, network) for 2 seeded cells of every space, for 32x32 images."""
     from zcpipe.workers.spaces import BuildOptions, available_spaces, get_space
 
     for name in available_spaces():
         space = get_space(name)
         for cell in space.sample(2, 1):
             torch.manual_seed(0)
-            net = space.build(cell, BuildOptions())
-            per_layer, total, _ = count_flops(net, (3, 32, 32))
-            assert weight_layer_flops(net, (3, 32, 32), torch.float32) == (per_layer, total), (name, cell)
-            before = {k: v.clone() for k, v in net.state_dict().items()}
-            stats = ProxyEngine(get_proxies(["params", "flops"])).compute(
-                net, Batch(torch.zeros(2, 3, 32, 32), torch.zeros(2, dtype=torch.long), 10, "z"), 0
+            yield name, cell, space.build(cell, BuildOptions())
+
+
+def test_flops_from_one_forward_equal_the_meta_count_in_every_space():
+    # The engine counts FLOPs from the shapes of a real forward (~17x less host time than the meta pass):
+    # one image's, or its data pass's; the meta-device pass under torch's counter stays the reference,
+    # here and as the oracle.
+    from zcpipe.workers.proxies.counts import count_flops, weight_layer_flops
+
+    for name, cell, net in _networks_of_every_space():
+        per_layer, total, _ = count_flops(net, (3, 32, 32))
+        assert weight_layer_flops(net, (3, 32, 32), torch.float32) == (per_layer, total), (name, cell)
+        before = {k: v.clone() for k, v in net.state_dict().items()}
+        stats = ProxyEngine(get_proxies(["params", "flops"])).compute(
+            net, Batch(torch.zeros(2, 3, 32, 32), torch.zeros(2, dtype=torch.long), 10, "z"), 0
+        )
+        assert stats.values["flops"] == total and [layer.flops for layer in stats.layers] == per_layer
+        assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())  # no statistic moved
+        # With a data pass, its own forward counts (no forward of the count's own), in micro-batches too.
+        for micro in (None, 1):
+            stats = ProxyEngine(get_proxies(["params", "flops", "snip"]), micro_batch=micro).compute(
+                net, Batch(torch.randn(2, 3, 32, 32), torch.zeros(2, dtype=torch.long), 10, "z"), 0
             )
             assert stats.values["flops"] == total and [layer.flops for layer in stats.layers] == per_layer
-            assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())  # no statistic moved
-            # With a data pass, its own forward counts (no forward of the count's own), in micro-batches too.
-            for micro in (None, 1):
-                stats = ProxyEngine(get_proxies(["params", "flops", "snip"]), micro_batch=micro).compute(
-                    net, Batch(torch.randn(2, 3, 32, 32), torch.zeros(2, dtype=torch.long), 10, "z"), 0
-                )
-                assert stats.values["flops"] == total and [layer.flops for layer in stats.layers] == per_layer
 
 
 def test_planning_measures_what_a_real_forward_of_one_image_saves_and_moves_no_statistic():
     # Planning multiplies these bytes by the images and the backward's factor. They are the kernels'
     # bytes: the meta reference's decompositions save a little more (3-13 %), never less.
     from zcpipe.workers.proxies.counts import activation_bytes_per_image, count_flops
-    from zcpipe.workers.spaces import BuildOptions, available_spaces, get_space
 
-    for name in available_spaces():
-        space = get_space(name)
-        for cell in space.sample(2, 1):
-            torch.manual_seed(0)
-            net = space.build(cell, BuildOptions())
-            before = {k: v.clone() for k, v in net.state_dict().items()}
-            real = activation_bytes_per_image(net, (3, 32, 32), torch.float32)
-            meta = count_flops(net, (3, 32, 32))[2]
-            assert 0.8 * meta <= real <= meta, (name, cell, real, meta)
-            assert all(torch.equal(before[k], v) for k, v in net.state_dict().items()), name
+    for name, cell, net in _networks_of_every_space():
+        before = {k: v.clone() for k, v in net.state_dict().items()}
+        real = activation_bytes_per_image(net, (3, 32, 32), torch.float32)
+        meta = count_flops(net, (3, 32, 32))[2]
+        assert 0.8 * meta <= real <= meta, (name, cell, real, meta)
+        assert all(torch.equal(before[k], v) for k, v in net.state_dict().items()), name
 
 
 def test_forward_flops_count_the_first_forward_that_completes_for_one_image():
