@@ -15,12 +15,12 @@ import torch
 import torch.nn as nn
 
 from zcpipe.workers.batched.network import BatchedNetwork
-from zcpipe.workers.proxies.counts import CountPass, layer_flops
+from zcpipe.workers.proxies.counts import CountPass, counts_of, layer_flops
 
 
 def batched_counts(net: BatchedNetwork, models: list[nn.Module], image_shape: tuple[int, ...]) -> list[CountPass]:
     """Each of `models`' count pass (params; FLOPs of one image, per weight layer and in all), from
-    `net`, their batched network. Activation bytes are not measured (None: a plan probes them)."""
+    `net`, their batched network. Activation bytes are not measured (None)."""
     flops_of: dict[int, int] = {}
 
     def on_output(index: int, y: torch.Tensor) -> None:
@@ -42,6 +42,5 @@ def batched_counts(net: BatchedNetwork, models: list[nn.Module], image_shape: tu
     out = []
     for b, model in enumerate(models):
         per_layer = [flops_of[i] // len(net.layout.layers[i].archs) for i, _ in net.layout.of_arch[b]]
-        params = float(sum(p.numel() for p in model.parameters()))  # as the count pass: every parameter
-        out.append(CountPass(params, float(sum(per_layer)), per_layer, None))
+        out.append(counts_of(model, (per_layer, sum(per_layer))))
     return out

@@ -9,9 +9,9 @@ memory from the bytes a real forward of one image saves (`activation_bytes_per_i
 """
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn as nn
@@ -117,11 +117,11 @@ def count_pass(
     less host time."""
     if activation_bytes:
         per_layer, total, saved = count_flops(net, input_shape, dtype=dtype)
-        return CountPass(float(sum(p.numel() for p in net.parameters())), float(total), per_layer, saved)
+        return replace(counts_of(net, (per_layer, total)), bytes_per_image=saved)
     return counts_of(net, weight_layer_flops(net, input_shape, dtype))
 
 
-def layer_flops(m: nn.Module, out_shape: torch.Size) -> int:
+def layer_flops(m: nn.Module, out_shape: Sequence[int]) -> int:
     """What torch's counter counts for one call of a Conv2d or Linear `m` whose output has `out_shape`:
     its formulas, `conv_flop_count` (the batch size and output positions are the output's) and `mm_flop`
     (one row per output row). A grouped or stacked layer counts every group's share, as the counter does."""
