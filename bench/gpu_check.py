@@ -95,6 +95,8 @@ _import_from_checkout()
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from zcpipe.workers import failpoints  # noqa: E402
+from zcpipe.workers.batched import network  # noqa: E402
 from zcpipe.workers.data import DataSpec, load_batch, to_batch  # noqa: E402
 from zcpipe.workers.device import configure_precision, precision_settings, synchronize  # noqa: E402
 from zcpipe.workers.engine import ArchStats, ProxyEngine  # noqa: E402
@@ -445,6 +447,19 @@ def part_batched(device: str, sizes: Sizes, report: dict) -> None:
         for b in arch_batches:
             todo = archs[: max(b, min(n, 64))]
             rows[f"{space} B={b}"] = _batched_row(device, (space, params), todo, b, images, labels, n_cls)
+    # The other way to run a stacked convolution, at NB201's B=64: one kernel per architecture where
+    # this device runs grouped kernels (a GPU), grouped where it runs one per architecture (the CPU).
+    # cuDNN's grouped kernels for many small groups may be slower than the launches they save: this
+    # row says which `GROUPED_CONV_DEVICES` should list the device.
+    b = min(64, max(sizes.arch_batches))
+    grouped = device in network.GROUPED_CONV_DEVICES
+    network.GROUPED_CONV_DEVICES.symmetric_difference_update({device})
+    try:
+        todo = cells("nb201", max(b, 2))
+        label = f"nb201 B={b}, {'one convolution per architecture' if grouped else 'grouped convolutions'}"
+        rows[label] = _batched_row(device, ("nb201", {}), todo, b, images, labels, n_cls)
+    finally:
+        network.GROUPED_CONV_DEVICES.symmetric_difference_update({device})
     report["batched"] = rows
     report["zero_cost_nas_way"] = _zero_cost_nas_way(device, sizes, images, labels, n_cls)
 
@@ -619,6 +634,8 @@ def part_ingest(device: str, out_dir: Path, report: dict) -> None:
 def verdict(report: dict) -> list[str]:
     """The targets that were missed (empty: all met); a part that raised is a miss."""
     missed = [f"part {name} raised {err.splitlines()[-1]}" for name, err in report.get("errors", {}).items()]
+    if report.get("parts_not_run"):  # a report saved part-way (the check was stopped after it)
+        missed.append(f"parts not run: {', '.join(report['parts_not_run'])}")
     for p, row in report.get("float64", {}).items():
         if not row["passes"]:
             c, d, b = row["cpu"], row["device"], row["batched"]
@@ -753,22 +770,34 @@ def main() -> int:
         "profile": lambda: part_profile(args.device, sizes, args.out, report),
         "ingest": lambda: part_ingest(args.device, args.out, report),
     }
-    timings = {}
-    for name in args.parts.split(","):
+    todo = args.parts.split(",")
+    report["part_seconds"] = {}
+    for i, name in enumerate(todo):
+        failpoints.hold("gpu-check", name)  # tests stop the check here to see what a killed one leaves
         t0 = time.perf_counter()
         try:
             runs[name]()
         except Exception:  # one part's failure must not hide the others' figures
             report["errors"][name] = traceback.format_exc()
             print(report["errors"][name], file=sys.stderr, flush=True)
-        timings[name] = round(time.perf_counter() - t0, 1)
-        print(f"# {name} done in {timings[name]} s", file=sys.stderr, flush=True)
-    report["part_seconds"] = timings
-    text = markdown(report)
-    (args.out / "gpu_check.md").write_text(text)
-    (args.out / "gpu_check.json").write_text(json.dumps(report, indent=1, default=str))
+        report["part_seconds"][name] = round(time.perf_counter() - t0, 1)
+        print(f"# {name} done in {report['part_seconds'][name]} s", file=sys.stderr, flush=True)
+        # Written after every part: a check stopped at the device call's time limit still brings back
+        # the figures of the parts it finished.
+        report["parts_not_run"] = todo[i + 1 :]
+        text = save(report, args.out)
     print(text)
     return 1 if verdict(report) else 0
+
+
+def save(report: dict, out: Path) -> str:
+    """Write the report (gpu_check.md and .json) as it stands, each file replaced whole; its table."""
+    text = markdown(report)
+    for name, content in (("gpu_check.md", text), ("gpu_check.json", json.dumps(report, indent=1, default=str))):
+        tmp = out / f".{name}.tmp"
+        tmp.write_text(content)
+        tmp.replace(out / name)
+    return text
 
 
 if __name__ == "__main__":

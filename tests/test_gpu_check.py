@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import subprocess
 import sys
+import time
 
 import pytest
 
 from tests.conftest import ROOT
+from zcpipe.settings import FAILPOINTS_ENV
 
 SCRIPT = ROOT / "bench" / "gpu_check.py"
 
@@ -61,6 +64,9 @@ def test_the_cpu_dry_run_meets_its_targets_and_writes_its_table(tmp_path):
         for b in (1, 2):
             row = batched[f"{space} B={b}"]
             assert row["kernels_per_arch"] > 0 and row["failed"] == 0 and row["archs_per_s"] > 0
+    # The other convolution mode ran too (grouped, here on the CPU; one per architecture on a GPU).
+    assert batched["nb201 B=2, grouped convolutions"]["failed"] == 0
+    assert report["parts_not_run"] == []
     # Float64 as the third reference: on the CPU the "device" is the CPU, so every proxy passes.
     rows = report["float64"]
     assert set(rows) == set(all_proxies()) and all(r["passes_by_side"]["device"] for r in rows.values())
@@ -82,3 +88,27 @@ def test_the_host_part_of_the_batched_bench_runs_on_the_given_device():
     for engine_ms, built_ms in rows.values():
         if engine_ms.strip().replace(".", "").isdigit():
             assert 0 < float(engine_ms) < float(built_ms)  # the build adds to the engine's time
+
+
+def test_a_check_stopped_part_way_leaves_the_figures_of_the_parts_it_finished(tmp_path):
+    # The lent GPU's command has a time limit: what the check finished before it is stopped must come back.
+    # A failpoint holds it before the `speed` part, where the test kills it as the limit would.
+    allowed = tmp_path / "parts-allowed"
+    allowed.write_text("values\n")
+    out = tmp_path / "out"
+    env = {**os.environ, FAILPOINTS_ENV: f"gpu-check={allowed}"}
+    args = [sys.executable, str(SCRIPT), "--device", "cpu", "--quick", "--out", str(out), "--parts", "values,speed"]
+    proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 300
+        while not (out / "gpu_check.json").exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert proc.poll() is None, proc.stderr.read().decode()[-2000:]  # still held before `speed`
+    finally:
+        proc.kill()
+        proc.wait(timeout=30)
+    report = json.loads((out / "gpu_check.json").read_text())
+    assert report["parts_not_run"] == ["speed"] and set(report["part_seconds"]) == {"values"}
+    assert report["values"]["whole"]["shared"] and "speed" not in report
+    assert "verdict: MISSED parts not run: speed" in (out / "gpu_check.md").read_text()
+    assert not list(out.glob(".*.tmp"))  # each file replaced whole
