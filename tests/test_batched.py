@@ -224,6 +224,25 @@ def test_batched_forward_keeps_each_architectures_batchnorm_to_its_own_images():
         assert torch.allclose(together[:, b], alone, rtol=1e-10, atol=1e-12)
 
 
+def test_a_batched_network_is_made_on_its_device_from_networks_left_where_they_were_built():
+    # A GPU actor builds its networks on the host and the batched network moves one copy per stacked
+    # tensor, not one per tensor of every network. The meta device stands in for the GPU: a parameter,
+    # buffer or index tensor left on the host would be on the CPU, and the forward would mix devices.
+    from zcpipe.workers.batched.build import batched_network
+
+    darts = get_space("nds-darts", width=4, depth=3)
+    for models in (_models(CELLS[:3], torch.float32), [darts.build(darts.parse(c), BuildOptions()) for c in DARTS]):
+        net = batched_network(models, "meta")
+        tensors = [*net.parameters(), *net.buffers()]
+        assert all(t.is_meta for t in tensors)
+        indices = [layer.index for layer in net.layout.layers if layer.index is not None]
+        indices += [index for _, _, index in net.batchnorms()]
+        assert indices and all(i.is_meta for i in indices)
+        assert len(tensors) < sum(len([*m.parameters(), *m.buffers()]) for m in models)
+        assert not any(t.is_meta for m in models for t in [*m.parameters(), *m.buffers()])  # left as built
+        assert net(torch.empty((2, 3, 32, 32), device="meta")).shape == (2, len(models), 10)
+
+
 @pytest.mark.parametrize("momentum", [0.1, None])
 def test_stacked_layers_built_from_their_tensors_compute_what_each_architectures_layer_does(momentum):
     # The stacked layers skip torch's constructors and keep torch's forward: a forward that reads an

@@ -156,7 +156,9 @@ class ProxyWorker:
         for key, spec in archs:
             torch.manual_seed(derive_seed(self.cfg.seed, key))
             try:
-                models.append(self.space.build(spec, self.options).to(self.device))
+                # Left on the host: the batched network moves its stacked tensors to the device, one copy
+                # each, where moving the networks would copy every tensor of every one.
+                models.append(self.space.build(spec, self.options))
             except ArchError:
                 return [self.compute(key, spec) for key, spec in archs]  # the bad one fails alone
             seeds.append(derive_seed(self.cfg.seed, key, "proxy"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import torch
 import torch.nn as nn
 
 from zcpipe.workers.batched.darts import BatchedDarts
@@ -36,9 +37,9 @@ def can_batch(models: list[nn.Module]) -> bool:
     return first is not None and all(_shape(m) == first for m in models)
 
 
-def batched_network(models: list[nn.Module]) -> BatchedNetwork:
-    """The batched network of `models` (see `can_batch`), in their dtype."""
+def batched_network(models: list[nn.Module], device: torch.device | str | None = None) -> BatchedNetwork:
+    """The batched network of `models` (see `can_batch`), in their dtype, on `device` (theirs where None)."""
     if not can_batch(models):
         raise TypeError("the batched path takes NB201 or DARTS-style networks of one shape (see can_batch)")
     cls = BatchedNB201 if isinstance(models[0], TinyNetwork) else BatchedDarts
-    return cls(models)
+    return cls(models, device)

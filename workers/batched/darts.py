@@ -21,10 +21,10 @@ from zcpipe.workers.spaces.nds import NdsCell, NetworkCIFAR
 class BatchedDarts(BatchedNetwork):
     """B `NetworkCIFAR`s of one width, depth, class count and cell output, computed together."""
 
-    def __init__(self, nets: list[NetworkCIFAR]):
+    def __init__(self, nets: list[NetworkCIFAR], device: torch.device | str | None = None):
         if not nets or not all(isinstance(n, NetworkCIFAR) for n in nets):
             raise TypeError("BatchedDarts takes a non-empty list of NDS NetworkCIFARs")
-        super().__init__(nets)
+        super().__init__(nets, device)
         every = self._every
         self._cells = []
         for i, cell in enumerate(nets[0].cells):

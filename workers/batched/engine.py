@@ -60,13 +60,15 @@ class BatchedEngine:
 
     def compute(self, models: list[nn.Module], batch: Batch, generator_seeds: list[int]) -> list[ArchStats]:
         """Every proxy of each of `models` on `batch`; equal to `ProxyEngine.compute` per architecture
-        within float32 rounding (tests/test_batched.py)."""
+        within float32 rounding (tests/test_batched.py). The models may be where the space built them (the
+        host): the batched network is made on the batch's device, one copy per stacked tensor, and a model is
+        moved there only for a proxy the single engine runs for it."""
         by_pass: dict[str, list[Proxy]] = {}
         for p in self.batched:
             by_pass.setdefault(p.pass_name, []).append(p)
         # One network for every batched pass: synflow's |θ| in float64 is substituted for its call
         # alone; zen, which redraws the weights, goes last.
-        net = batched_network(models) if by_pass else None
+        net = batched_network(models, batch.images.device) if by_pass else None
         # One forward of one image through the batched network counts every architecture's FLOPs
         # (workers/batched/counts.py); without one, each architecture has its own count pass.
         counts = None
@@ -92,6 +94,7 @@ class BatchedEngine:
         own = self.single.standalone_with_split
         if self.own:  # the layers' walk below is host time per architecture: only for proxies that need it
             for model, st, seed in zip(models, stats, generator_seeds, strict=True):
+                model.to(batch.images.device)
                 ctx = ProxyContext(layers=[m for _, m in weight_layers(model)], generator_seed=seed)
                 for p in self.own:
                     self.single.record(st, p, lambda p=p, m=model, c=ctx: own(p, m, batch, c))

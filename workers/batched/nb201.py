@@ -21,10 +21,10 @@ from zcpipe.workers.spaces.nb201 import InferCell, ReLUConvBN, ResNetBasicBlock,
 class BatchedNB201(BatchedNetwork):
     """B NB201 networks (`TinyNetwork`) of equal C, N and classes, computed together."""
 
-    def __init__(self, nets: list[TinyNetwork]):
+    def __init__(self, nets: list[TinyNetwork], device: torch.device | str | None = None):
         if not nets or not all(isinstance(n, TinyNetwork) for n in nets):
             raise TypeError("BatchedNB201 takes a non-empty list of NB201 TinyNetworks")
-        super().__init__(nets)
+        super().__init__(nets, device)
         every = self._every
         self._plan: list[tuple[str, object]] = []
         for i, cell in enumerate(nets[0].cells):

@@ -118,12 +118,13 @@ class BatchedNetwork(nn.Module):
     the logits as `[N, B, classes]`. With `batchnorm=False` every BatchNorm is bypassed (synflow).
     """
 
-    def __init__(self, nets: list[nn.Module]):
+    def __init__(self, nets: list[nn.Module], device: torch.device | str | None = None):
         """Stacks what every network here starts with, its stem (`net.stem`: a conv and a BatchNorm); the
-        subclass stacks the rest, in the order of the network's modules."""
+        subclass stacks the rest, in the order of the network's modules. The batched network lives on
+        `device` (the networks' where None); the networks may stay where they were built."""
         super().__init__()
         self.n_archs = len(nets)
-        self._device = nets[0].stem[0].weight.device
+        self._device = torch.device(device) if device is not None else nets[0].stem[0].weight.device
         self.layout = Layout(of_arch=[[] for _ in nets])
         self.hooks = Hooks()
         self.batchnorm = True
@@ -141,11 +142,11 @@ class BatchedNetwork(nn.Module):
         """Stack one weight layer (Conv2d or Linear) of the architectures at `positions`."""
         first = layers[0]
         if isinstance(first, nn.Conv2d):
-            module: nn.Module = StackedConv2d(layers)
+            module: nn.Module = StackedConv2d(layers, self._device)
         else:  # the classifier, once per network
             module = nn.Linear(first.in_features, first.out_features * len(layers), device="meta")
-            module.weight = stacked_parameter([m.weight for m in layers])
-            module.bias = stacked_parameter([m.bias for m in layers])
+            module.weight = stacked_parameter([m.weight for m in layers], self._device)
+            module.bias = stacked_parameter([m.bias for m in layers], self._device)
         index = len(self.layout.layers)
         c_out = first.weight.shape[0]
         self.layout.layers.append(
@@ -157,7 +158,7 @@ class BatchedNetwork(nn.Module):
         return index
 
     def _stacked_bn(self, bns: list[nn.BatchNorm2d], positions: list[int]) -> nn.BatchNorm2d:
-        bn = StackedBatchNorm2d(bns)
+        bn = StackedBatchNorm2d(bns, self._device)
         self._bns.append(bn)
         self._bn_archs.append((positions, self._index(positions, every=False)))
         return bn

@@ -18,17 +18,23 @@ import torch.nn as nn
 _CONV_ATTRIBUTES = (*nn.Conv2d.__constants__, "transposed", "_reversed_padding_repeated_twice")
 
 
-def stacked_parameter(tensors: list[torch.Tensor]) -> nn.Parameter:
-    """One parameter of the tensors one after another along their first dimension (copied, so the
-    architectures' own networks are left as they were)."""
-    return nn.Parameter(torch.cat([t.detach() for t in tensors]))
+def stacked(tensors: list[torch.Tensor], device: torch.device | None = None) -> torch.Tensor:
+    """The tensors one after another along their first dimension, on `device` (theirs where None):
+    concatenated where they are, then moved as one copy (a GPU actor's networks are built on the host,
+    and one copy per stacked tensor replaces one per tensor of every architecture)."""
+    return torch.cat([t.detach() for t in tensors]).to(device or tensors[0].device)
+
+
+def stacked_parameter(tensors: list[torch.Tensor], device: torch.device | None = None) -> nn.Parameter:
+    """`stacked` as a parameter (a copy: the architectures' own networks are left as they were)."""
+    return nn.Parameter(stacked(tensors, device))
 
 
 class StackedConv2d(nn.Conv2d):
     """`convs` (one per architecture, of one shape, no bias) as one grouped convolution: block j of the
     input and output channels is convs[j]'s."""
 
-    def __init__(self, convs: list[nn.Conv2d]):
+    def __init__(self, convs: list[nn.Conv2d], device: torch.device | None = None):
         nn.Module.__init__(self)  # not nn.Conv2d's: it would initialise a weight only to replace it
         first, n = convs[0], len(convs)
         if first.bias is not None or first.padding_mode != "zeros":
@@ -37,7 +43,7 @@ class StackedConv2d(nn.Conv2d):
             setattr(self, name, getattr(first, name))
         self.in_channels, self.out_channels = first.in_channels * n, first.out_channels * n
         self.groups = first.groups * n
-        self.weight = stacked_parameter([c.weight for c in convs])
+        self.weight = stacked_parameter([c.weight for c in convs], device)
         self.register_parameter("bias", None)
 
 
@@ -45,7 +51,7 @@ class StackedBatchNorm2d(nn.BatchNorm2d):
     """`bns` (one per architecture, affine, tracking statistics, of one eps and momentum) as one
     BatchNorm over their channels side by side: each channel's statistics are over its own images."""
 
-    def __init__(self, bns: list[nn.BatchNorm2d]):
+    def __init__(self, bns: list[nn.BatchNorm2d], device: torch.device | None = None):
         nn.Module.__init__(self)  # not nn.BatchNorm2d's: it would allocate and fill what is replaced
         first = bns[0]
         if not (first.affine and first.track_running_stats):
@@ -53,9 +59,9 @@ class StackedBatchNorm2d(nn.BatchNorm2d):
         for name in nn.BatchNorm2d.__constants__:
             setattr(self, name, getattr(first, name))
         self.num_features = sum(m.num_features for m in bns)
-        self.weight = stacked_parameter([m.weight for m in bns])
-        self.bias = stacked_parameter([m.bias for m in bns])
-        self.register_buffer("running_mean", torch.cat([m.running_mean for m in bns]))
-        self.register_buffer("running_var", torch.cat([m.running_var for m in bns]))
+        self.weight = stacked_parameter([m.weight for m in bns], device)
+        self.bias = stacked_parameter([m.bias for m in bns], device)
+        self.register_buffer("running_mean", stacked([m.running_mean for m in bns], device))
+        self.register_buffer("running_var", stacked([m.running_var for m in bns], device))
         # The networks come fresh from their space: every BatchNorm's batch count is the same.
-        self.register_buffer("num_batches_tracked", first.num_batches_tracked.clone())
+        self.register_buffer("num_batches_tracked", first.num_batches_tracked.clone().to(device or first.weight.device))

@@ -25,7 +25,7 @@ def run_zen_pass(net: BatchedNetwork, models: list[nn.Module], batch: Batch, see
     for model, seed in zip(models, seeds, strict=True):
         gen = torch.Generator(device="cpu").manual_seed(seed)
         draws.append(gaussian_weights(model, gen))
-        a, b = zen_inputs(x, gen)
+        a, b = zen_inputs(x, gen, on_host=True)
         inputs.append(a)
         perturbations.append(b)
     rows: dict[int, dict[int, torch.Tensor]] = {}
@@ -43,7 +43,7 @@ def run_zen_pass(net: BatchedNetwork, models: list[nn.Module], batch: Batch, see
             bn.bias.zero_()
             bn.reset_running_stats()
         net.train()
-        a, b = torch.cat(inputs, dim=1), torch.cat(perturbations, dim=1)
+        a, b = torch.cat(inputs, dim=1).to(x.device), torch.cat(perturbations, dim=1).to(x.device)
         diff = (net.features(a) - net.features(a + MIXUP_GAMMA * b)).abs()
         nas_score = diff.view(x.shape[0], net.n_archs, -1).sum(2).mean(0)  # [B]
         # Σ over each architecture's BatchNorms, in its own module order, in the BN's dtype (as the

@@ -28,11 +28,12 @@ def gaussian_weights(net: nn.Module, gen: torch.Generator) -> list[torch.Tensor]
     ]
 
 
-def zen_inputs(x: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """The Gaussian input and the Gaussian perturbation, drawn after the weights."""
-    a = torch.randn(x.shape, generator=gen, dtype=x.dtype).to(x.device)
-    b = torch.randn(x.shape, generator=gen, dtype=x.dtype).to(x.device)
-    return a, b
+def zen_inputs(x: torch.Tensor, gen: torch.Generator, on_host: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """The Gaussian input and the Gaussian perturbation, drawn after the weights, on `x`'s device (on
+    the CPU where they were drawn with `on_host`: the batched path moves all architectures' at once)."""
+    a = torch.randn(x.shape, generator=gen, dtype=x.dtype)
+    b = torch.randn(x.shape, generator=gen, dtype=x.dtype)
+    return (a, b) if on_host else (a.to(x.device), b.to(x.device))
 
 
 def _gaussian_copy(net: nn.Module, gen: torch.Generator) -> nn.Module:
