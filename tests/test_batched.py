@@ -243,6 +243,21 @@ def test_a_batched_network_is_made_on_its_device_from_networks_left_where_they_w
         assert net(torch.empty((2, 3, 32, 32), device="meta")).shape == (2, len(models), 10)
 
 
+def test_values_are_refused_when_the_batched_layers_are_not_each_architectures_own_order():
+    # Per-layer values are matched to an architecture's layers by position; a batched network that
+    # stacked them in another order would file one layer's value under another's slot.
+    from zcpipe.workers.batched.build import batched_network
+    from zcpipe.workers.batched.engine import _check_order
+
+    models = _models(CELLS[:2], torch.float32)
+    net = batched_network(models)
+    stats = [ProxyEngine(get_proxies(["snip"])).skeleton(m, _batch(2, torch.float32))[0] for m in models]
+    _check_order(net.layout, stats)
+    stats[1].layers[1], stats[1].layers[2] = stats[1].layers[2], stats[1].layers[1]
+    with pytest.raises(RuntimeError, match="layer order differs from architecture 1"):
+        _check_order(net.layout, stats)
+
+
 @pytest.mark.parametrize("momentum", [0.1, None])
 def test_stacked_layers_built_from_their_tensors_compute_what_each_architectures_layer_does(momentum):
     # The stacked layers skip torch's constructors and keep torch's forward: a forward that reads an

@@ -34,7 +34,6 @@ class BatchedDarts(BatchedNetwork):
             slots = [self._slot(cells, k) for k in range(len(cell.edge_ops))]
             self._cells.append((pre0, pre1, slots, cell.concat, cell.reduction))
         self._layer([n.classifier for n in nets], every)
-        self._check_order(nets)
 
     def _slot(self, cells: list[NdsCell], k: int) -> Choice:
         def stride(c: NdsCell) -> int:

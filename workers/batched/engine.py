@@ -28,7 +28,6 @@ from zcpipe.workers.proxies import Batch, Proxy, ProxyContext
 from zcpipe.workers.proxies.counts import activation_bytes_per_image
 from zcpipe.workers.proxies.passes import DataPass
 from zcpipe.workers.proxies.zen import zen_value
-from zcpipe.workers.spaces.base import weight_layers
 
 # Most architectures one batched pass takes by default: past this the kernels are large enough that
 # a bigger batch saves no launch time worth its memory.
@@ -74,8 +73,12 @@ class BatchedEngine:
         counts = None
         if net is not None and self.counters:
             counts = batched_counts(net, models, tuple(batch.images.shape[1:]))
-        stats = [self.single.skeleton(m, batch, None if counts is None else counts[b])[0] for b, m in enumerate(models)]
+        skeletons = [
+            self.single.skeleton(m, batch, None if counts is None else counts[b]) for b, m in enumerate(models)
+        ]
+        stats = [st for st, _ in skeletons]
         if net is not None:
+            _check_order(net.layout, stats)
             if "synflow" in by_pass:
                 self._timed(stats, by_pass["synflow"], net.layout, lambda: BatchedPass(run_synflow_pass(net, batch)))
             if "data" in by_pass:
@@ -85,17 +88,18 @@ class BatchedEngine:
                 self._timed(stats, by_pass["weights"], net.layout, lambda: BatchedPass(weights_pass(net, batch)))
             if "zen" in by_pass:
                 t0 = time.perf_counter()
-                values = run_zen_pass(net, models, batch, generator_seeds)
+                layers = [[m for _, m in named] for _, named in skeletons]
+                values = run_zen_pass(net, models, layers, batch, generator_seeds)
                 share = (time.perf_counter() - t0) / (len(models) * len(by_pass["zen"]))
                 for st, v in zip(stats, values, strict=True):
                     for p in by_pass["zen"]:
                         self.single.record(st, p, lambda v=v: zen_value(v), share)
             del net
         own = self.single.standalone_with_split
-        if self.own:  # the layers' walk below is host time per architecture: only for proxies that need it
-            for model, st, seed in zip(models, stats, generator_seeds, strict=True):
+        if self.own:
+            for model, (st, named), seed in zip(models, skeletons, generator_seeds, strict=True):
                 model.to(batch.images.device)
-                ctx = ProxyContext(layers=[m for _, m in weight_layers(model)], generator_seed=seed)
+                ctx = ProxyContext(layers=[m for _, m in named], generator_seed=seed)
                 for p in self.own:
                     self.single.record(st, p, lambda p=p, m=model, c=ctx: own(p, m, batch, c))
         return stats
@@ -120,6 +124,14 @@ class BatchedEngine:
                 if p.scope == "arch":
                     view = view or result.of_arch(b)
                     self.single.record(st, p, lambda p=p, v=view: p.extract(v), share)
+
+
+def _check_order(layout: Layout, stats: list[ArchStats]) -> None:
+    # The per-layer values are matched to each architecture's layers by position: fail loudly if the
+    # batched network stacked them in another order than the architecture's own (`weight_layers`).
+    for b, st in enumerate(stats):
+        if [layout.layers[i].slot for i, _ in layout.of_arch[b]] != [layer.slot for layer in st.layers]:
+            raise RuntimeError(f"the batched network's layer order differs from architecture {b}'s")
 
 
 def _per_arch_sums(layout: Layout, scores: list[list[torch.Tensor]]) -> list[list[list[float]]]:

@@ -38,7 +38,6 @@ class BatchedNB201(BatchedNetwork):
                 raise TypeError(f"unexpected NB201 cell {type(cell).__name__}")
         self._last = self._compile([n.lastact for n in nets], every)  # BatchNorm, ReLU
         self._layer([n.classifier for n in nets], every)
-        self._check_order(nets)
 
     def _edge(self, cells: list[InferCell], k: int) -> Choice:
         return self._choice([(_op_name(c.edges[k]), 0, 1, c.edges[k]) for c in cells])

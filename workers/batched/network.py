@@ -28,7 +28,6 @@ from zcpipe.workers.batched.blocks import Blocks, join_blocks, split_blocks
 from zcpipe.workers.batched.stacked import StackedBatchNorm2d, StackedConv2d, stacked_parameter
 from zcpipe.workers.spaces import nb201 as nb201_space
 from zcpipe.workers.spaces import nds_ops
-from zcpipe.workers.spaces.base import weight_layers
 
 # Modules whose forward is `self.op(x)` with `op` a Sequential: compiled from that Sequential.
 SEQUENTIAL_WRAPPERS = (
@@ -209,15 +208,6 @@ class BatchedNetwork(nn.Module):
         if puts == [self._every]:
             return Choice(parts, None)  # one op for every architecture
         return Choice(parts, Blocks.of(puts, self.n_archs, self._device) if parts else None)
-
-    def _check_order(self, nets: list[nn.Module]) -> None:
-        # The per-layer values are matched to each architecture's layers by position: fail loudly
-        # if the stacking walked the modules in another order than `weight_layers`.
-        for b, net in enumerate(nets):
-            own = [m.zc_slot for _, m in weight_layers(net)]
-            stacked = [self.layout.layers[i].slot for i, _ in self.layout.of_arch[b]]
-            if own != stacked:
-                raise RuntimeError(f"{type(self).__name__}: layer order differs from architecture {b}'s")
 
     def batchnorms(self) -> list[tuple[nn.BatchNorm2d, list[int], torch.Tensor]]:
         """Every stacked BatchNorm with the architectures it serves (as a list and as an index tensor on

@@ -15,16 +15,19 @@ from zcpipe.workers.proxies import Batch
 from zcpipe.workers.proxies.zen import MIXUP_GAMMA, gaussian_weights, zen_inputs
 
 
-def run_zen_pass(net: BatchedNetwork, models: list[nn.Module], batch: Batch, seeds: list[int]) -> list[float]:
+def run_zen_pass(
+    net: BatchedNetwork, models: list[nn.Module], layers: list[list[nn.Module]], batch: Batch, seeds: list[int]
+) -> list[float]:
     """Each architecture's zen value before the finiteness check: log E‖f(a) − f(a + γb)‖₁ + Σ log √mean(σ²_BN).
 
-    `net` is the batched network of `models`; its weights and BatchNorm state are overwritten (zen's own
-    draws), so it is the last pass to use it."""
+    `net` is the batched network of `models`, `layers` each one's weight layers in module order; the
+    network's weights and BatchNorm state are overwritten (zen's own draws), so it is the last pass to
+    use it."""
     x = batch.images
     draws, inputs, perturbations = [], [], []
-    for model, seed in zip(models, seeds, strict=True):
+    for model, own, seed in zip(models, layers, seeds, strict=True):
         gen = torch.Generator(device="cpu").manual_seed(seed)
-        draws.append(gaussian_weights(model, gen))
+        draws.append(gaussian_weights(model, gen, own))
         a, b = zen_inputs(x, gen, on_host=True)
         inputs.append(a)
         perturbations.append(b)

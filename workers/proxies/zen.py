@@ -17,15 +17,14 @@ from zcpipe.workers.proxies.registry import PROXIES
 MIXUP_GAMMA = 1e-2
 
 
-def gaussian_weights(net: nn.Module, gen: torch.Generator) -> list[torch.Tensor]:
-    """zen's re-drawn weights of every Conv2d/Linear in module order, drawn on the CPU: a CUDA
-    generator gives another sample for the same seed, and the value must not depend on the device.
-    The batched path draws through this too, so both draw the same numbers in the same order."""
-    return [
-        torch.randn(m.weight.shape, generator=gen, dtype=m.weight.dtype)
-        for m in net.modules()
-        if isinstance(m, (nn.Conv2d, nn.Linear))
-    ]
+def gaussian_weights(net: nn.Module, gen: torch.Generator, layers: list[nn.Module] | None = None) -> list[torch.Tensor]:
+    """zen's re-drawn weights of every Conv2d/Linear in module order (`layers` where the caller has
+    walked the network for them already), drawn on the CPU: a CUDA generator gives another sample for
+    the same seed, and the value must not depend on the device. The batched path draws through this
+    too, so both draw the same numbers in the same order."""
+    if layers is None:
+        layers = [m for m in net.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    return [torch.randn(m.weight.shape, generator=gen, dtype=m.weight.dtype) for m in layers]
 
 
 def zen_inputs(x: torch.Tensor, gen: torch.Generator, on_host: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
