@@ -1,6 +1,6 @@
 """The device check: one command that proves the GPU path and measures it.
 
-    python bench/gpu_check.py [--device cuda|cpu] [--out DIR] [--quick]
+    python bench/gpu_check.py [--device cuda|cpu] [--out DIR] [--quick] [--parts ...] [--stop-after-s S]
 
 It needs only torch, numpy and the checkout (no Ray, DuckDB, Zarr or pip install: without an
 installed zcpipe it maps the stage folders into the package as pyproject.toml's `package-dir`
@@ -21,14 +21,17 @@ does), and the 64 real CIFAR-10 images in bench/data/cifar10-64.npz (the seed-0 
   (g) a real `zcpipe ingest --gpus 1` where Ray, DuckDB and Zarr are installed;
   (h) the batched path, the 13 proxies: archs/s at B = 1, 16, 64, 256 on NB201 and 1, 16, 64 on NB301's
       network (DARTS cells, C=32), with the kernels per architecture and the GPU's busy fraction
-      (profiler kernel time over wall time); and zero-cost-nas's 7 measures computed its way (a fresh
+      (profiler kernel time over wall time), and NB201's B=64 with the stacked convolutions run the other
+      way (one kernel per architecture on a GPU); and zero-cost-nas's 7 measures computed its way (a fresh
       copy and passes of its own per measure, the engine's oracle) against the batched path;
   (i) float64 as the third reference: the device's float32 (single engine and batched path) and the
       CPU's against the CPU in float64,
       whole-network values and the ranking of the NB201 cells.
 
 It prints one markdown table, writes it with the raw figures to DIR (gpu_check.md, .json,
-profile.txt), and exits 1 when a target is missed. The value target is float64's (part i): a
+profile.txt) after every part (a check stopped at a time limit keeps what it finished; with
+--stop-after-s it starts no part after S seconds and ends on its own), and exits 1 when a target is
+missed or a part was not run. The value target is float64's (part i): a
 proxy passes when the device's float32, the single engine's and the batched path's, is at most 3x
 farther from float64 than the CPU's float32 is (or within 1e-6 of it), and each ranks the NB201
 cells against float64's ranking as well as the CPU does (Kendall τ at most 0.01 lower). The
@@ -738,6 +741,13 @@ def main() -> int:
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "gpu-check")
     ap.add_argument("--quick", action="store_true", help="small sizes (the test suite's dry run)")
     ap.add_argument("--parts", default=",".join(PARTS), help="comma-separated parts to run")
+    ap.add_argument(
+        "--stop-after-s",
+        type=float,
+        default=None,
+        help="start no part after this many seconds (under a time limit: the check ends on its own, its MPS "
+        "daemon stopped, and reports the parts it did not run)",
+    )
     args = ap.parse_args()
     if args.device == "cuda" and not torch.cuda.is_available():
         print("error: --device cuda but torch sees no CUDA device; use --device cpu for the dry run", file=sys.stderr)
@@ -772,7 +782,13 @@ def main() -> int:
     }
     todo = args.parts.split(",")
     report["part_seconds"] = {}
+    report["parts_not_run"] = todo
+    text = save(report, args.out)
+    start = time.perf_counter()
     for i, name in enumerate(todo):
+        if args.stop_after_s is not None and time.perf_counter() - start >= args.stop_after_s:
+            print(f"# {args.stop_after_s:g} s have passed: not starting {', '.join(todo[i:])}", file=sys.stderr)
+            break
         failpoints.hold("gpu-check", name)  # tests stop the check here to see what a killed one leaves
         t0 = time.perf_counter()
         try:

@@ -99,16 +99,28 @@ def test_a_check_stopped_part_way_leaves_the_figures_of_the_parts_it_finished(tm
     env = {**os.environ, FAILPOINTS_ENV: f"gpu-check={allowed}"}
     args = [sys.executable, str(SCRIPT), "--device", "cpu", "--quick", "--out", str(out), "--parts", "values,speed"]
     proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    report_file = out / "gpu_check.json"
     try:
         deadline = time.monotonic() + 300
-        while not (out / "gpu_check.json").exists() and proc.poll() is None and time.monotonic() < deadline:
+        while proc.poll() is None and time.monotonic() < deadline:
+            if report_file.exists() and "values" in json.loads(report_file.read_text())["part_seconds"]:
+                break
             time.sleep(0.2)
         assert proc.poll() is None, proc.stderr.read().decode()[-2000:]  # still held before `speed`
     finally:
         proc.kill()
         proc.wait(timeout=30)
-    report = json.loads((out / "gpu_check.json").read_text())
+    report = json.loads(report_file.read_text())
     assert report["parts_not_run"] == ["speed"] and set(report["part_seconds"]) == {"values"}
     assert report["values"]["whole"]["shared"] and "speed" not in report
     assert "verdict: MISSED parts not run: speed" in (out / "gpu_check.md").read_text()
     assert not list(out.glob(".*.tmp"))  # each file replaced whole
+
+
+def test_a_check_given_a_time_to_stop_starts_no_part_after_it_and_says_which_it_did_not_run(tmp_path):
+    args = ["--device", "cpu", "--quick", "--out", str(tmp_path), "--parts", "values,speed", "--stop-after-s", "0"]
+    r = subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert r.returncode == 1, (r.stdout + r.stderr)[-2000:]  # a part not run is a missed target
+    report = json.loads((tmp_path / "gpu_check.json").read_text())
+    assert report["parts_not_run"] == ["values", "speed"] and report["part_seconds"] == {}
+    assert "not starting values, speed" in r.stderr
