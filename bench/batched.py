@@ -47,6 +47,7 @@ from torch.utils._pytree import tree_leaves
 
 from zcpipe.workers.batched import network
 from zcpipe.workers.batched.engine import BatchedEngine
+from zcpipe.workers.collector import collect_less_often
 from zcpipe.workers.data import DataSpec, load_batch, to_batch
 from zcpipe.workers.device import synchronize
 from zcpipe.workers.engine import ProxyEngine
@@ -288,6 +289,7 @@ def main() -> int:
     global SPACE
     SPACE = args.space
     torch.set_num_threads(args.threads)
+    collect_less_often()  # the garbage collector as a worker sets it (ProxyWorker), for every part alike
     proxies = tuple(p for p in args.proxies.split(",") if p)
     cells = _cells(args.cells)
     parts = set(args.parts.split(","))

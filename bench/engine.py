@@ -24,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import CIFAR_NPZ, machine, require
 
 from zcpipe.workers.allocator import keep_freed_memory
+from zcpipe.workers.collector import collect_less_often
 from zcpipe.workers.data import DataSpec, load_batch, to_batch
 from zcpipe.workers.engine import ProxyEngine
 from zcpipe.workers.proxies import DEFAULT_PROXIES, ZC_NAS_PROXIES, get_proxies
@@ -104,8 +105,9 @@ def main() -> None:
     ap.add_argument("--memory-budget-mb", type=float, default=None, help="the shared engine's budget, as ingest's")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    collect_less_often()  # as ProxyWorker does; applies to both paths alike
     if args.device == "cpu":
-        keep_freed_memory()  # as ProxyWorker does; applies to both paths alike
+        keep_freed_memory()
     images, labels, n = load_batch(DataSpec("cifar10", str(require(CIFAR_NPZ)), args.batch_size, args.seed))
     batch = to_batch(images, labels, n, args.device)
     space = get_space("nb201")

@@ -13,6 +13,7 @@ from zcpipe.workers import failpoints
 from zcpipe.workers.allocator import keep_freed_memory
 from zcpipe.workers.batched.build import can_batch
 from zcpipe.workers.batched.engine import BatchedEngine, choose_arch_batch
+from zcpipe.workers.collector import collect_less_often
 from zcpipe.workers.data import to_batch
 from zcpipe.workers.device import (
     DeviceFault,
@@ -70,6 +71,7 @@ class ProxyWorker:
 
     def __init__(self, cfg: WorkerConfig, images: np.ndarray, labels: np.ndarray, num_classes: int):
         self.cfg = cfg
+        collect_less_often()  # a few hundred modules per architecture: workers/collector.py
         if cfg.device == "cpu":
             torch.set_num_threads(max(1, cfg.threads))
             keep_freed_memory()
