@@ -204,6 +204,54 @@ def test_jacov_and_nwot_match_their_formulas():
     assert stats.values["nwot"] == pytest.approx(np.linalg.slogdet(k)[1], rel=1e-9)
 
 
+def _epe_nas_by_numpy(rows: np.ndarray, labels: np.ndarray, num_classes: int) -> float:
+    # NAS-Bench-Suite-Zero's per-class scoring, written out with numpy's corrcoef.
+    per_class = []
+    for c in np.unique(labels):
+        corrs = np.corrcoef(rows[labels == c])
+        s = np.sum(np.log(np.abs(corrs) + 1e-5))
+        per_class.append(s / np.size(corrs) ** 0.5 if num_classes > 100 else s)
+    v = np.array(per_class)
+    spread = np.abs(v[:, None] - v[None, :]).sum()
+    return spread / len(v) if num_classes <= 100 else spread
+
+
+def test_whole_network_proxies_of_many_networks_at_once_equal_each_alone_and_numpys_formulas():
+    # The batched path computes jacov, epe_nas and nwot for a pass's networks together; a network with no
+    # value must get its own reason without disturbing the others'.
+    from zcpipe.workers.proxies import ProxyUndefined, epe_nas, jacov, nwot
+
+    rng = np.random.default_rng(0)
+    grads = torch.tensor(rng.standard_normal((5, 12, 3, 4, 4)), dtype=torch.float32)
+    grads[2] = 0.0  # this network's output does not depend on its input
+    grads[1, 5, 0, 0, 0] = float("inf")  # and this one's overflows
+    grads[4, 0, 1, 0, 0] = float("nan")
+    labels = torch.tensor([0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3])  # class 3: one image, the matrix [[1]]
+    rows = grads.flatten(2).double().numpy()
+    for num_classes in (10, 120):  # above 100 classes each class's sum is scaled by its matrix's side
+        together = epe_nas.scores(grads, labels, num_classes)
+        for b in (0, 3):
+            assert together[b] == pytest.approx(_epe_nas_by_numpy(rows[b], labels.numpy(), num_classes), rel=1e-12)
+            assert together[b] == pytest.approx(epe_nas.scores(grads[b : b + 1], labels, num_classes)[0], rel=1e-13)
+        assert isinstance(together[2], ProxyUndefined) and "constant" in str(together[2])
+        assert "not finite" in str(together[1]) and "not finite" in str(together[4])
+    together = jacov.scores(grads)
+    assert "not finite" in str(together[1]) and "not finite" in str(together[4])
+    for b in (0, 3):
+        lam = np.linalg.eigvalsh(np.corrcoef(rows[b]))
+        assert together[b] == pytest.approx(-np.sum(np.log(lam + 1e-5) + 1 / (lam + 1e-5)), rel=1e-12)
+    assert isinstance(together[2], ProxyUndefined) and "does not depend on the input" in str(together[2])
+    codes = torch.tensor(rng.integers(0, 2, (4, 12, 50)), dtype=torch.float64)
+    kernels = codes @ codes.transpose(1, 2) + (1 - codes) @ (1 - codes).transpose(1, 2)
+    kernels[1] = 0.0  # no ReLU in this network
+    kernels[2, 1], kernels[2, :, 1] = kernels[2, 0], kernels[2, :, 0]  # images 0 and 1 share every code
+    together = nwot.scores(kernels)
+    assert together[0] == pytest.approx(np.linalg.slogdet(kernels[0].numpy())[1], rel=1e-12)
+    assert together[3] == pytest.approx(np.linalg.slogdet(kernels[3].numpy())[1], rel=1e-12)
+    assert "no nn.ReLU" in str(together[1]) and "singular" in str(together[2])
+    assert "no nn.ReLU" in str(nwot.scores(None, 3)[2])
+
+
 def test_value_that_cannot_be_computed_is_null_with_a_reason(cifar_batch):
     from zcpipe.workers.spaces import BuildOptions, get_space
 

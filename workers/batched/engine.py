@@ -25,6 +25,7 @@ from zcpipe.workers.batched.zen import run_zen_pass
 from zcpipe.workers.device import synchronize
 from zcpipe.workers.engine import HVP_FACTOR, PLAIN_FACTOR, ArchStats, ProxyEngine, record_layer_values, segment_sums
 from zcpipe.workers.proxies import Batch, Proxy, ProxyContext
+from zcpipe.workers.proxies.base import value_or_raise
 from zcpipe.workers.proxies.counts import activation_bytes_per_image
 from zcpipe.workers.proxies.passes import DataPass
 from zcpipe.workers.proxies.zen import zen_value
@@ -111,6 +112,10 @@ class BatchedEngine:
         sums = _per_arch_sums(layout, [p.elements(result.stacked) for p in layer_proxies])
         if result.stacked.layers and layer_proxies:
             synchronize(result.stacked.weights[0].device)
+        # Whole-network proxies with a form for many architectures compute all of theirs at once (one
+        # set of kernels and one copy to the host, where one each would wait on the device B times).
+        inputs = result.archs(len(stats)) if any(p.scope == "arch" for p in proxies) else None
+        together = {p.name: p.extract_archs(inputs) for p in proxies if p.scope == "arch"}
         share = (time.perf_counter() - t0) / (len(proxies) * len(stats))
         for b, st in enumerate(stats):
             for k, p in enumerate(layer_proxies):
@@ -121,7 +126,12 @@ class BatchedEngine:
                 st.seconds[p.name] = share
             view: DataPass | None = None
             for p in proxies:
-                if p.scope == "arch":
+                if p.scope != "arch":
+                    continue
+                values = together[p.name]
+                if values is not None:
+                    self.single.record(st, p, lambda v=values[b]: value_or_raise(v), share)
+                else:
                     view = view or result.of_arch(b)
                     self.single.record(st, p, lambda p=p, v=view: p.extract(v), share)
 

@@ -18,7 +18,7 @@ from torch.func import functional_call
 
 from zcpipe.workers.batched.network import BatchedNetwork
 from zcpipe.workers.proxies.inputs import Batch, Need
-from zcpipe.workers.proxies.passes import DataPass, accumulate_fisher, gradient_inner
+from zcpipe.workers.proxies.passes import ArchInputs, DataPass, accumulate_fisher, gradient_inner
 from zcpipe.workers.proxies.second_order import SecondOrderRules
 from zcpipe.workers.proxies.synflow import absolute_float64
 
@@ -32,7 +32,7 @@ class BatchedPass:
     kernels: torch.Tensor | None = None  # [B, N, N] float64 NASWOT kernels
 
     def of_arch(self, b: int) -> DataPass:
-        """Architecture b's whole-network inputs (what jacov, epe_nas and nwot read)."""
+        """Architecture b's whole-network inputs, for a proxy without `extract_archs`."""
         return DataPass(
             layers=[],
             weights=[],
@@ -40,8 +40,13 @@ class BatchedPass:
             num_classes=self.stacked.num_classes,
             micro_batches=1,
             input_grad=None if self.input_grad is None else self.input_grad[:, b],
-            nwot_kernel=None if self.kernels is None else self.kernels[b].numpy(),
+            nwot_kernel=None if self.kernels is None else self.kernels[b],
         )
+
+    def archs(self, n_archs: int) -> ArchInputs:
+        """Every architecture's whole-network inputs at once (what jacov, epe_nas and nwot read)."""
+        grad = None if self.input_grad is None else self.input_grad.transpose(0, 1)
+        return ArchInputs(n_archs, self.stacked.labels, self.stacked.num_classes, grad, self.kernels)
 
 
 class _Recorder:
@@ -124,7 +129,7 @@ def run_data_pass(net: BatchedNetwork, batch: Batch, needs: set[Need]) -> Batche
         if "input_grad" in needs:
             with rules.input_grads_only():
                 (jg,) = torch.autograd.grad(logits.sum(), x_rep, retain_graph=want_hvp)
-            result.input_grad = jg.detach().view(n, net.n_archs, -1, *x.shape[2:]).cpu()
+            result.input_grad = jg.detach().view(n, net.n_archs, -1, *x.shape[2:])
         if want_hvp:
             z = gradient_inner([g.detach() for g in g_w], g_w)
             with rules.second_derivative():
@@ -133,7 +138,7 @@ def run_data_pass(net: BatchedNetwork, batch: Batch, needs: set[Need]) -> Batche
     finally:
         net.hooks.on_output = net.hooks.on_relu = None
     if rec.kernels is not None:
-        result.kernels = naswot_kernels(rec.kernels).cpu()
+        result.kernels = naswot_kernels(rec.kernels)
     return result
 
 

@@ -16,9 +16,19 @@ import torch.nn as nn
 from zcpipe.workers.proxies.inputs import Batch, Need
 
 if TYPE_CHECKING:
-    from zcpipe.workers.proxies.passes import DataPass
+    from zcpipe.workers.proxies.passes import ArchInputs, DataPass
 
-__all__ = ["Batch", "LayerScores", "Need", "PassName", "Proxy", "ProxyContext", "ProxyUndefined", "Scope"]
+__all__ = [
+    "Batch",
+    "LayerScores",
+    "Need",
+    "PassName",
+    "Proxy",
+    "ProxyContext",
+    "ProxyUndefined",
+    "Scope",
+    "value_or_raise",
+]
 
 Scope = Literal["layer", "arch"]
 # data: the shared forward/backward on the batch; synflow: its own float64 pass on |θ|;
@@ -41,6 +51,13 @@ class ProxyContext:
 
 
 LayerScores = list[torch.Tensor]
+
+
+def value_or_raise(value: float | ProxyUndefined) -> float:
+    """One architecture's entry of `Proxy.extract_archs`: its value, or its reason raised."""
+    if isinstance(value, ProxyUndefined):
+        raise value
+    return value
 
 
 class Proxy:
@@ -68,6 +85,12 @@ class Proxy:
 
     def extract(self, data: DataPass) -> LayerScores | float:
         raise NotImplementedError(f"{self.name} has no shared-pass extraction")
+
+    def extract_archs(self, inputs: ArchInputs) -> list[float | ProxyUndefined] | None:
+        """A whole-network proxy's value for each of several architectures at once (`ArchInputs`: theirs
+        stacked, on their device), or the reason it has none, computed with one set of kernels and one copy
+        to the host for all. None: no such form, and the batched path calls `extract` per architecture."""
+        return None
 
     def elements(self, data: DataPass) -> LayerScores:
         """Per-element scores of each layer whose sum, then `finish`, is the layer's value: what the

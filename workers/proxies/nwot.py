@@ -1,33 +1,46 @@
 """nwot: log|det K|, K the Hamming-similarity kernel of the ReLU activation codes over the
 batch (Mellor et al. 2021, NASWOT; NAS-Bench-Suite-Zero `nwot`, which hooks every ReLU's input)."""
 
-import numpy as np
 import torch
 import torch.nn as nn
 
-from zcpipe.workers.proxies.base import Proxy, ProxyUndefined
+from zcpipe.workers.proxies.base import Proxy, ProxyUndefined, value_or_raise
+from zcpipe.workers.proxies.passes import ArchInputs
 from zcpipe.workers.proxies.registry import PROXIES
 
+NO_RELU = "the network has no nn.ReLU whose activation codes nwot reads"
+SINGULAR = "activation-code kernel is singular (two images share every ReLU code)"
 
-def score(kernel: np.ndarray | None) -> float:
-    if kernel is None or not kernel.any():
-        raise ProxyUndefined("the network has no nn.ReLU whose activation codes nwot reads")
-    sign, logdet = np.linalg.slogdet(kernel)
-    if sign <= 0 or not np.isfinite(logdet):
-        raise ProxyUndefined("activation-code kernel is singular (two images share every ReLU code)")
-    return float(logdet)
+
+def scores(kernels: torch.Tensor | None, n_archs: int = 1) -> list[float | ProxyUndefined]:
+    """log|det K| of each of B networks' NASWOT kernel (`[B, N, N]`, float64; None: no nn.ReLU in any), on
+    their device, with one copy to the host for all."""
+    if kernels is None:
+        return [ProxyUndefined(NO_RELU)] * n_archs
+    sign, logdet = torch.linalg.slogdet(kernels)
+    empty = ~kernels.flatten(1).any(dim=1)
+    host = torch.stack([sign, logdet, empty.double()]).cpu().tolist()
+    out: list[float | ProxyUndefined] = []
+    for s, value, is_empty in zip(*host, strict=True):
+        if is_empty:
+            out.append(ProxyUndefined(NO_RELU))
+        elif s <= 0 or value != value or abs(value) == float("inf"):
+            out.append(ProxyUndefined(SINGULAR))
+        else:
+            out.append(value)
+    return out
 
 
 @PROXIES.register("nwot", scope="arch", pass_name="data", needs=("relu_codes",))
 class Nwot(Proxy):
     def standalone(self, net, batch, ctx):
         n = batch.images.shape[0]
-        kernel = np.zeros((n, n))
+        kernel = torch.zeros((n, n), dtype=torch.float64)
 
         def hook(_m, inp, _out):
             x = (inp[0].detach().flatten(1) > 0).float()
             k = x @ x.t() + (1.0 - x) @ (1.0 - x).t()
-            kernel[:] += k.double().cpu().numpy()
+            kernel.add_(k.double().cpu())
 
         handles = [m.register_forward_hook(hook) for m in net.modules() if isinstance(m, nn.ReLU)]
         try:
@@ -37,7 +50,10 @@ class Nwot(Proxy):
         finally:
             for h in handles:
                 h.remove()
-        return score(kernel)
+        return value_or_raise(scores(kernel[None])[0])
 
     def extract(self, data):
-        return score(data.nwot_kernel)
+        return value_or_raise(self.extract_archs(ArchInputs.of(data))[0])
+
+    def extract_archs(self, inputs):
+        return scores(inputs.nwot_kernels, inputs.n_archs)

@@ -36,7 +36,28 @@ class DataPass:
     fisher: list[torch.Tensor] | None = None  # per output channel, float64
     hg: list[torch.Tensor] | None = None
     input_grad: torch.Tensor | None = None
-    nwot_kernel: np.ndarray | None = None  # None: the network has no nn.ReLU
+    nwot_kernel: torch.Tensor | None = None  # [N, N] float64; None: the network has no nn.ReLU
+
+
+@dataclass
+class ArchInputs:
+    """What the whole-network proxies read, for B architectures along a leading dimension, on their
+    device: each one's per-image input gradients `[B, N, ...]` and NASWOT kernels `[B, N, N]` (float64;
+    None: the networks have no nn.ReLU). One architecture's come from its data pass (`of`), a batched
+    pass's from all of its architectures at once."""
+
+    n_archs: int
+    labels: torch.Tensor
+    num_classes: int
+    input_grad: torch.Tensor | None = None
+    nwot_kernels: torch.Tensor | None = None
+
+    @classmethod
+    def of(cls, data: DataPass) -> ArchInputs:
+        """One architecture's (B = 1), from its data pass."""
+        grad = None if data.input_grad is None else data.input_grad[None]
+        kernel = None if data.nwot_kernel is None else data.nwot_kernel[None]
+        return cls(1, data.labels, data.num_classes, grad, kernel)
 
 
 def micro_batches(n: int, size: int | None) -> list[tuple[int, int]]:
@@ -246,13 +267,13 @@ def _split_hvp(net, x, y, ranges, weights, g_full) -> list[torch.Tensor]:
     return hg
 
 
-def _kernel(single_kernel: torch.Tensor | None, code_parts: list[list[torch.Tensor]]) -> np.ndarray | None:
+def _kernel(single_kernel: torch.Tensor | None, code_parts: list[list[torch.Tensor]]) -> torch.Tensor | None:
     if single_kernel is not None:
-        return single_kernel.cpu().numpy()
+        return single_kernel
     if not code_parts or not code_parts[0]:
         return None  # no nn.ReLU ran: nwot is undefined for this network
     total = None
     for call in range(len(code_parts[0])):
         k = _hamming_kernel(torch.cat([part[call] for part in code_parts]))
         total = k if total is None else total + k
-    return total.cpu().numpy()
+    return total
