@@ -258,6 +258,20 @@ def test_values_are_refused_when_the_batched_layers_are_not_each_architectures_o
         _check_order(net.layout, stats)
 
 
+def test_host_work_beside_a_pass_is_waited_for_with_a_bound_that_says_what_stalled(monkeypatch):
+    from concurrent.futures import Future
+
+    from zcpipe.workers.batched import engine
+
+    monkeypatch.setattr(engine, "HOST_WORK_TIMEOUT_S", 0.05)
+    with pytest.raises(RuntimeError, match=r"zen's draws did not finish in 0\.05 s"):
+        engine._result(Future(), "zen's draws")  # never completes
+    done = Future()
+    done.set_exception(ValueError("a draw failed"))
+    with pytest.raises(ValueError, match="a draw failed"):  # the thread's error reaches the pass
+        engine._result(done, "zen's draws")
+
+
 @pytest.mark.parametrize("momentum", [0.1, None])
 def test_stacked_layers_built_from_their_tensors_compute_what_each_architectures_layer_does(momentum):
     # The stacked layers skip torch's constructors and keep torch's forward: a forward that reads an

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import math
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 
 import torch
 import torch.nn as nn
@@ -21,7 +23,7 @@ from zcpipe.workers.batched.build import batched_network
 from zcpipe.workers.batched.counts import batched_counts
 from zcpipe.workers.batched.network import Layout
 from zcpipe.workers.batched.passes import BatchedPass, run_data_pass, run_synflow_pass, weights_pass
-from zcpipe.workers.batched.zen import run_zen_pass
+from zcpipe.workers.batched.zen import draw, run_zen_pass
 from zcpipe.workers.device import synchronize
 from zcpipe.workers.engine import HVP_FACTOR, PLAIN_FACTOR, ArchStats, ProxyEngine, record_layer_values, segment_sums
 from zcpipe.workers.proxies import Batch, Proxy, ProxyContext
@@ -33,6 +35,9 @@ from zcpipe.workers.proxies.zen import zen_value
 # Most architectures one batched pass takes by default: past this the kernels are large enough that
 # a bigger batch saves no launch time worth its memory.
 MAX_ARCH_BATCH = 64
+
+# How long a pass waits for host work done beside it (zen's draws: well under a second per pass).
+HOST_WORK_TIMEOUT_S = 600.0
 
 # The passes the batched network runs for many architectures at once; `count` is per architecture on
 # the meta device (no kernels), every other pass per architecture through the single engine.
@@ -57,6 +62,7 @@ class BatchedEngine:
         self.batched = [p for p in self.proxies if p.pass_name in BATCHED_PASSES]
         self.own = [p for p in self.proxies if p.pass_name not in (*BATCHED_PASSES, "count")]
         self.counters = [p for p in self.proxies if p.pass_name == "count"]
+        self._draws_thread: ThreadPoolExecutor | None = None
 
     def compute(self, models: list[nn.Module], batch: Batch, generator_seeds: list[int]) -> list[ArchStats]:
         """Every proxy of each of `models` on `batch`; equal to `ProxyEngine.compute` per architecture
@@ -80,6 +86,12 @@ class BatchedEngine:
         stats = [st for st, _ in skeletons]
         if net is not None:
             _check_order(net.layout, stats)
+            # zen's draws are host work of their own (each architecture's generator is serial): they run in
+            # a thread beside the passes before zen's, torch releasing the interpreter while it draws.
+            zen_draws = None
+            if "zen" in by_pass:
+                layers = [[m for _, m in named] for _, named in skeletons]
+                zen_draws = self._drawer().submit(draw, models, layers, generator_seeds, batch.images)
             if "synflow" in by_pass:
                 self._timed(stats, by_pass["synflow"], net.layout, lambda: BatchedPass(run_synflow_pass(net, batch)))
             if "data" in by_pass:
@@ -87,10 +99,9 @@ class BatchedEngine:
                 self._timed(stats, by_pass["data"], net.layout, lambda: run_data_pass(net, batch, needs))
             if "weights" in by_pass:
                 self._timed(stats, by_pass["weights"], net.layout, lambda: BatchedPass(weights_pass(net, batch)))
-            if "zen" in by_pass:
+            if zen_draws is not None:
                 t0 = time.perf_counter()
-                layers = [[m for _, m in named] for _, named in skeletons]
-                values = run_zen_pass(net, models, layers, batch, generator_seeds)
+                values = run_zen_pass(net, _result(zen_draws, "zen's draws"), batch)
                 share = (time.perf_counter() - t0) / (len(models) * len(by_pass["zen"]))
                 for st, v in zip(stats, values, strict=True):
                     for p in by_pass["zen"]:
@@ -104,6 +115,11 @@ class BatchedEngine:
                 for p in self.own:
                     self.single.record(st, p, lambda p=p, m=model, c=ctx: own(p, m, batch, c))
         return stats
+
+    def _drawer(self) -> ThreadPoolExecutor:
+        if self._draws_thread is None:
+            self._draws_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="zen-draws")
+        return self._draws_thread
 
     def _timed(self, stats: list[ArchStats], proxies: list[Proxy], layout: Layout, run) -> None:
         t0 = time.perf_counter()
@@ -134,6 +150,14 @@ class BatchedEngine:
                 else:
                     view = view or result.of_arch(b)
                     self.single.record(st, p, lambda p=p, v=view: p.extract(v), share)
+
+
+def _result(future: Future, what: str):
+    """The future's result, waited for at most `HOST_WORK_TIMEOUT_S` (host work of a pass, seconds at most)."""
+    try:
+        return future.result(timeout=HOST_WORK_TIMEOUT_S)
+    except FutureTimeout:
+        raise RuntimeError(f"{what} did not finish in {HOST_WORK_TIMEOUT_S:g} s") from None
 
 
 def _check_order(layout: Layout, stats: list[ArchStats]) -> None:
