@@ -220,6 +220,7 @@ def test_whole_network_proxies_of_many_networks_at_once_equal_each_alone_and_num
     # The batched path computes jacov, epe_nas and nwot for a pass's networks together; a network with no
     # value must get its own reason without disturbing the others'.
     from zcpipe.workers.proxies import ProxyUndefined, epe_nas, jacov, nwot
+    from zcpipe.workers.proxies.passes import ArchInputs
 
     rng = np.random.default_rng(0)
     grads = torch.tensor(rng.standard_normal((5, 12, 3, 4, 4)), dtype=torch.float32)
@@ -229,13 +230,14 @@ def test_whole_network_proxies_of_many_networks_at_once_equal_each_alone_and_num
     labels = torch.tensor([0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3])  # class 3: one image, the matrix [[1]]
     rows = grads.flatten(2).double().numpy()
     for num_classes in (10, 120):  # above 100 classes each class's sum is scaled by its matrix's side
-        together = epe_nas.scores(grads, labels, num_classes)
+        together = epe_nas.scores(ArchInputs(5, labels, num_classes, grads))
         for b in (0, 3):
+            alone = epe_nas.scores(ArchInputs(1, labels, num_classes, grads[b : b + 1]))[0]
             assert together[b] == pytest.approx(_epe_nas_by_numpy(rows[b], labels.numpy(), num_classes), rel=1e-12)
-            assert together[b] == pytest.approx(epe_nas.scores(grads[b : b + 1], labels, num_classes)[0], rel=1e-13)
+            assert together[b] == pytest.approx(alone, rel=1e-13)
         assert isinstance(together[2], ProxyUndefined) and "constant" in str(together[2])
         assert "not finite" in str(together[1]) and "not finite" in str(together[4])
-    together = jacov.scores(grads)
+    together = jacov.scores(ArchInputs(5, labels, 10, grads))
     assert "not finite" in str(together[1]) and "not finite" in str(together[4])
     for b in (0, 3):
         lam = np.linalg.eigvalsh(np.corrcoef(rows[b]))

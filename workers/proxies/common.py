@@ -41,11 +41,12 @@ def input_jacobian(net: nn.Module, batch: Batch) -> torch.Tensor:
     return x.grad.detach()
 
 
-def row_ranges(jacobians: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Each image's smallest and largest input-gradient element (`[B, N]` each, for `[B, N, ...]`), in one
-    pass over the gradients as they are: a row is constant where they are equal, and holds an inf or NaN
-    where either is not finite (both propagate NaN)."""
-    return torch.aminmax(jacobians.flatten(2), dim=2)
+def row_spreads(jacobians: torch.Tensor) -> torch.Tensor:
+    """Each image's largest minus smallest input-gradient element (`[B, N]` for `[B, N, ...]`, float64),
+    from one pass over the gradients as they are: 0 for a constant row, inf or NaN for a row holding an
+    inf or NaN (the extremes propagate NaN, and inf − inf is NaN)."""
+    low, high = torch.aminmax(jacobians.flatten(2), dim=2)
+    return high.double() - low.double()
 
 
 def correlations(rows: torch.Tensor) -> torch.Tensor:

@@ -1,10 +1,13 @@
 """epe_nas: spread of the per-class Jacobian-correlation scores (Lopes et al. 2021;
 NAS-Bench-Suite-Zero `epe_nas`, whose per-class scoring this follows)."""
 
+import math
+
 import torch
+import torch.nn.functional as F
 
 from zcpipe.workers.proxies.base import Proxy, ProxyUndefined, value_or_raise
-from zcpipe.workers.proxies.common import correlations, input_jacobian, row_ranges
+from zcpipe.workers.proxies.common import input_jacobian
 from zcpipe.workers.proxies.passes import ArchInputs
 from zcpipe.workers.proxies.registry import PROXIES
 
@@ -13,44 +16,42 @@ CONSTANT = "a class's jacobian rows are constant: the output does not depend on 
 NOT_FINITE = "the input gradients are not finite (the network's output overflows)"
 
 
-def scores(jacobians: torch.Tensor, labels: torch.Tensor, num_classes: int) -> list[float | ProxyUndefined]:
-    """epe_nas of each of B networks from its per-image input gradients (`[B, N, ...]`) and the images'
-    `labels`, in float64 on their device, with one copy to the host for all.
+def scores(inputs: ArchInputs) -> list[float | ProxyUndefined]:
+    """epe_nas of each of the B networks whose input gradients `inputs` holds, from the images' labels, in
+    float64 on their device, with one copy to the host for all.
 
     Per class present: Σ log(|corr| + k) over the correlation matrix of its images' rows (a class of one
     image gives the matrix [[1]], as the reference's `np.corrcoef` gives 1.0), divided by the matrix's
     side where there are more than 100 classes; then the mean absolute difference over all pairs of
-    classes (the sum, over 100 classes)."""
-    rows = jacobians.flatten(2).double()
-    on_host = labels.cpu()
-    per_class = []
-    for c in torch.unique(on_host).tolist():
-        members = (on_host == c).nonzero().flatten().to(rows.device)
-        corrs = correlations(rows[:, members])
-        s = torch.log(corrs.abs() + K).sum(dim=(1, 2))
-        if num_classes > 100:
-            s = s / float(corrs[0].numel()) ** 0.5
-        per_class.append(s)
-    values = torch.stack(per_class, dim=1)  # [B, classes]
+    classes (the sum, over 100 classes). A correlation involves its two rows only, so each class's matrix
+    is its block of all the images' matrix: one matrix and one product sum every class's block (a
+    constant row's NaN reaches other classes' sums too, but any NaN leaves the network without a value)."""
+    corrs = inputs.input_correlations()
+    _, of_image = torch.unique(inputs.labels.cpu(), return_inverse=True)
+    member = F.one_hot(of_image).to(corrs)  # [N, classes present]
+    logs = torch.log(corrs.abs() + K)  # [B, N, N]
+    values = ((logs @ member) * member).sum(dim=1)  # [B, classes]: Σ over each class's block
+    if inputs.num_classes > 100:
+        values = values / member.sum(dim=0)  # the side of the class's matrix, √ of its size
     spread = (values[:, :, None] - values[:, None, :]).abs().sum(dim=(1, 2))
-    if num_classes <= 100:
+    if inputs.num_classes <= 100:
         spread = spread / values.shape[1]
-    low, high = row_ranges(jacobians)
-    finite_rows = (torch.isfinite(low) & torch.isfinite(high)).all(dim=1)
-    host = torch.stack([spread, torch.isfinite(values).all(dim=1).double(), finite_rows.double()]).cpu().tolist()
+    # Any class's non-finite value makes the spread non-finite, and a non-finite row makes its sum so.
+    host = torch.stack([spread, inputs.row_spreads().sum(dim=1)]).cpu().tolist()
     return [
-        value if finite else ProxyUndefined(CONSTANT if rows_finite else NOT_FINITE)
-        for value, finite, rows_finite in zip(*host, strict=True)
+        value if math.isfinite(value) else ProxyUndefined(CONSTANT if math.isfinite(rows) else NOT_FINITE)
+        for value, rows in zip(*host, strict=True)
     ]
 
 
 @PROXIES.register("epe_nas", scope="arch", pass_name="data", needs=("input_grad",))
 class EpeNas(Proxy):
     def standalone(self, net, batch, ctx):
-        return value_or_raise(scores(input_jacobian(net, batch)[None], batch.labels, batch.num_classes)[0])
+        grads = input_jacobian(net, batch)[None]
+        return value_or_raise(scores(ArchInputs(1, batch.labels, batch.num_classes, grads))[0])
 
     def extract(self, data):
-        return value_or_raise(self.extract_archs(ArchInputs.of(data))[0])
+        return value_or_raise(scores(data.archs())[0])
 
     def extract_archs(self, inputs):
-        return scores(inputs.input_grad, inputs.labels, inputs.num_classes)
+        return scores(inputs)

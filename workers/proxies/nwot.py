@@ -5,7 +5,6 @@ import torch
 import torch.nn as nn
 
 from zcpipe.workers.proxies.base import Proxy, ProxyUndefined, value_or_raise
-from zcpipe.workers.proxies.passes import ArchInputs
 from zcpipe.workers.proxies.registry import PROXIES
 
 NO_RELU = "the network has no nn.ReLU whose activation codes nwot reads"
@@ -53,7 +52,7 @@ class Nwot(Proxy):
         return value_or_raise(scores(kernel[None])[0])
 
     def extract(self, data):
-        return value_or_raise(self.extract_archs(ArchInputs.of(data))[0])
+        return value_or_raise(self.extract_archs(data.archs())[0])
 
     def extract_archs(self, inputs):
         return scores(inputs.nwot_kernels, inputs.n_archs)

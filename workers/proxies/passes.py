@@ -14,13 +14,14 @@ mean-loss gradient; BatchNorm statistics are per micro-batch, as in zero-cost-na
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from zcpipe.workers.proxies.common import correlations, row_spreads
 from zcpipe.workers.proxies.inputs import Batch, Need
 from zcpipe.workers.proxies.second_order import SecondOrderRules
 
@@ -37,27 +38,44 @@ class DataPass:
     hg: list[torch.Tensor] | None = None
     input_grad: torch.Tensor | None = None
     nwot_kernel: torch.Tensor | None = None  # [N, N] float64; None: the network has no nn.ReLU
+    _archs: ArchInputs | None = field(default=None, repr=False)
+
+    def archs(self) -> ArchInputs:
+        """This architecture's whole-network inputs as a stack of one, made once for every proxy that
+        reads them (so jacov and epe_nas share one correlation matrix)."""
+        if self._archs is None:
+            grad = None if self.input_grad is None else self.input_grad[None]
+            kernel = None if self.nwot_kernel is None else self.nwot_kernel[None]
+            self._archs = ArchInputs(1, self.labels, self.num_classes, grad, kernel)
+        return self._archs
 
 
 @dataclass
 class ArchInputs:
     """What the whole-network proxies read, for B architectures along a leading dimension, on their
     device: each one's per-image input gradients `[B, N, ...]` and NASWOT kernels `[B, N, N]` (float64;
-    None: the networks have no nn.ReLU). One architecture's come from its data pass (`of`), a batched
-    pass's from all of its architectures at once."""
+    None: the networks have no nn.ReLU). One architecture's come from its data pass (`DataPass.archs`), a
+    batched pass's from all of its architectures at once. What two proxies derive alike from the input
+    gradients is computed once, on first use."""
 
     n_archs: int
     labels: torch.Tensor
     num_classes: int
     input_grad: torch.Tensor | None = None
     nwot_kernels: torch.Tensor | None = None
+    _derived: dict[str, torch.Tensor] = field(default_factory=dict, repr=False)
 
-    @classmethod
-    def of(cls, data: DataPass) -> ArchInputs:
-        """One architecture's (B = 1), from its data pass."""
-        grad = None if data.input_grad is None else data.input_grad[None]
-        kernel = None if data.nwot_kernel is None else data.nwot_kernel[None]
-        return cls(1, data.labels, data.num_classes, grad, kernel)
+    def input_correlations(self) -> torch.Tensor:
+        """`np.corrcoef` of each architecture's per-image input-gradient rows, `[B, N, N]` float64."""
+        if "correlations" not in self._derived:
+            self._derived["correlations"] = correlations(self.input_grad.flatten(2).double())
+        return self._derived["correlations"]
+
+    def row_spreads(self) -> torch.Tensor:
+        """Each image's input-gradient spread (`row_spreads`), `[B, N]` float64."""
+        if "spreads" not in self._derived:
+            self._derived["spreads"] = row_spreads(self.input_grad)
+        return self._derived["spreads"]
 
 
 def micro_batches(n: int, size: int | None) -> list[tuple[int, int]]:
