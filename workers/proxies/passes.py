@@ -21,7 +21,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from zcpipe.workers.proxies.common import correlations, row_spreads
+from zcpipe.workers.proxies.correlation import correlations, row_spreads
 from zcpipe.workers.proxies.inputs import Batch, Need
 from zcpipe.workers.proxies.second_order import SecondOrderRules
 
