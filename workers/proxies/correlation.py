@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import torch
 
+# The reason stored for jacov and epe_nas where an image's input gradient holds an inf or NaN.
+NOT_FINITE = "the input gradients are not finite (the network's output overflows)"
+
 
 def row_spreads(jacobians: torch.Tensor) -> torch.Tensor:
     """Each image's largest minus smallest input-gradient element (`[B, N]` for `[B, N, ...]`, float64),

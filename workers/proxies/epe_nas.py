@@ -8,12 +8,12 @@ import torch.nn.functional as F
 
 from zcpipe.workers.proxies.base import Proxy, ProxyUndefined, value_or_raise
 from zcpipe.workers.proxies.common import input_jacobian
+from zcpipe.workers.proxies.correlation import NOT_FINITE
 from zcpipe.workers.proxies.passes import ArchInputs
 from zcpipe.workers.proxies.registry import PROXIES
 
 K = 1e-5
 CONSTANT = "a class's jacobian rows are constant: the output does not depend on the input"
-NOT_FINITE = "the input gradients are not finite (the network's output overflows)"
 
 
 def scores(inputs: ArchInputs) -> list[float | ProxyUndefined]:

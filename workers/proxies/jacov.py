@@ -1,16 +1,18 @@
 """jacov: −Σ log(λ+k) + 1/(λ+k) over the eigenvalues λ of the correlation matrix of the
 per-image input gradients of the summed logits (Mellor et al. 2021 v1; zero-cost-nas `jacob_cov`)."""
 
+import math
+
 import torch
 
 from zcpipe.workers.proxies.base import Proxy, ProxyUndefined, value_or_raise
 from zcpipe.workers.proxies.common import input_jacobian
+from zcpipe.workers.proxies.correlation import NOT_FINITE
 from zcpipe.workers.proxies.passes import ArchInputs
 from zcpipe.workers.proxies.registry import PROXIES
 
 K = 1e-5
 CONSTANT = "jacobian rows are constant: the output does not depend on the input"
-NOT_FINITE = "the input gradients are not finite (the network's output overflows)"
 NEGATIVE = "correlation matrix has eigenvalues below -1e-5"
 
 
@@ -35,7 +37,7 @@ def scores(inputs: ArchInputs) -> list[float | ProxyUndefined]:
             out.append(ProxyUndefined(NOT_FINITE))
         elif is_constant:
             out.append(ProxyUndefined(CONSTANT))
-        elif value != value or abs(value) == float("inf"):
+        elif not math.isfinite(value):
             out.append(ProxyUndefined(NEGATIVE))
         else:
             out.append(value)

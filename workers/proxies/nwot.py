@@ -1,6 +1,8 @@
 """nwot: log|det K|, K the Hamming-similarity kernel of the ReLU activation codes over the
 batch (Mellor et al. 2021, NASWOT; NAS-Bench-Suite-Zero `nwot`, which hooks every ReLU's input)."""
 
+import math
+
 import torch
 import torch.nn as nn
 
@@ -23,7 +25,7 @@ def scores(kernels: torch.Tensor | None, n_archs: int = 1) -> list[float | Proxy
     for s, value, is_empty in zip(*host, strict=True):
         if is_empty:
             out.append(ProxyUndefined(NO_RELU))
-        elif s <= 0 or value != value or abs(value) == float("inf"):
+        elif s <= 0 or not math.isfinite(value):
             out.append(ProxyUndefined(SINGULAR))
         else:
             out.append(value)

@@ -68,14 +68,20 @@ class ArchInputs:
     def input_correlations(self) -> torch.Tensor:
         """`np.corrcoef` of each architecture's per-image input-gradient rows, `[B, N, N]` float64."""
         if "correlations" not in self._derived:
-            self._derived["correlations"] = correlations(self.input_grad.flatten(2).double())
+            self._derived["correlations"] = correlations(self._rows().double())
         return self._derived["correlations"]
 
     def row_spreads(self) -> torch.Tensor:
         """Each image's input-gradient spread (`row_spreads`), `[B, N]` float64."""
         if "spreads" not in self._derived:
-            self._derived["spreads"] = row_spreads(self.input_grad)
+            self._derived["spreads"] = row_spreads(self._rows())
         return self._derived["spreads"]
+
+    def _rows(self) -> torch.Tensor:
+        # `[B, N, D]`: one copy where the gradients are a transposed view (a batched pass's), none otherwise.
+        if "rows" not in self._derived:
+            self._derived["rows"] = self.input_grad.flatten(2)
+        return self._derived["rows"]
 
 
 def micro_batches(n: int, size: int | None) -> list[tuple[int, int]]:
